@@ -1,0 +1,1 @@
+"""Vector (FAISS) and keyword (BM25) indexes, persisted as crash-safe on-disk generations."""

@@ -1,0 +1,1 @@
+"""The ingestion worker: discover files -> parse -> chunk -> embed -> commit -> publish indexes."""

@@ -1,0 +1,78 @@
+"""Which files a job covers: a folder walked recursively (or one file), never leaving the folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import NotFoundError, PathNotAllowedError
+
+
+@dataclass(frozen=True, slots=True)
+class Discovered:
+    files: list[Path]
+    skipped: list[tuple[Path, str]]  # (path, reason) for entries an admin should hear about
+
+
+def _hidden(name: str) -> bool:
+    # dotfiles (.git, .rag-access.yaml) and Office lock files are never documents
+    return name.startswith(".") or name.startswith("~$")
+
+
+def discover(target: Path) -> Discovered:
+    """Regular files under `target`, sorted. Symlinks are not followed: those that stay inside the
+    folder point at files indexed anyway, and those that leave it are reported."""
+    if not target.exists() and not target.is_symlink():
+        raise NotFoundError(f"path not found: {target}")
+    root = target.resolve()
+    if root.is_file():
+        return Discovered([root], [])
+    if not root.is_dir():
+        raise NotFoundError(f"not a regular file or folder: {target}")
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        for name in list(dirnames):
+            path = here / name
+            if _hidden(name):
+                dirnames.remove(name)
+            elif path.is_symlink():
+                dirnames.remove(name)
+                if not _inside(path.resolve(), root):
+                    skipped.append((path, "symlink leaves the ingested folder; not followed"))
+        for name in filenames:
+            path = here / name
+            if _hidden(name):
+                continue
+            if path.is_symlink():
+                if not _inside(path.resolve(), root):
+                    skipped.append((path, "symlink leaves the ingested folder; not followed"))
+                continue
+            if path.is_file():
+                files.append(path)
+    files.sort()
+    return Discovered(files, skipped)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def check_within_roots(target: Path, roots: list[Path]) -> Path:
+    """For ingestion requested over the API: the resolved path must lie inside a configured root."""
+    resolved = target.resolve()
+    for root in roots:
+        if _inside(resolved, root.resolve()):
+            return resolved
+    raise PathNotAllowedError("path is outside the configured ingest roots")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,145 @@
+"""Keeps the index generations in step with the database, the source of truth.
+
+Publishing diffs the chunk ids committed in the database against the live generation, applies the
+difference (removals, and additions from stored embeddings: no re-embedding), and writes a new
+generation whose manifest carries a watermark of the database state it reflects. Because the diff
+is recomputed from both sides each time, a crash anywhere is repaired by the next publish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from indexes.generations import GenerationStore, Manifest
+from indexes.keyword import BM25KeywordIndex
+from indexes.vector import FaissVectorIndex
+from ingest.locks import index_writer_lock
+from rag.db.models import Chunk
+from rag.errors import IndexUnavailableError
+
+_FETCH = 2000
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    manifest: Manifest | None
+    added: int
+    removed: int
+    changed: bool
+
+
+def watermark_of(ids: np.ndarray) -> dict:
+    ids = np.sort(np.asarray(ids, dtype=np.int64))
+    return {
+        "chunk_count": int(len(ids)),
+        "max_chunk_id": int(ids[-1]) if len(ids) else 0,
+        "ids_sha256": hashlib.sha256(ids.astype("<i8").tobytes()).hexdigest(),
+    }
+
+
+def _snapshot_session(factory: sessionmaker[Session]) -> Session:
+    """One consistent read view for ids, texts and embeddings, even while workers commit."""
+    session = factory()
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    return session
+
+
+def _db_ids_and_texts(session: Session) -> tuple[np.ndarray, list[str]]:
+    ids: list[int] = []
+    texts: list[str] = []
+    for chunk_id, text in session.execute(select(Chunk.id, Chunk.text).order_by(Chunk.id)).yield_per(5000):
+        ids.append(chunk_id)
+        texts.append(text)
+    return np.asarray(ids, dtype=np.int64), texts
+
+
+def _embeddings(session: Session, ids: np.ndarray, dim: int) -> np.ndarray:
+    out = np.empty((len(ids), dim), dtype=np.float32)
+    row_of = {int(i): n for n, i in enumerate(ids)}
+    for start in range(0, len(ids), _FETCH):
+        batch = [int(i) for i in ids[start : start + _FETCH]]
+        for chunk_id, blob in session.execute(select(Chunk.id, Chunk.embedding).where(Chunk.id.in_(batch))):
+            out[row_of[chunk_id]] = np.frombuffer(blob, dtype="<f4")
+    return out
+
+
+def load_vector(store: GenerationStore, manifest: Manifest | None, dim: int) -> FaissVectorIndex:
+    if manifest is None:
+        return FaissVectorIndex(dim)
+    return FaissVectorIndex.load(store.folder(manifest))
+
+
+def publish(
+    engine: Engine,
+    factory: sessionmaker[Session],
+    index_dir: Path,
+    dim: int,
+    *,
+    keep: int = 2,
+    rebuild: bool = False,
+) -> PublishResult:
+    """Bring the index up to the database, under the writer lock. No-op when nothing changed."""
+    store = GenerationStore(index_dir)
+    with index_writer_lock(engine, index_dir):
+        current = store.current()
+        if current is not None and store.verify(current):
+            rebuild = True  # a damaged generation is never built upon
+        vector = FaissVectorIndex(dim) if rebuild else load_vector(store, current, dim)
+        with _snapshot_session(factory) as session:
+            db_ids, texts = _db_ids_and_texts(session)
+            have = vector.ids()
+            to_remove = np.setdiff1d(have, db_ids, assume_unique=True)
+            to_add = np.setdiff1d(db_ids, have, assume_unique=True)
+            watermark = watermark_of(db_ids)
+            if current is not None and not rebuild and current.watermark == watermark and not len(to_add) and not len(to_remove):
+                return PublishResult(current, 0, 0, changed=False)
+            vector.remove(to_remove)
+            vector.add(to_add, _embeddings(session, to_add, dim))
+        keyword = BM25KeywordIndex.build(db_ids.tolist(), texts)
+        del texts
+
+        def write(folder: Path) -> None:
+            vector.save(folder)
+            keyword.save(folder)
+
+        manifest = store.publish(write, watermark)
+        store.collect_garbage(keep)
+        return PublishResult(manifest, int(len(to_add)), int(len(to_remove)), changed=True)
+
+
+def check(factory: sessionmaker[Session], index_dir: Path) -> list[str]:
+    """Every way the live generation disagrees with the database; empty when they agree."""
+    store = GenerationStore(index_dir)
+    with _snapshot_session(factory) as session:
+        db_ids = np.asarray(session.scalars(select(Chunk.id).order_by(Chunk.id)).all(), dtype=np.int64)
+    try:
+        manifest = store.current()
+    except IndexUnavailableError as exc:
+        return [str(exc)]
+    if manifest is None:
+        return [f"no index generation, but the database has {len(db_ids)} chunks"] if len(db_ids) else []
+    problems = store.verify(manifest)
+    if problems:
+        return problems
+    folder = store.folder(manifest)
+    vector_ids = FaissVectorIndex.load(folder).ids()
+    keyword_ids = BM25KeywordIndex.load(folder).ids()
+    for name, ids in (("vector", vector_ids), ("keyword", keyword_ids)):
+        if len(np.unique(ids)) != len(ids):
+            problems.append(f"{name} index holds duplicate chunk ids")
+        missing = np.setdiff1d(db_ids, ids)
+        extra = np.setdiff1d(ids, db_ids)
+        if len(missing):
+            problems.append(f"{name} index lacks {len(missing)} committed chunks (first id {missing[0]})")
+        if len(extra):
+            problems.append(f"{name} index holds {len(extra)} chunks not in the database (first id {extra[0]})")
+    if not problems and manifest.watermark != watermark_of(db_ids):
+        problems.append("manifest watermark does not match the database")
+    return problems

@@ -1,0 +1,143 @@
+"""Parsing and chunking in separate processes: overlaps with embedding, and a file that hangs or
+crashes its parser (native code, memory) fails alone instead of taking the job down."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from rag.errors import ParseError
+from rag.types import ChunkDraft
+
+
+@dataclass(frozen=True)
+class ParseConfig:
+    model_path: str
+    chunk_tokens: int
+    overlap_tokens: int
+    max_bytes: int
+    ocr: str
+
+
+@dataclass
+class ParsedFile:
+    path: str
+    title: str | None
+    chunks: list[ChunkDraft] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+
+_worker_state: dict = {}
+
+
+def _init_worker(config: ParseConfig) -> None:
+    from rag.tokens import WindowTokenizer
+
+    tokenizer = WindowTokenizer(config.model_path)
+    _worker_state.update(config=config, tokenizer=tokenizer)
+
+
+def parse_and_chunk(path: str) -> ParsedFile:
+    from ingest.chunking import chunk_elements
+    from ingest.parsing import parse_file
+
+    config: ParseConfig = _worker_state["config"]
+    tokenizer = _worker_state["tokenizer"]
+    started = time.perf_counter()
+    try:
+        elements = parse_file(Path(path), max_bytes=config.max_bytes, ocr=config.ocr)
+        max_tokens = min(config.chunk_tokens, tokenizer.max_tokens)
+        chunks = chunk_elements(elements, tokenizer, max_tokens, config.overlap_tokens)
+        if not chunks:
+            raise ParseError("no extractable text")
+    except ParseError as exc:
+        return ParsedFile(path, None, seconds=time.perf_counter() - started, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug on one file must not stop the job
+        return ParsedFile(path, None, seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}"[:300])
+    title = next((e.text[:1000] for e in elements if e.category == "Title"), None) or Path(path).stem
+    return ParsedFile(path, title, chunks, time.perf_counter() - started)
+
+
+class ParsePool:
+    """Ordered, bounded-lookahead parsing; `workers=0` parses in-process (no isolation)."""
+
+    def __init__(self, config: ParseConfig, workers: int = 1, timeout_s: float = 600.0) -> None:
+        self.config = config
+        self.workers = workers
+        self.timeout_s = timeout_s
+        self.lookahead = max(2, workers * 4)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "ParsePool":
+        if self.workers == 0:
+            _init_worker(self.config)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.config,),
+            )
+        return self._pool
+
+    def _stop(self, kill: bool = False) -> None:
+        if self._pool is None:
+            return
+        if kill:
+            # ProcessPoolExecutor cannot cancel a running call; killing its processes is the only way.
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.kill()
+        self._pool.shutdown(wait=not kill, cancel_futures=True)
+        self._pool = None
+
+    def imap(self, paths: Iterable[str]) -> Iterator[ParsedFile]:
+        if self.workers == 0:
+            yield from (parse_and_chunk(p) for p in paths)
+            return
+        todo = deque(paths)
+        pending: deque[tuple[str, Future, int]] = deque()
+        while todo or pending:
+            while todo and len(pending) < self.lookahead:
+                path = todo.popleft()
+                pending.append((path, self._start().submit(parse_and_chunk, path), 0))
+            path, future, retries = pending[0]
+            try:
+                result = future.result(timeout=self.timeout_s)
+            except FutureTimeout:
+                result = ParsedFile(path, None, error=f"parsing took longer than {self.timeout_s:.0f} s")
+                pending = self._restart_with(pending, failed_head=True)
+            except BrokenProcessPool:
+                if retries == 0 and self.workers > 1:
+                    # With several workers the head is not necessarily the file that crashed: retry it once.
+                    pending = self._restart_with(pending, failed_head=False)
+                    continue
+                result = ParsedFile(path, None, error="the parser crashed on this file (native fault or out of memory)")
+                pending = self._restart_with(pending, failed_head=True)
+            else:
+                pending.popleft()
+            yield result
+
+    def _restart_with(self, pending: deque, failed_head: bool) -> deque:
+        self._stop(kill=True)
+        items = list(pending)
+        head = items.pop(0)
+        resubmitted: deque = deque()
+        if not failed_head:
+            resubmitted.append((head[0], self._start().submit(parse_and_chunk, head[0]), head[2] + 1))
+        for path, _future, retries in items:
+            resubmitted.append((path, self._start().submit(parse_and_chunk, path), retries))
+        return resubmitted

@@ -1,0 +1,121 @@
+"""Files to structural elements with `unstructured`, offline, and each file's failure kept to itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from rag.errors import ParseError
+from rag.types import Element
+
+# unstructured phones home for analytics and fetches models unless told not to.
+for _var, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
+    "DO_NOT_TRACK": "true",
+    "SCARF_NO_ANALYTICS": "true",
+}.items():
+    os.environ.setdefault(_var, _value)
+
+SUPPORTED_SUFFIXES = {
+    ".pdf", ".docx", ".doc", ".pptx", ".ppt", ".xlsx", ".xls", ".csv", ".tsv", ".html", ".htm",
+    ".xml", ".md", ".markdown", ".txt", ".text", ".log", ".rst", ".org", ".eml", ".msg", ".odt",
+    ".rtf", ".epub", ".json",
+}
+# Running headers, footers and page numbers repeat on every page and would drown real text.
+_SKIPPED_CATEGORIES = {"Header", "Footer", "PageNumber", "PageBreak", "Image", "FigureCaption_empty"}
+
+_ready = False
+
+
+def _prepare() -> None:
+    global _ready
+    if not _ready:
+        from ingest import offline_nlp
+
+        offline_nlp.install()
+        _ready = True
+
+
+def ocr_available() -> bool:
+    return bool(shutil.which("tesseract") and shutil.which("pdftoppm"))
+
+
+def parse_file(path: Path, *, max_bytes: int, ocr: str = "auto") -> list[Element]:
+    """Elements with text, in reading order. Raises ParseError with a one-line reason."""
+    _prepare()
+    size = path.stat().st_size
+    if size == 0:
+        raise ParseError("empty file")
+    if size > max_bytes:
+        raise ParseError(f"file too large: {size / 2**20:.1f} MiB > limit {max_bytes / 2**20:.1f} MiB")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ParseError(f"unsupported file type '{suffix or 'no extension'}'")
+    if suffix in {".txt", ".text", ".log", ".md", ".markdown", ".csv", ".tsv", ".rst", ".org", ".json"}:
+        _refuse_binary(path)
+    if suffix == ".pdf":
+        _refuse_encrypted_pdf(path)
+
+    from unstructured.partition.auto import partition
+
+    try:
+        try:
+            elements = partition(filename=str(path), strategy="fast", languages=["eng"])
+        except ValueError:
+            if suffix not in {".eml", ".msg"}:
+                raise
+            # An attachment (typically an image) the fast strategy cannot read: keep the message itself.
+            elements = partition(filename=str(path), strategy="fast", languages=["eng"], process_attachments=False)
+        if suffix == ".pdf" and not _has_text(elements) and ocr == "auto" and ocr_available():
+            elements = partition(filename=str(path), strategy="ocr_only", languages=["eng"])
+    except ParseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure is this file's failure only
+        raise ParseError(_describe(exc)) from None
+
+    result = []
+    for e in elements:
+        text = (getattr(e, "text", "") or "").strip()
+        category = getattr(e, "category", "Text")
+        if not text or category in _SKIPPED_CATEGORIES:
+            continue
+        result.append(Element(text=text, category=category, page=getattr(e.metadata, "page_number", None)))
+    if not result:
+        hint = "" if ocr_available() or suffix != ".pdf" else " (scanned? install tesseract-ocr and poppler-utils for OCR)"
+        raise ParseError("no extractable text" + hint)
+    return result
+
+
+def _has_text(elements) -> bool:  # noqa: ANN001
+    return any((getattr(e, "text", "") or "").strip() for e in elements)
+
+
+def _refuse_binary(path: Path) -> None:
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ParseError("binary content in a text file")
+
+
+def _refuse_encrypted_pdf(path: Path) -> None:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ParseError("encrypted PDF: a password is needed to read it")
+    except ParseError:
+        raise
+    except (PdfReadError, ValueError, OSError, KeyError) as exc:
+        raise ParseError(f"corrupt PDF: {_describe(exc)}") from None
+    except Exception:  # noqa: BLE001 - let the real parser have its say on odd but readable files
+        return
+
+
+def _describe(exc: BaseException) -> str:
+    message = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

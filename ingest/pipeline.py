@@ -1,0 +1,411 @@
+"""One ingestion job end to end: discover, skip the unchanged, parse, embed, commit, publish.
+
+Each group of documents is committed in one transaction together with the job's counters, so the
+database is consistent after a crash at any point; the index catches up at the next publish.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest import jobs
+from ingest.discovery import discover, sha256_of
+from ingest.indexing import publish
+from ingest.parse_pool import ParseConfig, ParsedFile, ParsePool
+from rag.db.models import Chunk, Collection, Document, Group, IngestionJob, JobFile, utcnow
+from rag.embedder import Embedder
+from rag.errors import NotFoundError, RagError
+from rag.settings import Settings
+from rag.types import IngestError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LABEL = "internal"
+_EMBED_SLICE = 256  # texts per embed call: small enough for steady progress, large enough to batch well
+_RECORD_EVERY = 500  # unchanged files recorded per transaction
+
+
+@dataclass
+class JobReport:
+    job_id: int
+    files_seen: int = 0
+    files_indexed: int = 0
+    files_unchanged: int = 0
+    files_deleted: int = 0
+    files_failed: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    errors: list[IngestError] = field(default_factory=list)
+    files_total: int = 0
+    chunks_embedded: int = 0
+
+    def as_json(self) -> dict:
+        return {
+            "job_id": self.job_id,
+            "files_seen": self.files_seen,
+            "files_indexed": self.files_indexed,
+            "files_unchanged": self.files_unchanged,
+            "files_deleted": self.files_deleted,
+            "files_failed": self.files_failed,
+            "chunks_added": self.chunks_added,
+            "chunks_removed": self.chunks_removed,
+            "errors": [{"path": e.path, "error": e.error} for e in self.errors],
+        }
+
+    @property
+    def files_done(self) -> int:
+        return self.files_indexed + self.files_unchanged + self.files_failed
+
+
+ProgressCallback = Callable[[JobReport], None]
+
+
+@dataclass
+class _Outcome:
+    path: str
+    status: str
+    added: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+class Ingestor:
+    """Runs jobs; built once per process from the settings, the database and the embedder."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        factory: sessionmaker[Session],
+        embedder: Embedder,
+        *,
+        parse_workers: int = 1,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.factory = factory
+        self.embedder = embedder
+        self.parse_workers = parse_workers
+        self.timings = {"hash": 0.0, "parse_wait": 0.0, "embed": 0.0, "write": 0.0, "publish": 0.0}
+
+    # -- public -------------------------------------------------------------------------------
+
+    def run(self, job_id: int, on_progress: ProgressCallback | None = None) -> JobReport:
+        with self.factory() as session:
+            job = session.get(IngestionJob, job_id)
+            if job is None:
+                raise NotFoundError(f"no ingestion job {job_id}")
+            params = (Path(job.path), job.collection, job.groups, job.label)
+        report = JobReport(job_id)
+        try:
+            self._run(report, *params, on_progress=on_progress or (lambda r: None))
+        except BaseException as exc:
+            self._finish(job_id, jobs.FAILED, error=str(exc) if isinstance(exc, RagError) else type(exc).__name__)
+            raise
+        self._finish(job_id, jobs.SUCCEEDED)
+        return report
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def _run(self, report: JobReport, target: Path, collection: str, groups: list[str] | None,
+             label: str | None, on_progress: ProgressCallback) -> None:
+        found = discover(target)
+        root = target.resolve()
+        report.files_total = len(found.files) + len(found.skipped)
+        collection_id = self._collection_id(collection)
+        existing = self._existing_documents(collection_id, root)
+        meta = _DocMeta(groups, label)
+
+        outcomes: list[_Outcome] = [_Outcome(str(p), "failed", error=why) for p, why in found.skipped]
+        report.files_seen += len(found.skipped)
+        to_parse: dict[str, tuple[str, int]] = {}
+        for path in found.files:
+            report.files_seen += 1
+            started = time.perf_counter()
+            try:
+                digest, size = sha256_of(path), path.stat().st_size
+            except OSError as exc:
+                outcomes.append(_Outcome(str(path), "failed", error=f"unreadable: {exc.strerror or exc}"))
+                continue
+            finally:
+                self.timings["hash"] += time.perf_counter() - started
+            known = existing.get(str(path))
+            if known is not None and known == digest:
+                outcomes.append(_Outcome(str(path), "unchanged"))
+            else:
+                to_parse[str(path)] = (digest, size)
+            if len(outcomes) >= _RECORD_EVERY:
+                self._record(report, outcomes, collection_id, meta, on_progress)
+        self._record(report, outcomes, collection_id, meta, on_progress)
+
+        self._parse_embed_commit(report, to_parse, collection_id, meta, on_progress)
+
+        seen = {str(p) for p in found.files}
+        gone = sorted(set(existing) - seen)
+        if gone:
+            self._delete_documents(report, collection_id, gone)
+            on_progress(report)
+        self.publish()
+
+    def publish(self) -> None:
+        started = time.perf_counter()
+        publish(self.engine, self.factory, self.settings.index_dir, self.embedder.dim, keep=self.settings.keep_generations)
+        self.timings["publish"] += time.perf_counter() - started
+        self._last_publish = time.monotonic()
+
+    def _parse_embed_commit(self, report: JobReport, to_parse: dict[str, tuple[str, int]], collection_id: int,
+                            meta: "_DocMeta", on_progress: ProgressCallback) -> None:
+        config = ParseConfig(
+            model_path=self.settings.resolved_model_path,
+            chunk_tokens=min(self.settings.chunk_tokens, self.embedder.max_tokens),
+            overlap_tokens=self.settings.chunk_overlap_tokens,
+            max_bytes=self.settings.max_file_bytes,
+            ocr=self.settings.ocr,
+        )
+        self._last_publish = time.monotonic()
+        pending: list[ParsedFile] = []
+        pending_chunks = 0
+        with ParsePool(config, self.parse_workers, self.settings.parse_timeout_s) as pool:
+            results = pool.imap(list(to_parse))
+            while True:
+                started = time.perf_counter()
+                parsed = next(results, None)
+                self.timings["parse_wait"] += time.perf_counter() - started
+                if parsed is None:
+                    break
+                if parsed.error:
+                    self._record(report, [_Outcome(parsed.path, "failed", seconds=parsed.seconds, error=parsed.error)],
+                                 collection_id, meta, on_progress)
+                    continue
+                pending.append(parsed)
+                pending_chunks += len(parsed.chunks)
+                if pending_chunks >= _EMBED_SLICE:
+                    self._embed_and_commit(report, pending, to_parse, collection_id, meta, on_progress)
+                    pending, pending_chunks = [], 0
+                    if time.monotonic() - self._last_publish > self.settings.publish_interval_s:
+                        self.publish()
+            self._embed_and_commit(report, pending, to_parse, collection_id, meta, on_progress)
+
+    def _embed_and_commit(self, report: JobReport, parsed: list[ParsedFile], hashes: dict[str, tuple[str, int]],
+                          collection_id: int, meta: "_DocMeta", on_progress: ProgressCallback) -> None:
+        if not parsed:
+            return
+        texts = [c.text for p in parsed for c in p.chunks]
+        started = time.perf_counter()
+        parts = []
+        for start in range(0, len(texts), _EMBED_SLICE):
+            parts.append(self.embedder.embed(texts[start : start + _EMBED_SLICE]))
+            report.chunks_embedded += len(parts[-1])
+            on_progress(report)
+        vectors = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), np.float32)
+        self.timings["embed"] += time.perf_counter() - started
+
+        started = time.perf_counter()
+        outcomes: list[_Outcome] = []
+        offset = 0
+        with self.factory() as session:
+            group_objs = meta.group_objects(session)
+            for p in parsed:
+                doc_vectors = vectors[offset : offset + len(p.chunks)]
+                offset += len(p.chunks)
+                digest, size = hashes[p.path]
+                outcomes.append(self._commit_document(session, collection_id, p, digest, size, doc_vectors, meta, group_objs))
+            self._record_in(session, report, outcomes)
+            session.commit()
+        self.timings["write"] += time.perf_counter() - started
+        on_progress(report)
+
+    def _commit_document(self, session: Session, collection_id: int, parsed: ParsedFile, digest: str, size: int,
+                         vectors: np.ndarray, meta: "_DocMeta", group_objs: list[Group] | None) -> _Outcome:
+        for attempt in range(2):
+            try:
+                with session.begin_nested():
+                    return self._replace_chunks(session, collection_id, parsed, digest, size, vectors, meta, group_objs)
+            except IntegrityError:
+                # Another worker created this document at the same moment: its row exists now, retry once.
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _replace_chunks(self, session: Session, collection_id: int, parsed: ParsedFile, digest: str, size: int,
+                        vectors: np.ndarray, meta: "_DocMeta", group_objs: list[Group] | None) -> _Outcome:
+        doc = session.scalars(
+            select(Document).where(Document.collection_id == collection_id, Document.path == parsed.path).with_for_update()
+        ).first()
+        if doc is not None and doc.sha256 == digest:
+            return _Outcome(parsed.path, "unchanged", seconds=parsed.seconds)  # a concurrent worker was first
+        removed = 0
+        if doc is None:
+            doc = Document(collection_id=collection_id, path=parsed.path, sha256=digest, version=1, size_bytes=size,
+                           label=meta.label or DEFAULT_LABEL, title=parsed.title, chunk_count=0)
+            doc.groups = group_objs or []
+            session.add(doc)
+            session.flush()
+        else:
+            removed = session.execute(delete(Chunk).where(Chunk.document_id == doc.id)).rowcount
+            doc.sha256, doc.version, doc.size_bytes, doc.title = digest, doc.version + 1, size, parsed.title
+            meta.apply(doc, group_objs)
+        rows = [
+            {
+                "document_id": doc.id,
+                "ordinal": c.ordinal,
+                "text": c.text,
+                "section": c.section,
+                "pages": c.pages,
+                "char_start": c.char_start,
+                "char_end": c.char_end,
+                "token_count": c.token_count,
+                "document_sha256": digest,
+                "document_version": doc.version,
+                "embedding": vectors[i].astype("<f4").tobytes(),
+            }
+            for i, c in enumerate(parsed.chunks)
+        ]
+        if rows:
+            session.execute(insert(Chunk), rows)
+        doc.chunk_count = len(rows)
+        doc.updated_at = utcnow()
+        return _Outcome(parsed.path, "indexed", added=len(rows), removed=removed, seconds=parsed.seconds)
+
+    def _delete_documents(self, report: JobReport, collection_id: int, paths: list[str]) -> None:
+        with self.factory() as session:
+            outcomes = []
+            for path in paths:
+                doc = session.scalars(
+                    select(Document).where(Document.collection_id == collection_id, Document.path == path).with_for_update()
+                ).first()
+                if doc is None:
+                    continue  # another worker removed it already
+                removed = session.execute(delete(Chunk).where(Chunk.document_id == doc.id)).rowcount
+                session.delete(doc)
+                outcomes.append(_Outcome(path, "deleted", removed=removed))
+            self._record_in(session, report, outcomes)
+            session.commit()
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def _record(self, report: JobReport, outcomes: list[_Outcome], collection_id: int, meta: "_DocMeta",
+                on_progress: ProgressCallback) -> None:
+        if not outcomes:
+            return
+        with self.factory() as session:
+            if meta.changes_anything:
+                unchanged = [o.path for o in outcomes if o.status == "unchanged"]
+                meta.apply_to_paths(session, collection_id, unchanged)
+            self._record_in(session, report, outcomes)
+            session.commit()
+        outcomes.clear()
+        on_progress(report)
+
+    def _record_in(self, session: Session, report: JobReport, outcomes: list[_Outcome]) -> None:
+        """Per-file results and the job's counters, in the caller's transaction."""
+        for o in outcomes:
+            if o.status == "indexed":
+                report.files_indexed += 1
+            elif o.status == "unchanged":
+                report.files_unchanged += 1
+            elif o.status == "deleted":
+                report.files_deleted += 1
+            else:
+                report.files_failed += 1
+                report.errors.append(IngestError(o.path, o.error or "unknown error"))
+                log.info("one file failed: %s", o.error)
+            report.chunks_added += o.added
+            report.chunks_removed += o.removed
+        if outcomes:
+            session.execute(
+                insert(JobFile),
+                [
+                    {"job_id": report.job_id, "path": o.path, "status": o.status, "chunks_added": o.added,
+                     "chunks_removed": o.removed, "seconds": o.seconds, "error": o.error, "created_at": utcnow()}
+                    for o in outcomes
+                ],
+            )
+        job = session.get(IngestionJob, report.job_id)
+        job.files_total = report.files_total
+        for name in ("files_seen", "files_indexed", "files_unchanged", "files_deleted", "files_failed",
+                     "chunks_added", "chunks_removed"):
+            setattr(job, name, getattr(report, name))
+        job.heartbeat_at = utcnow()
+
+    def _finish(self, job_id: int, state: str, error: str | None = None) -> None:
+        with self.factory() as session:
+            job = session.get(IngestionJob, job_id)
+            job.state, job.error, job.finished_at = state, error, utcnow()
+            session.commit()
+
+    def _collection_id(self, name: str) -> int:
+        with self.factory() as session:
+            found = session.scalar(select(Collection.id).where(Collection.name == name))
+            if found is not None:
+                return found
+            try:
+                collection = Collection(name=name)
+                session.add(collection)
+                session.commit()
+                return collection.id
+            except IntegrityError:
+                session.rollback()
+                return session.scalar(select(Collection.id).where(Collection.name == name))
+
+    def _existing_documents(self, collection_id: int, root: Path) -> dict[str, str]:
+        """path -> sha256 of the documents this job is responsible for (under its folder)."""
+        prefix = str(root)
+        with self.factory() as session:
+            query = select(Document.path, Document.sha256).where(Document.collection_id == collection_id)
+            if root.is_dir():
+                query = query.where(Document.path.startswith(prefix.rstrip("/") + "/", autoescape=True))
+            else:
+                query = query.where(Document.path == prefix)
+            return dict(session.execute(query).tuples().all())
+
+
+class _DocMeta:
+    """Groups and label an admin asked for; None means keep what each document already has."""
+
+    def __init__(self, groups: list[str] | None, label: str | None) -> None:
+        self.groups = sorted(set(groups)) if groups is not None else None
+        self.label = label
+
+    @property
+    def changes_anything(self) -> bool:
+        return self.groups is not None or self.label is not None
+
+    def group_objects(self, session: Session) -> list[Group] | None:
+        if self.groups is None:
+            return None
+        found = {g.name: g for g in session.scalars(select(Group).where(Group.name.in_(self.groups)))}
+        for name in self.groups:
+            if name not in found:
+                try:
+                    with session.begin_nested():
+                        group = Group(name=name)
+                        session.add(group)
+                        session.flush()
+                        found[name] = group
+                except IntegrityError:
+                    found[name] = session.scalars(select(Group).where(Group.name == name)).one()
+        return [found[n] for n in self.groups]
+
+    def apply(self, doc: Document, group_objs: list[Group] | None) -> None:
+        if self.label is not None:
+            doc.label = self.label
+        if group_objs is not None:
+            doc.groups = group_objs
+
+    def apply_to_paths(self, session: Session, collection_id: int, paths: list[str]) -> None:
+        if not paths:
+            return
+        group_objs = self.group_objects(session)
+        for doc in session.scalars(select(Document).where(Document.collection_id == collection_id, Document.path.in_(paths))):
+            self.apply(doc, group_objs)

@@ -1,0 +1,51 @@
+"""The long-lived worker: claims queued jobs from the database and runs them, until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest import jobs
+from ingest.pipeline import Ingestor
+from rag.errors import RagError
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, settings: Settings, factory: sessionmaker[Session], ingestor: Ingestor) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.ingestor = ingestor
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._stopping = False
+
+    def stop(self, *_: object) -> None:
+        """Finish the job at hand, then exit (SIGTERM/SIGINT)."""
+        self._stopping = True
+
+    def run(self, once: bool = False) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        done = 0
+        while not self._stopping:
+            with self.factory() as session:
+                jobs.requeue_stale(session, self.settings.job_stale_s)
+                job = jobs.claim_next(session, self.worker_id)
+            if job is None:
+                if once:
+                    break
+                time.sleep(self.settings.worker_poll_s)
+                continue
+            log.info("worker %s runs job %s", self.worker_id, job.id)
+            try:
+                self.ingestor.run(job.id)
+            except RagError as exc:
+                log.warning("job %s failed: %s", job.id, exc)
+            done += 1
+        return done

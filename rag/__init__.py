@@ -1,0 +1,1 @@
+"""private-rag core: settings, types, database models, errors and the embedder interface."""

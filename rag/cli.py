@@ -1,0 +1,227 @@
+"""The `rag` command: the composition root of the CLI processes (ingest, worker, check, reindex).
+
+Heavy modules are imported inside the commands that need them, so `rag --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from rag.settings import Settings
+
+LABELS = ["public", "internal", "confidential", "restricted"]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class _Runtime:
+    """Settings, database and (lazily) the embedder for one CLI process."""
+
+    def __init__(self) -> None:
+        from pydantic import ValidationError
+
+        try:
+            self.settings = Settings()
+        except ValidationError as exc:
+            _fail(f"invalid settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+        from rag.db.session import make_engine, make_sessionmaker, migrate
+
+        self.engine = make_engine(self.settings)
+        migrate(self.engine)
+        self.factory = make_sessionmaker(self.engine)
+        self._embedder = None
+
+    @property
+    def embedder(self):  # noqa: ANN201
+        if self._embedder is None:
+            from rag.embedder import load_embedder
+
+            self._embedder = load_embedder(self.settings)
+        return self._embedder
+
+    def ingestor(self, parse_workers: int):  # noqa: ANN201
+        from ingest.pipeline import Ingestor
+
+        return Ingestor(self.settings, self.engine, self.factory, self.embedder, parse_workers=parse_workers)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+def main(verbose: bool) -> None:
+    """private-rag: private question answering over internal documents."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _split_groups(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return sorted({g.strip() for g in value.split(",") if g.strip()})
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--collection", default="default", show_default=True, help="Collection the documents belong to.")
+@click.option("--groups", help="Comma-separated groups allowed to read these documents (default: keep existing).")
+@click.option("--label", type=click.Choice(LABELS), help="Sensitivity label (default: keep existing, new ones 'internal').")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the job's counts.")
+@click.option("--queue", is_flag=True, help="Only enqueue the job for `rag worker`.")
+@click.option("--parse-workers", type=click.IntRange(0, 64), default=1, show_default=True,
+              help="Parser processes (0 parses in-process, without crash isolation).")
+@click.option("--strict", is_flag=True, help="Exit 3 when any file failed.")
+def ingest(path: Path, collection: str, groups: str | None, label: str | None, as_json: bool, queue: bool,
+           parse_workers: int, strict: bool) -> None:
+    """Ingest a folder (recursively) or a file: only what changed is redone, deleted files are dropped."""
+    from ingest import jobs
+    from rag.errors import RagError
+
+    if not path.exists():
+        _fail(f"path not found: {path}")
+    rt = _Runtime()
+    target = str(path.resolve())
+    with rt.factory() as session:
+        if queue:
+            job = jobs.create_job(session, target, collection, _split_groups(groups), label)
+            click.echo(json.dumps({"job_id": job.id, "state": job.state}) if as_json else f"queued job {job.id}")
+            return
+        job = jobs.create_job(session, target, collection, _split_groups(groups), label, state=jobs.RUNNING,
+                              worker_id=f"cli:{socket.gethostname()}:{os.getpid()}")
+    progress = _ProgressBar(enabled=sys.stderr.isatty())
+    try:
+        report = rt.ingestor(parse_workers).run(job.id, on_progress=progress.update)
+    except RagError as exc:
+        progress.close()
+        _fail(str(exc))
+    progress.close()
+    if as_json:
+        click.echo(json.dumps(report.as_json()))
+    else:
+        click.echo(
+            f"job {report.job_id}: {report.files_seen} files seen, {report.files_indexed} indexed, "
+            f"{report.files_unchanged} unchanged, {report.files_deleted} deleted, {report.files_failed} failed; "
+            f"{report.chunks_added} chunks added, {report.chunks_removed} removed"
+        )
+        for error in report.errors:
+            click.echo(f"  failed: {error.path}: {error.error}", err=True)
+    if strict and report.files_failed:
+        sys.exit(3)
+
+
+class _ProgressBar:
+    """Files and chunks on a terminal; silent when stderr is not one (logs, CI, --json pipes)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar = None
+
+    def update(self, report) -> None:  # noqa: ANN001
+        if not self.enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=report.files_total, unit="file", desc="ingest", file=sys.stderr)
+        self._bar.total = report.files_total
+        self._bar.n = report.files_done
+        self._bar.set_postfix(chunks=report.chunks_embedded, failed=report.files_failed, refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Exit when the queue is empty instead of waiting for more jobs.")
+@click.option("--parse-workers", type=click.IntRange(0, 64), default=1, show_default=True)
+def worker(once: bool, parse_workers: int) -> None:
+    """Claim queued ingestion jobs from the database and run them (any number of workers may run)."""
+    from ingest.worker import Worker
+
+    rt = _Runtime()
+    Worker(rt.settings, rt.factory, rt.ingestor(parse_workers)).run(once=once)
+
+
+@main.command()
+def check() -> None:
+    """Verify that the indexes and the database agree; exit 1 with the first problem if not."""
+    from ingest.indexing import check as check_indexes
+
+    rt = _Runtime()
+    problems = check_indexes(rt.factory, rt.settings.index_dir)
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        _fail(problems[0] + more, code=1)
+    click.echo("ok: indexes match the database")
+
+
+@main.command()
+def reindex() -> None:
+    """Rebuild the indexes from the database (stored embeddings: nothing is re-embedded)."""
+    from ingest.indexing import publish
+    from rag.tokens import WindowTokenizer  # noqa: F401 - keeps import errors early and clear
+
+    rt = _Runtime()
+    dim = _embedding_dim(rt)
+    result = publish(rt.engine, rt.factory, rt.settings.index_dir, dim, keep=rt.settings.keep_generations, rebuild=True)
+    gen = result.manifest.generation if result.manifest else 0
+    click.echo(f"ok: generation {gen} with {result.added} chunks")
+
+
+def _embedding_dim(rt: _Runtime) -> int:
+    model_config = Path(rt.settings.resolved_model_path) / "config.json"
+    return int(json.loads(model_config.read_text())["hidden_size"])
+
+
+@main.command()
+@click.argument("job_id", type=int, required=False)
+@click.option("--json", "as_json", is_flag=True)
+def jobs(job_id: int | None, as_json: bool) -> None:
+    """Show ingestion jobs (the newest 20) or one job with its failed files."""
+    from sqlalchemy import select
+
+    from rag.db.models import IngestionJob, JobFile
+
+    rt = _Runtime()
+    with rt.factory() as session:
+        if job_id is None:
+            rows = session.scalars(select(IngestionJob).order_by(IngestionJob.id.desc()).limit(20)).all()
+        else:
+            rows = [session.get(IngestionJob, job_id)]
+            if rows[0] is None:
+                _fail(f"no job {job_id}")
+        out = []
+        for job in rows:
+            item = {
+                "job_id": job.id, "state": job.state, "path": job.path, "collection": job.collection,
+                "files_total": job.files_total, "files_seen": job.files_seen, "files_indexed": job.files_indexed,
+                "files_unchanged": job.files_unchanged, "files_deleted": job.files_deleted,
+                "files_failed": job.files_failed, "chunks_added": job.chunks_added,
+                "chunks_removed": job.chunks_removed, "error": job.error,
+            }
+            if job_id is not None:
+                failed = session.scalars(select(JobFile).where(JobFile.job_id == job.id, JobFile.status == "failed"))
+                item["errors"] = [{"path": f.path, "error": f.error} for f in failed]
+            out.append(item)
+    if as_json:
+        click.echo(json.dumps(out[0] if job_id is not None else out))
+        return
+    for item in out:
+        click.echo(f"{item['job_id']:>6} {item['state']:<10} {item['files_seen']}/{item['files_total']} files "
+                   f"(+{item['files_indexed']} ={item['files_unchanged']} -{item['files_deleted']} "
+                   f"!{item['files_failed']}) {item['path']}")
+        for err in item.get("errors", []):
+            click.echo(f"       failed: {err['path']}: {err['error']}")
+
+
+if __name__ == "__main__":
+    main()

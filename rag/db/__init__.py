@@ -1,0 +1,1 @@
+"""Database: SQLAlchemy models (the source of truth), engine/session factory, migrations."""

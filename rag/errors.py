@@ -1,0 +1,33 @@
+"""One exception hierarchy for the whole product; only api/ maps these to HTTP statuses."""
+
+
+class RagError(Exception):
+    """Base of every error the product raises on purpose."""
+
+
+class ConfigError(RagError):
+    """Settings or environment make the requested operation impossible."""
+
+
+class NotFoundError(RagError):
+    pass
+
+
+class PathNotAllowedError(RagError):
+    """A path lies outside the configured ingest roots."""
+
+
+class ParseError(RagError):
+    """One file could not be turned into text; the job goes on without it."""
+
+
+class IndexUnavailableError(RagError):
+    """No loadable index generation, or one that disagrees with the database."""
+
+
+class IndexInconsistentError(IndexUnavailableError):
+    pass
+
+
+class LockBusyError(RagError):
+    """Another process holds the index writer lock."""
