@@ -39,7 +39,15 @@ _worker_state: dict = {}
 
 
 def _init_worker(config: ParseConfig) -> None:
+    import logging
+    import warnings
+
     from rag.tokens import WindowTokenizer
+
+    # Parser libraries warn about every odd PDF object; the file's outcome is what the job records.
+    for name in ("pypdf", "pdfminer", "unstructured", "pikepdf"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.simplefilter("ignore")
 
     tokenizer = WindowTokenizer(config.model_path)
     _worker_state.update(config=config, tokenizer=tokenizer)

@@ -223,5 +223,45 @@ def jobs(job_id: int | None, as_json: bool) -> None:
             click.echo(f"       failed: {err['path']}: {err['error']}")
 
 
+@main.command()
+@click.argument("query")
+@click.option("--top-k", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def search(query: str, top_k: int, as_json: bool) -> None:
+    """Hybrid (dense + BM25) search over the live index generation; prints ranked passages."""
+    from sqlalchemy import select
+
+    from indexes.snapshot import load_snapshot
+    from rag.db.models import Chunk, Document
+    from rag.errors import RagError
+    from rag.retrieval import HybridRetriever
+
+    rt = _Runtime()
+    try:
+        snapshot = load_snapshot(rt.settings.index_dir)
+    except RagError as exc:
+        _fail(str(exc))
+    hits = HybridRetriever(rt.embedder, snapshot.vector, snapshot.keyword).search(query, top_k)
+    with rt.factory() as session:
+        rows = {c.id: (c, d) for c, d in session.execute(
+            select(Chunk, Document).join(Document, Chunk.document_id == Document.id)
+            .where(Chunk.id.in_([h.chunk_id for h in hits])))}
+    results = []
+    for hit in hits:
+        if hit.chunk_id not in rows:
+            continue  # deleted since this generation was published
+        chunk, doc = rows[hit.chunk_id]
+        results.append({"chunk_id": chunk.id, "document_id": doc.id, "path": doc.path, "title": doc.title,
+                        "section": chunk.section, "pages": chunk.pages, "score": round(hit.score, 6),
+                        "text": chunk.text})
+    if as_json:
+        click.echo(json.dumps({"results": results}))
+        return
+    for n, r in enumerate(results, 1):
+        where = f" p.{','.join(map(str, r['pages']))}" if r["pages"] else ""
+        click.echo(f"[{n}] {r['path']}{where} - {r['section'] or r['title']}")
+        click.echo("    " + " ".join(r["text"].split())[:300])
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,106 @@
+"""Shared fixtures: both databases (SQLite always, PostgreSQL when reachable), the real embedder."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from rag.db.session import make_engine, make_sessionmaker, migrate
+from rag.settings import Settings
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+DOCS_SAMPLE = Path(os.environ.get("RAG_TEST_DOCS_SAMPLE", SHARED / "docs-sample"))
+SCIFACT = Path(os.environ.get("RAG_TEST_SCIFACT", SHARED / "eval" / "scifact"))
+POSTGRES_URL = os.environ.get("RAG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("RAG_REQUIRE_POSTGRES") == "1"
+
+
+def _postgres_reachable() -> bool:
+    try:
+        with create_engine(POSTGRES_URL).connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+_PG_OK = _postgres_reachable()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """A fresh, empty database per test: a SQLite file, or a private schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'rag.sqlite3'}"
+        return
+    if not _PG_OK:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL required but unreachable at {POSTGRES_URL}")
+        pytest.skip("PostgreSQL not reachable (set RAG_TEST_POSTGRES_URL)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path, db_url) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, _env_file=None)
+
+
+@pytest.fixture
+def db(settings):
+    engine = make_engine(settings)
+    migrate(engine)
+    yield engine, make_sessionmaker(engine)
+    engine.dispose()
+
+
+class CountingEmbedder:
+    """Wraps the real embedder to count calls; vectors are the real model's."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.dim = inner.dim
+        self.max_tokens = inner.max_tokens
+        self.calls = 0
+        self.texts = 0
+
+    def embed(self, texts):
+        self.calls += 1
+        self.texts += len(texts)
+        return self.inner.embed(texts)
+
+    def count_tokens(self, texts):
+        return self.inner.count_tokens(texts)
+
+    def token_offsets(self, text):
+        return self.inner.token_offsets(text)
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    from rag.embedder import load_embedder
+
+    return load_embedder(Settings(_env_file=None))
+
+
+@pytest.fixture
+def embedder(real_embedder) -> CountingEmbedder:
+    return CountingEmbedder(real_embedder)
+
+
+@pytest.fixture
+def cli_env(settings) -> dict[str, str]:
+    """Environment for running the real `rag` command in a subprocess against the test database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_DATA_DIR=str(settings.data_dir), RAG_DATABASE_URL=settings.resolved_database_url)
+    return env

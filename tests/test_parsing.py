@@ -1,0 +1,74 @@
+"""Bad input fails alone with a clear reason; real formats parse offline."""
+
+import io
+from pathlib import Path
+
+import pytest
+from pypdf import PdfWriter
+
+from ingest.parsing import parse_file
+from rag.errors import ParseError
+
+from .conftest import DOCS_SAMPLE
+
+MB = 2**20
+
+
+def _expect(path: Path, fragment: str, max_bytes: int = 10 * MB) -> None:
+    with pytest.raises(ParseError) as err:
+        parse_file(path, max_bytes=max_bytes)
+    assert fragment in str(err.value)
+
+
+def test_empty_binary_huge_unsupported(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    _expect(empty, "empty file")
+    binary = tmp_path / "data.txt"
+    binary.write_bytes(b"\x7fELF\x00\x00\x01\x02" * 100)
+    _expect(binary, "binary content")
+    huge = tmp_path / "huge.md"
+    huge.write_text("# big\n" + "text " * 1000)
+    _expect(huge, "file too large", max_bytes=1000)
+    exe = tmp_path / "tool.exe"
+    exe.write_bytes(b"MZ\x90\x00")
+    _expect(exe, "unsupported file type '.exe'")
+
+
+def test_corrupt_and_encrypted_pdf(tmp_path):
+    corrupt = tmp_path / "broken.pdf"
+    corrupt.write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\ngarbage" + bytes(range(256)) * 20)
+    with pytest.raises(ParseError):
+        parse_file(corrupt, max_bytes=10 * MB)
+    writer = PdfWriter()
+    writer.add_blank_page(200, 200)
+    writer.encrypt(user_password="s3cret", owner_password="owner")
+    buf = io.BytesIO()
+    writer.write(buf)
+    encrypted = tmp_path / "locked.pdf"
+    encrypted.write_bytes(buf.getvalue())
+    _expect(encrypted, "encrypted PDF")
+
+
+def test_corrupt_docx_fails_with_reason(tmp_path):
+    bad = tmp_path / "report.docx"
+    bad.write_bytes(b"PK\x03\x04 this is not really a zip file")
+    with pytest.raises(ParseError) as err:
+        parse_file(bad, max_bytes=10 * MB)
+    assert str(err.value)
+
+
+@pytest.mark.parametrize("name", ["unstructured/fake-doc.rtf", "unstructured/fake.odt", "unstructured/winter-sports.epub",
+                                  "unstructured/fake-email-attachment.msg", "unstructured/README.rst",
+                                  "unstructured/stanley-cups.csv", "unstructured/vodafone.xlsx",
+                                  "unstructured/email-with-image.eml"])
+def test_real_formats_parse_offline(name):
+    elements = parse_file(DOCS_SAMPLE / name, max_bytes=50 * MB)
+    assert elements and all(e.text.strip() for e in elements)
+
+
+def test_titles_are_recognised_without_the_downloaded_spacy_model(tmp_path):
+    doc = tmp_path / "policy.txt"
+    doc.write_text("Travel Policy\n\nEmployees book flights through the travel desk and submit receipts within 30 days.\n")
+    elements = parse_file(doc, max_bytes=MB)
+    assert [e.category for e in elements] == ["Title", "NarrativeText"]
