@@ -367,7 +367,7 @@ class Ingestor:
                 query = query.where(Document.path.startswith(prefix.rstrip("/") + "/", autoescape=True))
             else:
                 query = query.where(Document.path == prefix)
-            return dict(session.execute(query).tuples().all())
+            return {path: digest for path, digest in session.execute(query)}
 
 
 class _DocMeta:

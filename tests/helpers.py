@@ -1,0 +1,42 @@
+"""Small helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ingest import jobs
+from ingest.pipeline import Ingestor
+from rag.db.models import Chunk, Document
+
+REPO = Path(__file__).resolve().parents[1]
+HANDBOOK = REPO / "examples" / "handbook"
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def run_job(settings, db, embedder, path: Path, *, collection="default", groups=None, label=None, parse_workers=0):
+    engine, factory = db
+    with factory() as session:
+        job = jobs.create_job(session, str(path.resolve()), collection, groups, label, state=jobs.RUNNING)
+    return Ingestor(settings, engine, factory, embedder, parse_workers=parse_workers).run(job.id)
+
+
+def chunk_fingerprint(factory) -> set[tuple[str, int, str]]:
+    """What a user would call 'the same index content': (path, ordinal, text) for every chunk."""
+    with factory() as session:
+        rows = session.execute(select(Document.path, Chunk.ordinal, Chunk.text).join(Document)).all()
+    return {(p, o, t) for p, o, t in rows}
+
+
+def chunk_ids_by_path(factory) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    with factory() as session:
+        for path, chunk_id in session.execute(select(Document.path, Chunk.id).join(Document)):
+            out.setdefault(path, set()).add(chunk_id)
+    return out
