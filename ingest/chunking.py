@@ -11,8 +11,9 @@ from typing import Protocol, Sequence
 from rag.types import ChunkDraft, Element
 
 SEPARATOR = "\n\n"
-# A chunk this small is not closed at a page break: a heading at the foot of a page belongs to the next.
-_MIN_TOKENS_BEFORE_PAGE_BREAK = 32
+# A chunk smaller than this is not closed at a heading or a page break: a lone heading, or a one-line
+# attribution misread as a heading, is too small to retrieve on its own and belongs with what follows.
+MIN_CHUNK_TOKENS = 32
 
 
 class TokenCounter(Protocol):
@@ -35,7 +36,11 @@ def extracted_text(elements: Sequence[Element]) -> str:
 
 
 def chunk_elements(
-    elements: Sequence[Element], tokenizer: TokenCounter, max_tokens: int, overlap_tokens: int = 0
+    elements: Sequence[Element],
+    tokenizer: TokenCounter,
+    max_tokens: int,
+    overlap_tokens: int = 0,
+    min_tokens: int = MIN_CHUNK_TOKENS,
 ) -> list[ChunkDraft]:
     """Pack consecutive elements of a section into chunks of at most `max_tokens` tokens."""
     if max_tokens < 8:
@@ -83,16 +88,20 @@ def chunk_elements(
         )
         current.clear()
 
+    size = 0
     for piece in pieces:
         if piece.title is not None:
-            close()
-            section = piece.title
+            if size >= min_tokens or size + piece.tokens > max_tokens:
+                close()
+                size = 0
+            section = piece.title  # the chunk is filed under the heading that governs its text
         elif current:
-            size = sum(p.tokens for p in current)
-            page_break = piece.page != current[-1].page and size >= _MIN_TOKENS_BEFORE_PAGE_BREAK
+            page_break = piece.page != current[-1].page and size >= min_tokens
             if size + piece.tokens > max_tokens or page_break:
                 close()
+                size = 0
         current.append(piece)
+        size += piece.tokens
     close()
     kept = [c for c in chunks if c.text.strip()]
     for ordinal, chunk in enumerate(kept):

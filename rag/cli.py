@@ -224,6 +224,20 @@ def jobs(job_id: int | None, as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--host", help="Bind address (default RAG_API_HOST, 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default RAG_API_PORT, 8000).")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from api.app import create_app
+
+    rt = _Runtime()
+    uvicorn.run(create_app(rt.settings), host=host or rt.settings.api_host, port=port or rt.settings.api_port,
+                log_level="warning")
+
+
+@main.command()
 @click.argument("query")
 @click.option("--top-k", type=click.IntRange(1, 100), default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True)

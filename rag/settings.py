@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     ingest_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="folders the admin API may ingest from (comma-separated)"
     )
+    admin_api_key: SecretStr | None = Field(
+        default=None, description="bearer key for the admin API until users and roles exist; unset = admin API closed"
+    )
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     parse_timeout_s: float = Field(default=600.0, gt=0)
     ocr: Literal["auto", "off"] = Field(default="auto", description="OCR when tesseract and poppler exist")

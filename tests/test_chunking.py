@@ -29,7 +29,7 @@ def test_titles_open_sections_and_spans_are_exact():
         Element("Sick leave", "Title", 2),
         Element("Tell your manager.", "NarrativeText", 2),
     ]
-    chunks = chunk_elements(elements, WordTokenizer(), max_tokens=50)
+    chunks = chunk_elements(elements, WordTokenizer(), max_tokens=50, min_tokens=0)
     text = extracted_text(elements)
     assert [c.section for c in chunks] == ["Vacation", "Sick leave"]
     assert [c.pages for c in chunks] == [[1], [2]]
@@ -56,6 +56,16 @@ def test_an_element_larger_than_the_window_is_split_with_overlap():
     assert chunks[-1].text.split()[-1] == "w249"
     text = extracted_text(elements)
     assert all(text[c.char_start : c.char_end] == c.text for c in chunks)
+
+
+def test_small_sections_merge_into_the_next_heading():
+    body = " ".join(["x"] * 40)
+    elements = [Element("Chapter 1", "Title", 1), Element("-- a quoted attribution line", "Title", 1),
+                Element("Real heading", "Title", 1), Element(body, "NarrativeText", 1),
+                Element("Next heading", "Title", 1), Element(body, "NarrativeText", 1)]
+    chunks = chunk_elements(elements, WordTokenizer(), max_tokens=200, min_tokens=32)
+    assert [c.section for c in chunks] == ["Real heading", "Next heading"]
+    assert chunks[0].text.startswith("Chapter 1") and chunks[0].token_count == 2 + 5 + 2 + 40
 
 
 def test_page_break_closes_a_chunk_unless_it_is_tiny():

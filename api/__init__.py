@@ -1,0 +1,1 @@
+"""FastAPI application: thin routes, auth dependencies, schemas and error mapping only."""
