@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import NotFoundError, PathNotAllowedError
@@ -14,6 +14,11 @@ from rag.errors import NotFoundError, PathNotAllowedError
 class Discovered:
     files: list[Path]
     skipped: list[tuple[Path, str]]  # (path, reason) for entries an admin should hear about
+    unreadable: list[Path] = field(default_factory=list)  # folders whose documents must not be deleted
+
+    def fully_seen(self, path: str) -> bool:
+        """False for paths under a folder that could not be listed: absent there is not deleted."""
+        return not any(path.startswith(str(d).rstrip("/") + "/") for d in self.unreadable)
 
 
 def _hidden(name: str) -> bool:
@@ -33,7 +38,14 @@ def discover(target: Path) -> Discovered:
         raise NotFoundError(f"not a regular file or folder: {target}")
     files: list[Path] = []
     skipped: list[tuple[Path, str]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    unreadable: list[Path] = []
+
+    def walk_error(exc: OSError) -> None:
+        folder = Path(exc.filename)
+        unreadable.append(folder)
+        skipped.append((folder, f"folder not readable: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=walk_error):
         here = Path(dirpath)
         for name in list(dirnames):
             path = here / name
@@ -54,7 +66,7 @@ def discover(target: Path) -> Discovered:
             if path.is_file():
                 files.append(path)
     files.sort()
-    return Discovered(files, skipped)
+    return Discovered(files, skipped, unreadable)
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -4,6 +4,8 @@ crashes its parser (native code, memory) fails alone instead of taking the job d
 from __future__ import annotations
 
 import multiprocessing
+import os
+import sys
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -44,6 +46,9 @@ def _init_worker(config: ParseConfig) -> None:
 
     from rag.tokens import WindowTokenizer
 
+    # Parser libraries print to stdout; the CLI's stdout carries its JSON result, so send them to stderr.
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     # Parser libraries warn about every odd PDF object; the file's outcome is what the job records.
     for name in ("pypdf", "pdfminer", "unstructured", "pikepdf"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -151,7 +151,7 @@ class Ingestor:
         self._parse_embed_commit(report, to_parse, collection_id, meta, on_progress)
 
         seen = {str(p) for p in found.files}
-        gone = sorted(set(existing) - seen)
+        gone = sorted(p for p in set(existing) - seen if found.fully_seen(p))
         if gone:
             self._delete_documents(report, collection_id, gone)
             on_progress(report)
@@ -207,6 +207,7 @@ class Ingestor:
             parts.append(self.embedder.embed(texts[start : start + _EMBED_SLICE]))
             report.chunks_embedded += len(parts[-1])
             on_progress(report)
+            self._heartbeat(report.job_id)
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), np.float32)
         self.timings["embed"] += time.perf_counter() - started
 
@@ -337,6 +338,16 @@ class Ingestor:
                      "chunks_added", "chunks_removed"):
             setattr(job, name, getattr(report, name))
         job.heartbeat_at = utcnow()
+
+    def _heartbeat(self, job_id: int) -> None:
+        """Long embeddings (a 600-page PDF) must not look like a dead worker to the others."""
+        now = time.monotonic()
+        if now - getattr(self, "_last_beat", 0.0) < 30:
+            return
+        self._last_beat = now
+        with self.factory() as session:
+            session.execute(update(IngestionJob).where(IngestionJob.id == job_id).values(heartbeat_at=utcnow()))
+            session.commit()
 
     def _finish(self, job_id: int, state: str, error: str | None = None) -> None:
         with self.factory() as session:

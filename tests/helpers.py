@@ -16,7 +16,11 @@ HANDBOOK = REPO / "examples" / "handbook"
 
 
 def copy_tree(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
+    """A writable copy (../shared is read-only, and tests edit and delete files)."""
+    shutil.copytree(src, dst, copy_function=shutil.copyfile)
+    for path in [dst, *dst.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
     return dst
 
 

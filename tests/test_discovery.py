@@ -56,3 +56,28 @@ def test_api_ingestion_is_confined_to_roots(tmp_path):
         check_within_roots(root / "link", [root])
     with pytest.raises(PathNotAllowedError):
         check_within_roots(root, [])
+
+
+
+def test_unreadable_folder_is_reported_and_protects_its_documents(tmp_path, monkeypatch):
+    import os
+
+    real_walk = os.walk
+
+    def walk_refusing_locked(top, followlinks=False, onerror=None):
+        # as os.walk does for a folder it may not list (tests run as root, where chmod would not stop it)
+        for dirpath, dirnames, filenames in real_walk(top, followlinks=followlinks):
+            if dirpath.endswith("locked"):
+                onerror(PermissionError(13, "Permission denied", dirpath))
+                continue
+            yield dirpath, dirnames, filenames
+
+    monkeypatch.setattr(os, "walk", walk_refusing_locked)
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "a.txt").write_text("a")
+    (tmp_path / "open.txt").write_text("b")
+    found = discover(tmp_path)
+    assert [p.name for p in found.files] == ["open.txt"]
+    assert found.skipped == [(tmp_path / "locked", "folder not readable: Permission denied")]
+    assert not found.fully_seen(str(tmp_path / "locked" / "a.txt"))
+    assert found.fully_seen(str(tmp_path / "gone.txt"))
