@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest import jobs
-from ingest.discovery import discover, sha256_of
+from indexes.durable import sha256_file
+from ingest.discovery import discover
 from ingest.indexing import publish
 from ingest.parse_pool import ParseConfig, ParsedFile, ParsePool
 from rag.db.models import Chunk, Collection, Document, Group, IngestionJob, JobFile, utcnow
@@ -133,7 +134,7 @@ class Ingestor:
             report.files_seen += 1
             started = time.perf_counter()
             try:
-                digest, size = sha256_of(path), path.stat().st_size
+                digest, size = sha256_file(path), path.stat().st_size
             except OSError as exc:
                 outcomes.append(_Outcome(str(path), "failed", error=f"unreadable: {exc.strerror or exc}"))
                 continue

