@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -26,6 +27,9 @@ SUPPORTED_SUFFIXES = {
 }
 # Running headers, footers and page numbers repeat on every page and would drown real text.
 _SKIPPED_CATEGORIES = {"Header", "Footer", "PageNumber", "PageBreak", "Image", "FigureCaption_empty"}
+
+# NUL and other C0 controls come out of odd PDFs; PostgreSQL text cannot hold NUL, nobody can read the rest.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 _ready = False
 
@@ -78,7 +82,7 @@ def parse_file(path: Path, *, max_bytes: int, ocr: str = "auto") -> list[Element
 
     result = []
     for e in elements:
-        text = (getattr(e, "text", "") or "").strip()
+        text = _CONTROL.sub("", getattr(e, "text", "") or "").strip()
         category = getattr(e, "category", "Text")
         if not text or category in _SKIPPED_CATEGORIES:
             continue
@@ -96,7 +100,10 @@ def _has_text(elements) -> bool:  # noqa: ANN001
 def _refuse_binary(path: Path) -> None:
     with open(path, "rb") as f:
         head = f.read(8192)
-    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return  # UTF-16 text
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    if controls > len(head) // 10:  # a stray control byte is noise; one in ten is not text
         raise ParseError("binary content in a text file")
 
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 from sqlalchemy import Engine, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest import jobs
@@ -236,8 +236,12 @@ class Ingestor:
             except IntegrityError:
                 # Another worker created this document at the same moment: its row exists now, retry once.
                 if attempt:
-                    raise
-        raise AssertionError("unreachable")
+                    break
+            except DataError as exc:
+                # Content this database refuses fails this document alone; the savepoint undid its rows.
+                return _Outcome(parsed.path, "failed", seconds=parsed.seconds,
+                                error=f"the database refused this document's content: {type(exc.orig).__name__}")
+        return _Outcome(parsed.path, "failed", seconds=parsed.seconds, error="conflicting concurrent update; retry")
 
     def _replace_chunks(self, session: Session, collection_id: int, parsed: ParsedFile, digest: str, size: int,
                         vectors: np.ndarray, meta: "_DocMeta", group_objs: list[Group] | None) -> _Outcome:

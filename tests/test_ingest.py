@@ -122,3 +122,38 @@ def test_cli_json_check_and_reindex(settings, cli_env, tmp_path):
 
     missing = subprocess.run([*RAG, "ingest", str(tmp_path / "nope")], env=cli_env, capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.strip() == f"error: path not found: {tmp_path / 'nope'}"
+
+
+def test_control_characters_are_stripped_and_one_bad_document_fails_alone(settings, db, embedder, tmp_path, monkeypatch):
+    _, factory = db
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "nul.txt").write_bytes("Quarterly report\n\nRevenue grew\x00 by 4%\x07 in Q3.\n".encode())
+    (corpus / "fine.md").write_text("# Fine\n\nNothing odd here at all, just text.\n")
+    report = run_job(settings, db, embedder, corpus)
+    assert (report.files_indexed, report.files_failed) == (2, 0)
+    from rag.db.models import Chunk
+
+    with factory() as session:
+        texts = " ".join(session.scalars(select(Chunk.text)))
+    assert "Revenue grew by 4% in Q3." in texts and "\x00" not in texts
+
+    # A database error on one document's rows (here forced) fails that file only.
+    from sqlalchemy.exc import DataError
+
+    from ingest import pipeline
+
+    real = pipeline.Ingestor._replace_chunks
+
+    def refuse_one(self, session, collection_id, parsed, *args):
+        if parsed.path.endswith("bad.md"):
+            raise DataError("INSERT", {}, ValueError("refused"))
+        return real(self, session, collection_id, parsed, *args)
+
+    monkeypatch.setattr(pipeline.Ingestor, "_replace_chunks", refuse_one)
+    (corpus / "bad.md").write_text("# Bad\n\nThis one the database refuses.\n")
+    (corpus / "good.md").write_text("# Good\n\nThis one is stored.\n")
+    report = run_job(settings, db, embedder, corpus)
+    assert (report.files_indexed, report.files_failed, report.files_unchanged) == (1, 1, 2)
+    assert "refused this document's content" in report.errors[0].error
+    assert check(factory, settings.index_dir) == []
