@@ -16,6 +16,10 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.lock-sha256" 2>/dev/null)" !=
   "$VENV/bin/python" -m pip install --quiet --no-deps -r requirements.lock
   echo "$want" > "$VENV/.lock-sha256"
 fi
-"$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e . >/dev/null
+if ! log="$("$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1)"; then
+  echo "$log" >&2
+  echo "setup: installing this checkout into $VENV failed" >&2
+  exit 1
+fi
 "$VENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') and not torch.version.cuda else 'setup: expected the CPU build of torch 2.13.0, got ' + torch.__version__)"
 echo "setup: ready ($VENV)" >&2
