@@ -46,65 +46,74 @@ def chunk_elements(
     if max_tokens < 8:
         raise ValueError("max_tokens must be at least 8")
     overlap_tokens = min(overlap_tokens, max_tokens // 4)
+    min_tokens = min(min_tokens, max_tokens // 2)
+    text = extracted_text(elements)
     counts = tokenizer.count_tokens([e.text for e in elements])
-    pieces: list[_Piece] = []
+    packer = _Packer(text)
     pos = 0
     for element, n in zip(elements, counts):
-        start, end = pos, pos + len(element.text)
-        pos = end + len(SEPARATOR)
-        title = element.text.strip()[:1000] if element.category == "Title" else None
-        if n <= max_tokens:
-            pieces.append(_Piece(start, end, n, element.page, title))
+        start = pos
+        pos += len(element.text) + len(SEPARATOR)
+        if n > max_tokens:
+            # Larger than the window: token-exact windows; the first tops up a small open chunk
+            # (a heading), the last stays open for what follows.
+            if packer.size >= min_tokens:
+                packer.close()
+            offsets = tokenizer.token_offsets(element.text)
+            first, budget = 0, max_tokens - packer.size
+            while True:
+                window = offsets[first : first + budget]
+                packer.add(_Piece(start + window[0][0], start + window[-1][1], len(window), element.page, None))
+                if first + budget >= len(offsets):
+                    break
+                packer.close()
+                first += max(1, budget - overlap_tokens)
+                budget = max_tokens
             continue
-        # One element larger than the window: token-exact sliding windows over it.
-        offsets = tokenizer.token_offsets(element.text)
-        step = max_tokens - overlap_tokens
-        for first in range(0, len(offsets), step):
-            window = offsets[first : first + max_tokens]
-            pieces.append(_Piece(start + window[0][0], start + window[-1][1], len(window), element.page, None))
-            if first + max_tokens >= len(offsets):
-                break
-
-    chunks: list[ChunkDraft] = []
-    text = extracted_text(elements)
-    section: str | None = None
-    current: list[_Piece] = []
-
-    def close() -> None:
-        if not current:
-            return
-        start, end = current[0].start, current[-1].end
-        pages = sorted({p.page for p in current if p.page is not None})
-        chunks.append(
-            ChunkDraft(
-                ordinal=len(chunks),
-                text=text[start:end],
-                section=section,
-                pages=pages,
-                char_start=start,
-                char_end=end,
-                token_count=sum(p.tokens for p in current),
-            )
-        )
-        current.clear()
-
-    size = 0
-    for piece in pieces:
-        if piece.title is not None:
-            if size >= min_tokens or size + piece.tokens > max_tokens:
-                close()
-                size = 0
-            section = piece.title  # the chunk is filed under the heading that governs its text
-        elif current:
-            page_break = piece.page != current[-1].page and size >= min_tokens
-            if size + piece.tokens > max_tokens or page_break:
-                close()
-                size = 0
-        current.append(piece)
-        size += piece.tokens
-    close()
-    kept = [c for c in chunks if c.text.strip()]
+        title = element.text.strip()[:1000] if element.category == "Title" else None
+        if title is not None:
+            if packer.size >= min_tokens or packer.size + n > max_tokens:
+                packer.close()
+            packer.section = title  # the chunk is filed under the heading that governs its text
+        elif packer.pieces:
+            page_break = element.page != packer.pieces[-1].page and packer.size >= min_tokens
+            if packer.size + n > max_tokens or page_break:
+                packer.close()
+        packer.add(_Piece(start, start + len(element.text), n, element.page, title))
+    packer.close()
+    kept = [c for c in packer.chunks if c.text.strip()]
     for ordinal, chunk in enumerate(kept):
         chunk.ordinal = ordinal
     return kept
 
+
+class _Packer:
+    """The chunk being filled, and the chunks closed so far."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.section: str | None = None
+        self.pieces: list[_Piece] = []
+        self.size = 0
+        self.chunks: list[ChunkDraft] = []
+
+    def add(self, piece: _Piece) -> None:
+        self.pieces.append(piece)
+        self.size += piece.tokens
+
+    def close(self) -> None:
+        if not self.pieces:
+            return
+        start, end = self.pieces[0].start, self.pieces[-1].end
+        self.chunks.append(
+            ChunkDraft(
+                ordinal=len(self.chunks),
+                text=self.text[start:end],
+                section=self.section,
+                pages=sorted({p.page for p in self.pieces if p.page is not None}),
+                char_start=start,
+                char_end=end,
+                token_count=self.size,
+            )
+        )
+        self.pieces, self.size = [], 0

@@ -68,6 +68,16 @@ def test_small_sections_merge_into_the_next_heading():
     assert chunks[0].text.startswith("Chapter 1") and chunks[0].token_count == 2 + 5 + 2 + 40
 
 
+def test_a_heading_shares_its_chunk_with_the_start_of_an_oversized_paragraph():
+    words = " ".join(f"w{i}" for i in range(150))
+    elements = [Element("Abstract title", "Title", None), Element(words, "NarrativeText", None)]
+    chunks = chunk_elements(elements, WordTokenizer(), max_tokens=100, overlap_tokens=10, min_tokens=32)
+    assert [c.token_count for c in chunks] == [100, 62]  # 2 + 98, then from w88 (10 overlap) to w149
+    assert chunks[0].text.startswith("Abstract title\n\nw0 ") and chunks[0].text.endswith("w97")
+    assert chunks[1].text.split()[0] == "w88"
+    assert [c.section for c in chunks] == ["Abstract title", "Abstract title"]
+
+
 def test_page_break_closes_a_chunk_unless_it_is_tiny():
     para = " ".join(["x"] * 40)
     elements = [Element(para, "NarrativeText", 1), Element(para, "NarrativeText", 2), Element("tiny", "Title", 2),
