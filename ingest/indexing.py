@@ -70,6 +70,13 @@ def _embeddings(session: Session, ids: np.ndarray, dim: int) -> np.ndarray:
     return out
 
 
+def stored_dim(factory: sessionmaker[Session]) -> int | None:
+    """Dimension of the stored embeddings, so rebuilding needs no model; None when there are none."""
+    with factory() as session:
+        blob = session.scalar(select(Chunk.embedding).limit(1))
+    return len(blob) // 4 if blob is not None else None
+
+
 def load_vector(store: GenerationStore, manifest: Manifest | None, dim: int) -> FaissVectorIndex:
     if manifest is None:
         return FaissVectorIndex(dim)

@@ -167,19 +167,13 @@ def check() -> None:
 @main.command()
 def reindex() -> None:
     """Rebuild the indexes from the database (stored embeddings: nothing is re-embedded)."""
-    from ingest.indexing import publish
-    from rag.tokens import WindowTokenizer  # noqa: F401 - keeps import errors early and clear
+    from ingest.indexing import publish, stored_dim
 
     rt = _Runtime()
-    dim = _embedding_dim(rt)
+    dim = stored_dim(rt.factory) or rt.embedder.dim
     result = publish(rt.engine, rt.factory, rt.settings.index_dir, dim, keep=rt.settings.keep_generations, rebuild=True)
     gen = result.manifest.generation if result.manifest else 0
     click.echo(f"ok: generation {gen} with {result.added} chunks")
-
-
-def _embedding_dim(rt: _Runtime) -> int:
-    model_config = Path(rt.settings.resolved_model_path) / "config.json"
-    return int(json.loads(model_config.read_text())["hidden_size"])
 
 
 @main.command()
