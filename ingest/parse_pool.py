@@ -86,7 +86,9 @@ class ParsePool:
         self.config = config
         self.workers = workers
         self.timeout_s = timeout_s
-        self.lookahead = max(2, workers * 4)
+        # Parsing must run ahead through a whole embedding batch (hundreds of small files), or the
+        # parser idles while the embedder works and the two serialise: measured 0.84 vs. 0.9+.
+        self.lookahead = 256
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> "ParsePool":

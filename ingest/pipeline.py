@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ingest import jobs
 from indexes.durable import sha256_file
+from ingest import jobs
 from ingest.discovery import discover
+from ingest.doc_meta import DocMeta
 from ingest.indexing import publish
 from ingest.parse_pool import ParseConfig, ParsedFile, ParsePool
+from ingest.report import JobReport, Outcome, ProgressCallback
 from rag.db.models import Chunk, Collection, Document, Group, IngestionJob, JobFile, utcnow
 from rag.embedder import Embedder
 from rag.errors import NotFoundError, RagError
@@ -33,51 +33,6 @@ log = logging.getLogger(__name__)
 DEFAULT_LABEL = "internal"
 _EMBED_SLICE = 256  # texts per embed call: small enough for steady progress, large enough to batch well
 _RECORD_EVERY = 500  # unchanged files recorded per transaction
-
-
-@dataclass
-class JobReport:
-    job_id: int
-    files_seen: int = 0
-    files_indexed: int = 0
-    files_unchanged: int = 0
-    files_deleted: int = 0
-    files_failed: int = 0
-    chunks_added: int = 0
-    chunks_removed: int = 0
-    errors: list[IngestError] = field(default_factory=list)
-    files_total: int = 0
-    chunks_embedded: int = 0
-
-    def as_json(self) -> dict:
-        return {
-            "job_id": self.job_id,
-            "files_seen": self.files_seen,
-            "files_indexed": self.files_indexed,
-            "files_unchanged": self.files_unchanged,
-            "files_deleted": self.files_deleted,
-            "files_failed": self.files_failed,
-            "chunks_added": self.chunks_added,
-            "chunks_removed": self.chunks_removed,
-            "errors": [{"path": e.path, "error": e.error} for e in self.errors],
-        }
-
-    @property
-    def files_done(self) -> int:
-        return self.files_indexed + self.files_unchanged + self.files_failed
-
-
-ProgressCallback = Callable[[JobReport], None]
-
-
-@dataclass
-class _Outcome:
-    path: str
-    status: str
-    added: int = 0
-    removed: int = 0
-    seconds: float = 0.0
-    error: str | None = None
 
 
 class Ingestor:
@@ -125,9 +80,9 @@ class Ingestor:
         report.files_total = len(found.files) + len(found.skipped)
         collection_id = self._collection_id(collection)
         existing = self._existing_documents(collection_id, root)
-        meta = _DocMeta(groups, label)
+        meta = DocMeta(groups, label)
 
-        outcomes: list[_Outcome] = [_Outcome(str(p), "failed", error=why) for p, why in found.skipped]
+        outcomes: list[Outcome] = [Outcome(str(p), "failed", error=why) for p, why in found.skipped]
         report.files_seen += len(found.skipped)
         to_parse: dict[str, tuple[str, int]] = {}
         for path in found.files:
@@ -136,13 +91,13 @@ class Ingestor:
             try:
                 digest, size = sha256_file(path), path.stat().st_size
             except OSError as exc:
-                outcomes.append(_Outcome(str(path), "failed", error=f"unreadable: {exc.strerror or exc}"))
+                outcomes.append(Outcome(str(path), "failed", error=f"unreadable: {exc.strerror or exc}"))
                 continue
             finally:
                 self.timings["hash"] += time.perf_counter() - started
             known = existing.get(str(path))
             if known is not None and known == digest:
-                outcomes.append(_Outcome(str(path), "unchanged"))
+                outcomes.append(Outcome(str(path), "unchanged"))
             else:
                 to_parse[str(path)] = (digest, size)
             if len(outcomes) >= _RECORD_EVERY:
@@ -165,7 +120,7 @@ class Ingestor:
         self._last_publish = time.monotonic()
 
     def _parse_embed_commit(self, report: JobReport, to_parse: dict[str, tuple[str, int]], collection_id: int,
-                            meta: "_DocMeta", on_progress: ProgressCallback) -> None:
+                            meta: DocMeta, on_progress: ProgressCallback) -> None:
         config = ParseConfig(
             model_path=self.settings.resolved_model_path,
             chunk_tokens=min(self.settings.chunk_tokens, self.embedder.max_tokens),
@@ -185,7 +140,7 @@ class Ingestor:
                 if parsed is None:
                     break
                 if parsed.error:
-                    self._record(report, [_Outcome(parsed.path, "failed", seconds=parsed.seconds, error=parsed.error)],
+                    self._record(report, [Outcome(parsed.path, "failed", seconds=parsed.seconds, error=parsed.error)],
                                  collection_id, meta, on_progress)
                     continue
                 pending.append(parsed)
@@ -198,7 +153,7 @@ class Ingestor:
             self._embed_and_commit(report, pending, to_parse, collection_id, meta, on_progress)
 
     def _embed_and_commit(self, report: JobReport, parsed: list[ParsedFile], hashes: dict[str, tuple[str, int]],
-                          collection_id: int, meta: "_DocMeta", on_progress: ProgressCallback) -> None:
+                          collection_id: int, meta: DocMeta, on_progress: ProgressCallback) -> None:
         if not parsed:
             return
         texts = [c.text for p in parsed for c in p.chunks]
@@ -213,7 +168,7 @@ class Ingestor:
         self.timings["embed"] += time.perf_counter() - started
 
         started = time.perf_counter()
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         offset = 0
         with self.factory() as session:
             group_objs = meta.group_objects(session)
@@ -228,7 +183,7 @@ class Ingestor:
         on_progress(report)
 
     def _commit_document(self, session: Session, collection_id: int, parsed: ParsedFile, digest: str, size: int,
-                         vectors: np.ndarray, meta: "_DocMeta", group_objs: list[Group] | None) -> _Outcome:
+                         vectors: np.ndarray, meta: DocMeta, group_objs: list[Group] | None) -> Outcome:
         for attempt in range(2):
             try:
                 with session.begin_nested():
@@ -239,17 +194,17 @@ class Ingestor:
                     break
             except DataError as exc:
                 # Content this database refuses fails this document alone; the savepoint undid its rows.
-                return _Outcome(parsed.path, "failed", seconds=parsed.seconds,
+                return Outcome(parsed.path, "failed", seconds=parsed.seconds,
                                 error=f"the database refused this document's content: {type(exc.orig).__name__}")
-        return _Outcome(parsed.path, "failed", seconds=parsed.seconds, error="conflicting concurrent update; retry")
+        return Outcome(parsed.path, "failed", seconds=parsed.seconds, error="conflicting concurrent update; retry")
 
     def _replace_chunks(self, session: Session, collection_id: int, parsed: ParsedFile, digest: str, size: int,
-                        vectors: np.ndarray, meta: "_DocMeta", group_objs: list[Group] | None) -> _Outcome:
+                        vectors: np.ndarray, meta: DocMeta, group_objs: list[Group] | None) -> Outcome:
         doc = session.scalars(
             select(Document).where(Document.collection_id == collection_id, Document.path == parsed.path).with_for_update()
         ).first()
         if doc is not None and doc.sha256 == digest:
-            return _Outcome(parsed.path, "unchanged", seconds=parsed.seconds)  # a concurrent worker was first
+            return Outcome(parsed.path, "unchanged", seconds=parsed.seconds)  # a concurrent worker was first
         removed = 0
         if doc is None:
             doc = Document(collection_id=collection_id, path=parsed.path, sha256=digest, version=1, size_bytes=size,
@@ -281,7 +236,7 @@ class Ingestor:
             session.execute(insert(Chunk), rows)
         doc.chunk_count = len(rows)
         doc.updated_at = utcnow()
-        return _Outcome(parsed.path, "indexed", added=len(rows), removed=removed, seconds=parsed.seconds)
+        return Outcome(parsed.path, "indexed", added=len(rows), removed=removed, seconds=parsed.seconds)
 
     def _delete_documents(self, report: JobReport, collection_id: int, paths: list[str]) -> None:
         with self.factory() as session:
@@ -294,13 +249,13 @@ class Ingestor:
                     continue  # another worker removed it already
                 removed = session.execute(delete(Chunk).where(Chunk.document_id == doc.id)).rowcount
                 session.delete(doc)
-                outcomes.append(_Outcome(path, "deleted", removed=removed))
+                outcomes.append(Outcome(path, "deleted", removed=removed))
             self._record_in(session, report, outcomes)
             session.commit()
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
-    def _record(self, report: JobReport, outcomes: list[_Outcome], collection_id: int, meta: "_DocMeta",
+    def _record(self, report: JobReport, outcomes: list[Outcome], collection_id: int, meta: DocMeta,
                 on_progress: ProgressCallback) -> None:
         if not outcomes:
             return
@@ -313,7 +268,7 @@ class Ingestor:
         outcomes.clear()
         on_progress(report)
 
-    def _record_in(self, session: Session, report: JobReport, outcomes: list[_Outcome]) -> None:
+    def _record_in(self, session: Session, report: JobReport, outcomes: list[Outcome]) -> None:
         """Per-file results and the job's counters, in the caller's transaction."""
         for o in outcomes:
             if o.status == "indexed":
@@ -384,44 +339,3 @@ class Ingestor:
             else:
                 query = query.where(Document.path == prefix)
             return {path: digest for path, digest in session.execute(query)}
-
-
-class _DocMeta:
-    """Groups and label an admin asked for; None means keep what each document already has."""
-
-    def __init__(self, groups: list[str] | None, label: str | None) -> None:
-        self.groups = sorted(set(groups)) if groups is not None else None
-        self.label = label
-
-    @property
-    def changes_anything(self) -> bool:
-        return self.groups is not None or self.label is not None
-
-    def group_objects(self, session: Session) -> list[Group] | None:
-        if self.groups is None:
-            return None
-        found = {g.name: g for g in session.scalars(select(Group).where(Group.name.in_(self.groups)))}
-        for name in self.groups:
-            if name not in found:
-                try:
-                    with session.begin_nested():
-                        group = Group(name=name)
-                        session.add(group)
-                        session.flush()
-                        found[name] = group
-                except IntegrityError:
-                    found[name] = session.scalars(select(Group).where(Group.name == name)).one()
-        return [found[n] for n in self.groups]
-
-    def apply(self, doc: Document, group_objs: list[Group] | None) -> None:
-        if self.label is not None:
-            doc.label = self.label
-        if group_objs is not None:
-            doc.groups = group_objs
-
-    def apply_to_paths(self, session: Session, collection_id: int, paths: list[str]) -> None:
-        if not paths:
-            return
-        group_objs = self.group_objects(session)
-        for doc in session.scalars(select(Document).where(Document.collection_id == collection_id, Document.path.in_(paths))):
-            self.apply(doc, group_objs)

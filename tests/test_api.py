@@ -7,7 +7,6 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from ingest.worker import Worker
 from ingest.pipeline import Ingestor
-from rag.settings import Settings
 
 from .helpers import HANDBOOK, copy_tree
 
