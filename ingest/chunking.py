@@ -17,9 +17,7 @@ MIN_CHUNK_TOKENS = 32
 
 
 class TokenCounter(Protocol):
-    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
-
-    def token_offsets(self, text: str) -> list[tuple[int, int]]: ...
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +46,11 @@ def chunk_elements(
     overlap_tokens = min(overlap_tokens, max_tokens // 4)
     min_tokens = min(min_tokens, max_tokens // 2)
     text = extracted_text(elements)
-    counts = tokenizer.count_tokens([e.text for e in elements])
+    spans = tokenizer.token_spans([e.text for e in elements])
     packer = _Packer(text)
     pos = 0
-    for element, n in zip(elements, counts):
+    for element, offsets in zip(elements, spans):
+        n = len(offsets)
         start = pos
         pos += len(element.text) + len(SEPARATOR)
         if n > max_tokens:
@@ -59,7 +58,6 @@ def chunk_elements(
             # (a heading), the last stays open for what follows.
             if packer.size >= min_tokens:
                 packer.close()
-            offsets = tokenizer.token_offsets(element.text)
             first, budget = 0, max_tokens - packer.size
             while True:
                 window = offsets[first : first + budget]

@@ -25,6 +25,8 @@ SUPPORTED_SUFFIXES = {
     ".xml", ".md", ".markdown", ".txt", ".text", ".log", ".rst", ".org", ".eml", ".msg", ".odt",
     ".rtf", ".epub", ".json",
 }
+_TEXT_SUFFIXES = {".txt", ".text", ".log", ".md", ".markdown", ".csv", ".tsv", ".rst", ".org", ".json", ".html",
+                  ".htm", ".xml"}
 # Running headers, footers and page numbers repeat on every page and would drown real text.
 _SKIPPED_CATEGORIES = {"Header", "Footer", "PageNumber", "PageBreak", "Image", "FigureCaption_empty"}
 
@@ -58,16 +60,19 @@ def parse_file(path: Path, *, max_bytes: int, ocr: str = "auto") -> list[Element
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise ParseError(f"unsupported file type '{suffix or 'no extension'}'")
-    if suffix in {".txt", ".text", ".log", ".md", ".markdown", ".csv", ".tsv", ".rst", ".org", ".json"}:
+    if suffix in _TEXT_SUFFIXES - {".html", ".htm", ".xml"}:
         _refuse_binary(path)
     if suffix == ".pdf":
         _refuse_encrypted_pdf(path)
 
+    from unstructured.file_utils.model import FileType
     from unstructured.partition.auto import partition
 
+    # Sniffing the type with libmagic costs more than parsing a small text file; trust these suffixes.
+    content_type = FileType.from_extension(suffix).mime_type if suffix in _TEXT_SUFFIXES else None
     try:
         try:
-            elements = partition(filename=str(path), strategy="fast", languages=["eng"])
+            elements = partition(filename=str(path), strategy="fast", languages=["eng"], content_type=content_type)
         except ValueError:
             if suffix not in {".eml", ".msg"}:
                 raise

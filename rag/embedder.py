@@ -25,12 +25,6 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-normalised float32 vectors, one row per text."""
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Tokens each text costs in the model window, special tokens excluded."""
-
-    def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        """Character span of every token of `text`, for splitting at token boundaries."""
-
 
 def cpu_has_native_bf16() -> bool:
     try:
@@ -62,7 +56,6 @@ class SentenceTransformerEmbedder:
             self.dtype = "bfloat16"
         else:
             self.dtype = "float32"
-        self._tokenizer = self._model.tokenizer
         self.batch_size = batch_size
         self.dim = int(self._model.get_embedding_dimension())
         # the window includes [CLS] and [SEP]
@@ -84,16 +77,6 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return vectors.float().cpu().numpy().astype(np.float32, copy=False)
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        enc = self._tokenizer(list(texts), add_special_tokens=False, truncation=False, return_attention_mask=False)
-        return [len(ids) for ids in enc["input_ids"]]
-
-    def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        enc = self._tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
-        return [tuple(span) for span in enc["offset_mapping"]]
 
 
 def load_embedder(settings) -> SentenceTransformerEmbedder:  # noqa: ANN001 - Settings, avoided for import cost

@@ -25,10 +25,8 @@ class WindowTokenizer:
         seq = json.loads(config.read_text()).get("max_seq_length", 256) if config.is_file() else 256
         self.max_tokens = int(seq) - 2  # [CLS] and [SEP]
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Character span of every token of each text; its length is the text's token count."""
         if not texts:
             return []
-        return [len(e.ids) for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
-
-    def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        return list(self._tok.encode(text, add_special_tokens=False).offsets)
+        return [e.offsets for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]

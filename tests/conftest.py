@@ -79,12 +79,6 @@ class CountingEmbedder:
         self.texts += len(texts)
         return self.inner.embed(texts)
 
-    def count_tokens(self, texts):
-        return self.inner.count_tokens(texts)
-
-    def token_offsets(self, text):
-        return self.inner.token_offsets(text)
-
 
 @pytest.fixture(scope="session")
 def real_embedder():
