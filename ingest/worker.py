@@ -47,5 +47,7 @@ class Worker:
                 self.ingestor.run(job.id)
             except RagError as exc:
                 log.warning("job %s failed: %s", job.id, exc)
+            except Exception as exc:  # noqa: BLE001 - the job is marked failed; the worker lives on
+                log.error("job %s failed unexpectedly: %s", job.id, type(exc).__name__)
             done += 1
         return done

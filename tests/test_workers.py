@@ -87,3 +87,26 @@ def test_two_workers_on_overlapping_folders_end_with_the_union(settings, db, cli
     expected = sorted(str(p) for p in corpus.rglob("*") if p.is_file())
     assert paths == expected  # the union, each document once
     assert check(factory, settings.index_dir) == []
+
+
+def test_a_job_that_crashes_is_marked_failed_and_the_worker_goes_on(settings, db, embedder, tmp_path):
+    from ingest.pipeline import Ingestor
+    from ingest.worker import Worker
+
+    engine, factory = db
+    corpus = copy_tree(HANDBOOK, tmp_path / "handbook")
+    with factory() as s:
+        doomed = jobs.create_job(s, str(corpus), "default", None, None)
+        fine = jobs.create_job(s, str(corpus), "other", None, None)
+
+    class ExplodingOnce(Ingestor):
+        def _collection_id(self, name):
+            if name == "default":
+                raise OSError("disk vanished")
+            return super()._collection_id(name)
+
+    ingestor = ExplodingOnce(settings, engine, factory, embedder, parse_workers=0)
+    assert Worker(settings, factory, ingestor).run(once=True) == 2
+    with factory() as s:
+        assert s.get(IngestionJob, doomed.id).state == "failed"
+        assert s.get(IngestionJob, fine.id).state == "succeeded"
