@@ -26,7 +26,6 @@ class _Piece:
     end: int
     tokens: int
     page: int | None
-    title: str | None  # set when the piece is a heading that opens a section
 
 
 def extracted_text(elements: Sequence[Element]) -> str:
@@ -61,7 +60,7 @@ def chunk_elements(
             first, budget = 0, max_tokens - packer.size
             while True:
                 window = offsets[first : first + budget]
-                packer.add(_Piece(start + window[0][0], start + window[-1][1], len(window), element.page, None))
+                packer.add(_Piece(start + window[0][0], start + window[-1][1], len(window), element.page))
                 if first + budget >= len(offsets):
                     break
                 packer.close()
@@ -77,7 +76,7 @@ def chunk_elements(
             page_break = element.page != packer.pieces[-1].page and packer.size >= min_tokens
             if packer.size + n > max_tokens or page_break:
                 packer.close()
-        packer.add(_Piece(start, start + len(element.text), n, element.page, title))
+        packer.add(_Piece(start, start + len(element.text), n, element.page))
     packer.close()
     kept = [c for c in packer.chunks if c.text.strip()]
     for ordinal, chunk in enumerate(kept):
