@@ -2,36 +2,55 @@
 
 
 import hmac
+import logging
+import time
 import uuid
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from api import openai_routes, query_routes
+from api.errors import classify
+from api.metrics import Metrics
 from api.schemas import ErrorResponse, FileError, IngestRequest, JobStatus
+from api.services import QueryServices
 from ingest import jobs
 from ingest.discovery import check_within_roots
 from rag.db.models import IngestionJob, JobFile
 from rag.db.session import make_engine, make_sessionmaker, migrate
-from rag.errors import NotFoundError, PathNotAllowedError, RagError
+from rag.embedder import Embedder
+from rag.errors import NotFoundError, RagError
+from rag.generators.base import Generator
 from rag.settings import Settings
 
-_STATUS = {NotFoundError: 404, PathNotAllowedError: 403}
+log = logging.getLogger(__name__)
 
 
 class Unauthorized(RagError):
     pass
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, embedder: Embedder | None = None, generator: Generator | None = None) -> FastAPI:
+    """`embedder` and `generator` default to the ones the settings describe, loaded on first use."""
     engine = make_engine(settings)
     migrate(engine)
     factory = make_sessionmaker(engine)
-    app = FastAPI(title="private-rag", version="0.1.0", responses={401: {"model": ErrorResponse}})
+    app = FastAPI(
+        title="private-rag", version="0.1.0", responses={401: {"model": ErrorResponse}},
+        description="Private question answering over internal documents: search, grounded answers with "
+        "citations, an OpenAI-compatible chat API, and the admin ingestion API. Errors are JSON "
+        "`{error: {code, message}, request_id}`.",
+    )
+    services = QueryServices(settings, factory, embedder=embedder, generator=generator)
+    metrics = Metrics()
+    app.state.services = services
+    app.state.metrics = metrics
 
     def session() -> Session:
         with factory() as s:
@@ -49,8 +68,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.middleware("http")
     async def request_id(request: Request, call_next):  # noqa: ANN001, ANN202
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        given = request.headers.get("x-request-id", "")
+        request.state.request_id = given if given.isascii() and 0 < len(given) <= 64 and given.isprintable() \
+            else uuid.uuid4().hex
+        started = time.perf_counter()
         response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(path, request.method, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(time.perf_counter() - started)
         response.headers["x-request-id"] = request.state.request_id
         return response
 
@@ -62,8 +88,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
         if isinstance(exc, Unauthorized):
             return error(request, 401, "unauthorized", str(exc))
-        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
-        return error(request, status, type(exc).__name__, str(exc))
+        status, code, message = classify(exc)
+        return error(request, status, code, message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -73,12 +99,51 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled %s on %s (request %s)", type(exc).__name__, request.url.path,
+                  getattr(request.state, "request_id", "-"))
         return error(request, 500, "internal_error", "internal error")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict:
         """The process is up (no dependency is checked)."""
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "a dependency is missing"}})
+    def readyz() -> JSONResponse:
+        """Database, index generation and generator. A down generator with the extractive fallback
+        on is reported as `degraded` (200): answers still come, marked as extracted."""
+        checks: dict[str, str] = {}
+        ok = True
+        try:
+            with factory() as s:
+                s.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception:  # noqa: BLE001
+            checks["database"], ok = "unreachable", False
+        try:
+            snapshot = services.answerer.searcher.live.get()
+            checks["index"] = f"ok: generation {snapshot.manifest.generation}, {len(snapshot.vector)} chunks"
+        except RagError as exc:
+            checks["index"], ok = f"unavailable: {exc}", False
+        try:
+            generator_ok = services.answerer.generator.ready()
+        except Exception:  # noqa: BLE001
+            generator_ok = False
+        if generator_ok:
+            checks["generator"] = "ok"
+        elif services.answerer.fallback is not None:
+            checks["generator"] = "degraded: unreachable, answering extractively"
+        else:
+            checks["generator"], ok = "unreachable", False
+        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def prometheus_metrics() -> Response:
+        """Prometheus text format: requests and latency by route, retrieval and generation time, tokens."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(query_routes.build_router(settings, services, metrics))
+    app.include_router(openai_routes.build_router(settings, services, metrics))
 
     @app.post("/v1/ingest/jobs", status_code=202, response_model=JobStatus, dependencies=[Admin], tags=["admin"])
     def create_ingest_job(body: IngestRequest, s: SessionDep) -> JobStatus:

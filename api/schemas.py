@@ -44,3 +44,96 @@ class ErrorBody(BaseModel):
 class ErrorResponse(BaseModel):
     error: ErrorBody
     request_id: str
+
+
+# --- query side -------------------------------------------------------------------------------
+
+Label = Literal["public", "internal", "confidential", "restricted"]
+
+
+class SearchFiltersIn(BaseModel):
+    collection: str | None = Field(default=None, description="Only documents of this collection")
+    path_prefix: str | None = Field(default=None, description="Only documents whose path starts with this")
+    label: Label | list[Label] | None = Field(default=None, description="Only documents with this label (or these)")
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, description="Free-text query")
+    top_k: int = Field(default=10, ge=1, le=100, description="How many passages to return")
+    filters: SearchFiltersIn | None = None
+
+
+class SearchResultItem(BaseModel):
+    chunk_id: int = Field(description="Stable id of the passage (chunk)")
+    document_id: int
+    path: str = Field(description="Source file path as ingested")
+    title: str | None = Field(description="Document title, when the parser found one")
+    page: int | None = Field(description="First page the passage comes from (paged formats only)")
+    text: str = Field(description="The passage text")
+    score: float = Field(description="Fused retrieval score (higher is better; comparable within one response)")
+    section: str | None = Field(default=None, description="Heading of the section the passage belongs to")
+    collection: str
+    label: Label
+    document_sha256: str
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResultItem]
+    request_id: str
+    generation: int = Field(description="Index generation that served this search")
+
+
+class QueryRequest(BaseModel):
+    question: str = Field(min_length=1, description="The question (longer than RAG_MAX_QUESTION_CHARS: 413)")
+    top_k: int | None = Field(default=None, ge=1, le=50, description="Passages given to the model (default RAG_DEFAULT_TOP_K)")
+    stream: bool = Field(default=False, description="Stream server-sent events: `delta` events, then one `final` event")
+    filters: SearchFiltersIn | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=8192, description="Capped by RAG_MAX_TOKENS")
+
+
+class CitationOut(BaseModel):
+    n: int = Field(description="The number used as [n] in the answer")
+    document_id: int
+    path: str
+    page: int | None
+    chunk_id: int
+    quote: str = Field(description="The sentence of the passage that supports the answer best")
+    document_sha256: str = Field(description="Hash of the document version the passage comes from")
+    title: str | None = None
+
+
+class RouteOut(BaseModel):
+    target: Literal["local", "external"] = "local"
+    reason: str = "escalation disabled"
+
+
+class QueryResponse(BaseModel):
+    answer: str = Field(description="Answer with [n] citation marks; only sentences that passed the grounding check")
+    citations: list[CitationOut] = Field(description="Cited passages; when status is not_found, the closest passages")
+    model: str = Field(description="Model that produced the answer ('extractive' when no LLM was used)")
+    request_id: str
+    backend: Literal["openai", "embedded", "extractive"]
+    status: Literal["answered", "not_found"] = Field(
+        description="not_found: no supported answer, the answer says so and citations list the closest passages")
+    grounded: bool
+    fallback: bool = Field(description="true when the model was down and the answer was extracted instead")
+    notice: str | None = Field(default=None, description="Human-readable note, e.g. that a fallback was used")
+    route: RouteOut = Field(default_factory=RouteOut)
+    usage: dict[str, int] = Field(description="prompt_tokens, completion_tokens")
+    timings_ms: dict[str, float] = Field(description="retrieval, embed, search, generation (ms)")
+    dropped_sentences: int = Field(description="Generated sentences withheld by the grounding check")
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict] | None = None
+
+
+class ChatRequest(BaseModel):
+    model: str = Field(default="private-rag", description="'private-rag' (see GET /v1/models)")
+    messages: list[ChatMessage] = Field(min_length=1, description="The last user message is the question")
+    stream: bool = False
+    max_tokens: int | None = Field(default=None, ge=1, le=8192)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
+    temperature: float | None = Field(default=None, description="Accepted for compatibility; answers are greedy")
+    top_k: int | None = Field(default=None, ge=1, le=50, description="Extension: passages given to the model")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from rag.errors import RagError
 from rag.settings import Settings
 
 LABELS = ["public", "internal", "confidential", "restricted"]
@@ -82,7 +83,6 @@ def ingest(path: Path, collection: str, groups: str | None, label: str | None, a
            parse_workers: int, strict: bool) -> None:
     """Ingest a folder (recursively) or a file: only what changed is redone, deleted files are dropped."""
     from ingest import jobs
-    from rag.errors import RagError
 
     if not path.exists():
         _fail(f"path not found: {path}")
@@ -227,8 +227,58 @@ def serve(host: str | None, port: int | None) -> None:
     from api.app import create_app
 
     rt = _Runtime()
-    uvicorn.run(create_app(rt.settings), host=host or rt.settings.api_host, port=port or rt.settings.api_port,
-                log_level="warning")
+    app = create_app(rt.settings)
+    try:
+        app.state.services.warm()
+    except RagError as exc:
+        _fail(str(exc))
+    host, port = host or rt.settings.api_host, port or rt.settings.api_port
+    click.echo(f"serving on http://{host}:{port} (docs at /docs)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@main.command()
+@click.argument("question")
+@click.option("--top-k", type=click.IntRange(1, 50), help="Passages given to the model (default RAG_DEFAULT_TOP_K).")
+@click.option("--collection", help="Only this collection.")
+@click.option("--json", "as_json", is_flag=True, help="Print the same JSON object as POST /v1/query.")
+@click.option("--no-stream", is_flag=True, help="Print the answer only when it is complete.")
+def ask(question: str, top_k: int | None, collection: str | None, as_json: bool, no_stream: bool) -> None:
+    """Answer a question from the documents, with citations (the same path as POST /v1/query)."""
+    import uuid
+
+    from api.query_routes import answer_json, check_question
+    from rag.answering import Answer, Delta
+    from rag.search import SearchFilters
+    from rag.service import build_answerer
+
+    rt = _Runtime()
+    try:
+        question = check_question(question, rt.settings)
+        answerer = build_answerer(rt.settings, rt.factory, rt.embedder)
+        events = answerer.stream(question, top_k=top_k or rt.settings.default_top_k,
+                                 filters=SearchFilters(collection=collection))
+        final = None
+        for event in events:
+            if isinstance(event, Answer):
+                final = event
+            elif not as_json and not no_stream:
+                click.echo(event.text, nl=False)
+    except RagError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(answer_json(final, uuid.uuid4().hex), ensure_ascii=False))
+        return
+    if no_stream:
+        click.echo(final.answer, nl=False)
+    click.echo()
+    if final.notice:
+        click.echo(f"({final.notice})")
+    label = "Sources" if final.grounded else "Closest passages"
+    click.echo(f"\n{label}:")
+    for c in final.citations:
+        where = f", page {c.page}" if c.page else ""
+        click.echo(f"  [{c.n}] {c.path}{where}: \"{c.quote}\"")
 
 
 @main.command()
@@ -241,7 +291,6 @@ def search(query: str, top_k: int, as_json: bool) -> None:
 
     from indexes.snapshot import load_snapshot
     from rag.db.models import Chunk, Document
-    from rag.errors import RagError
     from rag.retrieval import HybridRetriever
 
     rt = _Runtime()

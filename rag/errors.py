@@ -31,3 +31,19 @@ class IndexInconsistentError(IndexUnavailableError):
 
 class LockBusyError(RagError):
     """Another process holds the index writer lock."""
+
+
+class QuestionTooLongError(RagError):
+    """The question exceeds the configured maximum length."""
+
+
+class GeneratorUnavailableError(RagError):
+    """The language model server cannot be reached or failed."""
+
+
+class GeneratorTimeoutError(RagError):
+    """The language model did not answer in time."""
+
+
+class InvalidRequestError(RagError):
+    """A request that is well-formed JSON but cannot be served as asked (422)."""

@@ -51,6 +51,40 @@ class Settings(BaseSettings):
     worker_poll_s: float = Field(default=2.0, gt=0)
     job_stale_s: float = Field(default=300.0, gt=0, description="a running job without heartbeat this long is re-queued")
 
+    # query side
+    generator: Literal["embedded", "openai", "extractive"] = Field(
+        default="embedded",
+        description="embedded: packaged SmolLM2 on the CPU; openai: an OpenAI-compatible server such as vLLM; "
+        "extractive: no LLM, cited sentences from the passages",
+    )
+    generator_base_url: str = Field(default="http://127.0.0.1:8001/v1", description="OpenAI-compatible server URL")
+    generator_model: str = Field(default="SmolLM2-135M-Instruct", description="model name the server serves")
+    generator_api_key: SecretStr | None = Field(default=None, description="bearer key for the model server, if any")
+    generator_timeout_s: float = Field(default=60.0, gt=0, description="read timeout of one generation")
+    generator_connect_timeout_s: float = Field(default=5.0, gt=0)
+    generator_retries: int = Field(default=2, ge=0, le=10, description="retries on connect errors only")
+    generator_fallback: Literal["extractive", "none"] = Field(
+        default="extractive", description="answer extractively (marked as such) when the model is down; none = 503/504"
+    )
+    llm_model_path: str | None = Field(
+        default=None, description="local HF model folder for the embedded generator; default converts the packaged SmolLM2"
+    )
+    llm_threads: int = Field(default=0, ge=0, description="torch threads for the embedded generator; 0 = all cores")
+    max_tokens: int = Field(default=256, ge=1, le=8192, description="cap on generated tokens per answer")
+    max_question_chars: int = Field(default=2000, ge=10, description="longer questions are refused with 413")
+    default_top_k: int = Field(default=5, ge=1, le=50, description="passages retrieved per question")
+    prompt_passages: int = Field(
+        default=0, ge=0, le=50,
+        description="how many of them go into the prompt; 0 = auto (1 for the 135M embedded model, all otherwise)",
+    )
+    grounding_min_support: float = Field(
+        default=0.6, ge=0.0, le=1.0, description="share of a sentence's content words its cited passages must contain"
+    )
+    rrf_k: float = Field(default=60.0, gt=0, description="reciprocal rank fusion constant")
+    fusion_dense_weight: float = Field(default=1.0, ge=0)
+    fusion_keyword_weight: float = Field(default=1.0, ge=0)
+    fusion_depth: int = Field(default=100, ge=1, le=10000, description="candidates each ranking contributes")
+
     @field_validator("ingest_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: object) -> object:
@@ -67,6 +101,10 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "indexes"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
 
     @property
     def resolved_model_path(self) -> str:

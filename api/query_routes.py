@@ -1,0 +1,134 @@
+"""Employee routes: search and grounded question answering (JSON or server-sent events)."""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.metrics import Metrics
+from api.schemas import (
+    CitationOut,
+    ErrorResponse,
+    QueryRequest,
+    QueryResponse,
+    SearchFiltersIn,
+    SearchRequest,
+    SearchResponse,
+    SearchResultItem,
+)
+from api.services import QueryServices
+from rag.answering import Answer, Delta
+from rag.errors import InvalidRequestError, QuestionTooLongError, RagError
+from rag.search import SearchFilters
+from rag.settings import Settings
+
+ERRORS = {status: {"model": ErrorResponse} for status in (413, 422, 503, 504)}
+
+
+def to_filters(filters: SearchFiltersIn | None) -> SearchFilters:
+    if filters is None:
+        return SearchFilters()
+    labels = filters.label if isinstance(filters.label, list) else ([filters.label] if filters.label else None)
+    return SearchFilters(collection=filters.collection, path_prefix=filters.path_prefix,
+                         labels=tuple(labels) if labels else None)
+
+
+def check_question(text: str, settings: Settings) -> str:
+    text = text.strip()
+    if len(text) > settings.max_question_chars:
+        raise QuestionTooLongError(f"question is {len(text)} characters; the limit is {settings.max_question_chars}")
+    if not text:
+        raise InvalidRequestError("the question is empty")
+    return text
+
+
+def answer_json(answer: Answer, request_id: str) -> dict:
+    return QueryResponse(
+        answer=answer.answer, model=answer.model, request_id=request_id, backend=answer.backend,
+        status=answer.status, grounded=answer.grounded, fallback=answer.fallback, notice=answer.notice,
+        citations=[CitationOut(n=c.n, document_id=c.document_id, path=c.path, page=c.page, chunk_id=c.chunk_id,
+                               quote=c.quote, document_sha256=c.document_sha256, title=c.title)
+                   for c in answer.citations],
+        usage={"prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens},
+        timings_ms=answer.timings_ms, dropped_sentences=answer.dropped_sentences,
+    ).model_dump()
+
+
+def error_json(exc: Exception, request_id: str) -> dict:
+    from api.errors import classify
+
+    _, code, message = classify(exc)
+    return {"error": {"code": code, "message": message}, "request_id": request_id}
+
+
+def sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def build_router(settings: Settings, services: QueryServices, metrics: Metrics) -> APIRouter:
+    router = APIRouter(tags=["query"])
+
+    @router.post("/v1/search", response_model=SearchResponse, responses=ERRORS)
+    def search(body: SearchRequest, request: Request) -> SearchResponse:
+        """Hybrid (dense + BM25) search; filters are applied inside both searches, before ranking."""
+        query = check_question(body.query, settings)
+        result = services.answerer.searcher.search(query, body.top_k, to_filters(body.filters))
+        metrics.retrieval.observe((result.embed_ms + result.search_ms) / 1000)
+        return SearchResponse(
+            request_id=request.state.request_id, generation=result.generation,
+            results=[SearchResultItem(chunk_id=p.chunk_id, document_id=p.document_id, path=p.path, title=p.title,
+                                      page=p.page, text=p.text, score=round(p.score, 6), section=p.section,
+                                      collection=p.collection, label=p.label, document_sha256=p.document_sha256)
+                     for p in result.passages],
+        )
+
+    @router.post("/v1/query", response_model=QueryResponse, responses={
+        **ERRORS, 200: {"content": {"text/event-stream": {"description": "With stream: `event: delta` "
+                        "(data {text}) per grounded sentence, then `event: final` (data: the QueryResponse), "
+                        "or `event: error` (data: an error body)"}}}})
+    async def query(body: QueryRequest, request: Request):  # noqa: ANN201
+        """Answer a question from the documents, with [n] citations checked against the passages."""
+        question = check_question(body.question, settings)
+        events = services.answerer.stream(
+            question, top_k=body.top_k or settings.default_top_k, filters=to_filters(body.filters),
+            max_tokens=body.max_tokens)
+        rid = request.state.request_id
+        streaming = body.stream or "text/event-stream" in request.headers.get("accept", "")
+        # The first event runs retrieval (and the first sentence): errors there still get a proper status.
+        first = await run_in_threadpool(next, events)
+        if not streaming:
+            final = first if isinstance(first, Answer) else await run_in_threadpool(_last, events)
+            metrics.observe_answer(final)
+            return answer_json(final, rid)
+
+        def stream() -> Iterator[str]:
+            try:
+                for event in _chain(first, events):
+                    if isinstance(event, Delta):
+                        yield sse("delta", {"text": event.text})
+                    else:
+                        metrics.observe_answer(event)
+                        yield sse("final", answer_json(event, rid))
+            except RagError as exc:
+                yield sse("error", error_json(exc, rid))
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    return router
+
+
+def _chain(first, rest):  # noqa: ANN001, ANN202
+    yield first
+    yield from rest
+
+
+def _last(events) -> Answer:  # noqa: ANN001
+    final = None
+    for event in events:
+        final = event
+    return final

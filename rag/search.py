@@ -1,0 +1,167 @@
+"""Search over the live index generation, returning passages with their documents' metadata.
+
+Filters (collection, path prefix, labels) and, later, a user's allowed documents become one set of
+allowed chunk ids that both the FAISS and the BM25 search apply *before* ranking, so a filtered
+query gets its full top-k from what it may see instead of a post-filtered remainder.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from indexes.generations import MANIFEST
+from indexes.snapshot import IndexSnapshot, load_snapshot
+from rag.db.models import Chunk, Collection, Document
+from rag.embedder import Embedder
+from rag.retrieval import FusionParams, HybridRetriever, Mode
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    collection: str | None = None
+    path_prefix: str | None = None
+    labels: tuple[str, ...] | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.collection or self.path_prefix or self.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    chunk_id: int
+    document_id: int
+    path: str
+    title: str | None
+    section: str | None
+    pages: list[int]
+    text: str
+    score: float
+    document_sha256: str
+    document_version: int
+    label: str
+    collection: str
+
+    @property
+    def page(self) -> int | None:
+        return self.pages[0] if self.pages else None
+
+
+@dataclass(slots=True)
+class SearchResult:
+    passages: list[Passage]
+    generation: int
+    embed_ms: float = 0.0
+    search_ms: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class LiveSnapshot:
+    """The newest published generation, reloaded when the manifest changes.
+
+    A reload builds the new snapshot completely before swapping one reference, so a request uses
+    one generation from start to end and never sees a half-loaded index; the old one is released
+    when its last request finishes.
+    """
+
+    def __init__(self, index_dir: Path, check_every_s: float = 1.0) -> None:
+        self.index_dir = index_dir
+        self.check_every_s = check_every_s
+        self._snapshot: IndexSnapshot | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def _manifest_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = (self.index_dir / MANIFEST).stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_ino
+
+    def get(self) -> IndexSnapshot:
+        """Raises IndexUnavailableError when nothing was ever published."""
+        now = time.monotonic()
+        snapshot = self._snapshot
+        if snapshot is not None and now - self._checked < self.check_every_s:
+            return snapshot
+        with self._lock:
+            if self._snapshot is not None and time.monotonic() - self._checked < self.check_every_s:
+                return self._snapshot
+            stamp = self._manifest_stamp()
+            if self._snapshot is None or stamp != self._stamp:
+                self._snapshot = load_snapshot(self.index_dir)
+                self._stamp = stamp
+            self._checked = time.monotonic()
+            return self._snapshot
+
+
+class Searcher:
+    def __init__(self, embedder: Embedder, factory: sessionmaker[Session], index_dir: Path,
+                 fusion: FusionParams | None = None) -> None:
+        self.embedder = embedder
+        self.factory = factory
+        self.live = LiveSnapshot(index_dir)
+        self.fusion = fusion or FusionParams()
+
+    def allowed_chunk_ids(self, session: Session, filters: SearchFilters,
+                          allowed_document_ids: set[int] | None) -> np.ndarray | None:
+        if filters.is_empty() and allowed_document_ids is None:
+            return None
+        query = select(Chunk.id).join(Document, Chunk.document_id == Document.id)
+        if filters.collection:
+            query = query.join(Collection, Document.collection_id == Collection.id).where(
+                Collection.name == filters.collection)
+        if filters.path_prefix:
+            query = query.where(Document.path.startswith(filters.path_prefix, autoescape=True))
+        if filters.labels:
+            query = query.where(Document.label.in_(filters.labels))
+        if allowed_document_ids is not None:
+            query = query.where(Document.id.in_(sorted(allowed_document_ids)))
+        return np.fromiter(session.scalars(query), dtype=np.int64)
+
+    def search(self, query: str, top_k: int = 5, filters: SearchFilters | None = None, *,
+               allowed_document_ids: set[int] | None = None, mode: Mode = "hybrid") -> SearchResult:
+        snapshot = self.live.get()
+        retriever = HybridRetriever(self.embedder, snapshot.vector, snapshot.keyword, self.fusion)
+        with self.factory() as session:
+            allowed = self.allowed_chunk_ids(session, filters or SearchFilters(), allowed_document_ids)
+            t0 = time.perf_counter()
+            vector = self.embedder.embed([query])[0] if mode != "bm25" else None
+            t1 = time.perf_counter()
+            # ask for a few more than top_k: chunks deleted since this generation was published are skipped
+            hits = retriever.search(query, top_k + 8, allowed, mode=mode, query_vector=vector)
+            t2 = time.perf_counter()
+            passages = self._passages(session, hits)[:top_k]
+        return SearchResult(passages, snapshot.manifest.generation, (t1 - t0) * 1000, (t2 - t1) * 1000)
+
+    @staticmethod
+    def _passages(session: Session, hits) -> list[Passage]:  # noqa: ANN001
+        if not hits:
+            return []
+        rows = session.execute(
+            select(Chunk.id, Chunk.document_id, Chunk.section, Chunk.pages, Chunk.text, Chunk.document_sha256,
+                   Chunk.document_version, Document.path, Document.title, Document.label, Collection.name)
+            .join(Document, Chunk.document_id == Document.id)
+            .join(Collection, Document.collection_id == Collection.id)
+            .where(Chunk.id.in_([h.chunk_id for h in hits]))
+        ).all()
+        by_id = {row.id: row for row in rows}
+        out = []
+        for hit in hits:
+            row = by_id.get(hit.chunk_id)
+            if row is None:
+                continue
+            out.append(Passage(
+                chunk_id=row.id, document_id=row.document_id, path=row.path, title=row.title,
+                section=row.section, pages=list(row.pages or []), text=row.text, score=hit.score,
+                document_sha256=row.document_sha256, document_version=row.document_version,
+                label=row.label, collection=row.name,
+            ))
+        return out

@@ -1,0 +1,50 @@
+"""Builds the query side from settings: one place for the API process and `rag ask`."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from rag.answering import QuestionAnswerer
+from rag.embedder import Embedder
+from rag.generators.base import Generator
+from rag.generators.extractive import ExtractiveGenerator
+from rag.retrieval import FusionParams
+from rag.search import Searcher
+from rag.settings import Settings
+
+
+def fusion_params(settings: Settings) -> FusionParams:
+    return FusionParams(rrf_k=settings.rrf_k, dense_weight=settings.fusion_dense_weight,
+                        keyword_weight=settings.fusion_keyword_weight, depth=settings.fusion_depth)
+
+
+def build_generator(settings: Settings) -> Generator:
+    if settings.generator == "openai":
+        from rag.generators.openai_compat import OpenAICompatibleGenerator
+
+        key = settings.generator_api_key.get_secret_value() if settings.generator_api_key else None
+        return OpenAICompatibleGenerator(
+            settings.generator_base_url, settings.generator_model, api_key=key,
+            timeout_s=settings.generator_timeout_s, connect_timeout_s=settings.generator_connect_timeout_s,
+            retries=settings.generator_retries,
+        )
+    if settings.generator == "embedded":
+        from rag.generators.embedded import EmbeddedGenerator, ensure_local_model
+
+        return EmbeddedGenerator(ensure_local_model(settings.llm_model_path, settings.models_dir),
+                                 threads=settings.llm_threads)
+    return ExtractiveGenerator()
+
+
+def build_answerer(settings: Settings, factory: sessionmaker[Session], embedder: Embedder,
+                   generator: Generator | None = None) -> QuestionAnswerer:
+    searcher = Searcher(embedder, factory, settings.index_dir, fusion_params(settings))
+    generator = generator or build_generator(settings)
+    fallback = None
+    if settings.generator_fallback == "extractive" and generator.backend != "extractive":
+        fallback = ExtractiveGenerator()
+    prompt_passages = settings.prompt_passages or None
+    if prompt_passages is None and generator.backend == "embedded" and not settings.llm_model_path:
+        prompt_passages = 1  # the packaged 135M model answers far better from one passage than from five
+    return QuestionAnswerer(searcher, generator, fallback=fallback, max_tokens=settings.max_tokens,
+                            min_support=settings.grounding_min_support, prompt_passages=prompt_passages)
