@@ -90,7 +90,7 @@ class QuestionAnswerer:
         generator, fallback, notice = self.generator, False, None
         prompt = self._prompt(generator, question, passages, history)
         usage = Usage()
-        gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support))
+        gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question))
         released: list[str] = []
         first_token_at = None
         if passages:
@@ -106,7 +106,7 @@ class QuestionAnswerer:
                 log.warning("generator failed (%s); answering extractively", type(exc).__name__)
                 generator, fallback, notice = self.fallback, True, FALLBACK_NOTICE
                 prompt = self._prompt(generator, question, passages, history)
-                gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support))
+                gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question))
                 for piece in generator.stream(prompt, cap, usage):
                     for sentence in gate.feed(piece):
                         released.append(sentence)

@@ -51,16 +51,22 @@ class GroundedAnswer:
 
 
 class GroundingChecker:
-    def __init__(self, passages: list[Passage], min_support: float = 0.6) -> None:
+    """`question`, when given, also requires the cited passages to be about it: a model that copies
+    an unrelated passage verbatim is lexically "supported" but has not answered anything."""
+
+    def __init__(self, passages: list[Passage], min_support: float = 0.6, question: str | None = None) -> None:
         self.passages = passages
         self.min_support = min_support
         self._words = [set(content_words(p.text)) for p in passages]
         self._numbers = [numbers_in(p.text) for p in passages]
+        self._question = {w for w in content_words(question or "") if w not in _FRAMING}
 
     def support(self, claim_words: list[str], claim_numbers: set[str], numbers: list[int]) -> float:
         if not numbers:
             return 0.0
         vocab = set().union(*(self._words[n - 1] for n in numbers))
+        if self._question and not (self._question & vocab):
+            return 0.0
         known_numbers = set().union(*(self._numbers[n - 1] for n in numbers))
         if claim_numbers - known_numbers:
             return 0.0

@@ -98,3 +98,11 @@ def cli_env(settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_DATA_DIR=str(settings.data_dir), RAG_DATABASE_URL=settings.resolved_database_url)
     return env
+
+
+@pytest.fixture(scope="session")
+def local_llm_dir(tmp_path_factory):
+    """The packaged SmolLM2 converted once per test session (the conversion itself is under test here)."""
+    from rag.generators.embedded import ensure_local_model
+
+    return ensure_local_model(None, tmp_path_factory.mktemp("models"))
