@@ -3,7 +3,8 @@
     python bench/tune_fusion.py ../shared/eval/scifact [--work-dir DIR] [--json]
 
 Needs the folder ingested once by `rag eval beir FOLDER` (same --work-dir). Each query's dense and
-BM25 rankings are computed once; the grid (RRF k x keyword weight x depth) is then fused offline.
+BM25 rankings are computed once; the grid (convex alpha x depth, and RRF k x keyword weight x depth)
+is then fused offline.
 The test split is touched only after the choice is made, for the report.
 """
 
@@ -21,7 +22,8 @@ sys.path.insert(0, str(REPO))
 
 GRID_K = [5, 10, 20, 30, 60, 100]
 GRID_KEYWORD_WEIGHT = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0]
-GRID_DEPTH = [50, 100, 200]
+GRID_DEPTH = [50, 100, 200, 300, 500]
+GRID_ALPHA = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 
 
 def main() -> None:
@@ -69,20 +71,23 @@ def main() -> None:
     train = rankings("train")
     results = []
     for k, w, depth in itertools.product(GRID_K, GRID_KEYWORD_WEIGHT, GRID_DEPTH):
-        params = FusionParams(rrf_k=k, dense_weight=1.0, keyword_weight=w, depth=depth)
+        params = FusionParams(method="rrf", rrf_k=k, dense_weight=1.0, keyword_weight=w, depth=depth)
+        results.append((evaluate(params, *train)["ndcg@10"], params))
+    for alpha, depth in itertools.product(GRID_ALPHA, GRID_DEPTH):
+        params = FusionParams(method="convex", alpha=alpha, depth=depth)
         results.append((evaluate(params, *train)["ndcg@10"], params))
     results.sort(key=lambda r: -r[0])
     best_train, best = results[0]
-    default = FusionParams()
+    default = FusionParams(method="rrf", rrf_k=60, depth=100)  # the plain RRF baseline
     test = rankings("test")
     report = {
-        "chosen": best.__dict__ if hasattr(best, "__dict__") else
-        {f: getattr(best, f) for f in best.__slots__},
+        "chosen": {f: getattr(best, f) for f in best.__slots__},
         "train_ndcg@10_chosen": round(best_train, 4),
-        "train_ndcg@10_default": round(evaluate(default, *train)["ndcg@10"], 4),
+        "train_ndcg@10_rrf60": round(evaluate(default, *train)["ndcg@10"], 4),
         "test_chosen": evaluate(best, *test),
-        "test_default": evaluate(default, *test),
-        "top5_train": [(round(s, 4), p.rrf_k, p.keyword_weight, p.depth) for s, p in results[:5]],
+        "test_rrf60": evaluate(default, *test),
+        "top5_train": [(round(s, 4), p.method, p.alpha if p.method == "convex" else (p.rrf_k, p.keyword_weight), p.depth)
+                       for s, p in results[:5]],
         "grid": len(results),
         "threads": os.cpu_count(),
     }

@@ -14,7 +14,7 @@ from rag.settings import Settings
 
 
 def fusion_params(settings: Settings) -> FusionParams:
-    return FusionParams(rrf_k=settings.rrf_k, dense_weight=settings.fusion_dense_weight,
+    return FusionParams(method=settings.fusion, alpha=settings.fusion_alpha, rrf_k=settings.rrf_k, dense_weight=settings.fusion_dense_weight,
                         keyword_weight=settings.fusion_keyword_weight, depth=settings.fusion_depth)
 
 

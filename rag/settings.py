@@ -80,10 +80,14 @@ class Settings(BaseSettings):
     grounding_min_support: float = Field(
         default=0.6, ge=0.0, le=1.0, description="share of a sentence's content words its cited passages must contain"
     )
+    fusion: Literal["convex", "rrf"] = Field(
+        default="convex", description="convex: alpha-weighted sum of min-max normalised scores; rrf: reciprocal rank"
+    )
+    fusion_alpha: float = Field(default=0.5, ge=0, le=1, description="convex fusion: weight of the dense score")
     rrf_k: float = Field(default=60.0, gt=0, description="reciprocal rank fusion constant")
     fusion_dense_weight: float = Field(default=1.0, ge=0)
     fusion_keyword_weight: float = Field(default=1.0, ge=0)
-    fusion_depth: int = Field(default=100, ge=1, le=10000, description="candidates each ranking contributes")
+    fusion_depth: int = Field(default=300, ge=1, le=10000, description="candidates each ranking contributes")
 
     @field_validator("ingest_roots", mode="before")
     @classmethod

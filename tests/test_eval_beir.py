@@ -1,0 +1,31 @@
+"""`rag eval beir` on SciFact through the real ingestion path: the hybrid must reach nDCG@10 >= 0.72."""
+
+import json
+import subprocess
+
+import pytest
+
+from .conftest import SCIFACT
+
+
+@pytest.mark.slow
+def test_hybrid_beats_both_retrievers_and_the_goal_on_scifact_test(tmp_path, cli_env):
+    if not (SCIFACT / "corpus.jsonl").is_file():
+        pytest.skip(f"SciFact not found at {SCIFACT}")
+    env = {**cli_env, "RAG_DATA_DIR": str(tmp_path / "data")}
+    env.pop("RAG_DATABASE_URL", None)
+    scores = {}
+    for retriever in ("hybrid", "dense", "bm25"):
+        out = subprocess.run(["rag", "eval", "beir", str(SCIFACT), "--retriever", retriever, "--json"], env=env,
+                             capture_output=True, text=True, timeout=1800, check=True)
+        scores[retriever] = json.loads(out.stdout)
+        assert set(scores[retriever]) == {"ndcg@10", "recall@100", "mrr@10", "queries", "retriever"}
+        assert scores[retriever]["queries"] == 300 and scores[retriever]["retriever"] == retriever
+    assert scores["hybrid"]["ndcg@10"] >= 0.72, scores
+    assert scores["hybrid"]["ndcg@10"] > max(scores["dense"]["ndcg@10"], scores["bm25"]["ndcg@10"]) + 0.03
+    assert scores["hybrid"]["recall@100"] >= 0.93
+
+
+def test_eval_refuses_a_folder_that_is_not_beir(tmp_path, cli_env):
+    out = subprocess.run(["rag", "eval", "beir", str(tmp_path)], env=cli_env, capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith("error: not a BEIR folder")
