@@ -17,7 +17,7 @@ def _compose():
 
 def test_services_volumes_and_published_ports():
     doc = _compose()
-    assert {"postgres", "api", "worker"} <= set(doc["services"])
+    assert {"postgres", "vllm", "api", "worker"} <= set(doc["services"])
     for name, service in doc["services"].items():
         assert "healthcheck" in service, name
         for volume in service.get("volumes", []):
@@ -33,7 +33,7 @@ def test_commands_and_environment_exist_in_the_project():
     known = {f"RAG_{name.upper()}" for name in Settings.model_fields}
     commands = set(main.commands)
     for name, service in doc["services"].items():
-        if name == "postgres":
+        if name in ("postgres", "vllm"):
             continue
         command = service["command"]
         assert command[0] == "rag" and command[1] in commands, command
@@ -41,3 +41,18 @@ def test_commands_and_environment_exist_in_the_project():
         assert result.exit_code == 0, result.output
         for var in service["environment"]:
             assert var in known, f"{name} sets {var}, which no setting reads"
+
+
+def test_api_generates_through_the_vllm_service_from_a_mounted_model():
+    doc = _compose()
+    vllm, api = doc["services"]["vllm"], doc["services"]["api"]
+    assert "vllm/vllm-openai:" in vllm["image"]
+    assert vllm["environment"]["HF_HUB_OFFLINE"] == "1"
+    assert any(v.endswith(":/models:ro") for v in vllm["volumes"])
+    command = vllm["command"]
+    port = command[command.index("--port") + 1]
+    assert command[command.index("--model") + 1].startswith("/models/")
+    assert api["environment"]["RAG_GENERATOR"] == "openai"
+    assert api["environment"]["RAG_GENERATOR_BASE_URL"] == f"http://vllm:{port}/v1"
+    assert api["depends_on"]["vllm"]["condition"] == "service_healthy"
+    assert "vllm" not in doc["services"]["worker"].get("depends_on", {})
