@@ -1,0 +1,189 @@
+"""Query benchmark: /v1/search over HTTP vs. raw in-process embed + FAISS search, same queries, one run.
+
+    python bench/query.py [--copies 10] [--queries 200] [--concurrency 8] [--json]
+
+Builds a 100k-chunk index (SciFact's chunks repeated `--copies` times, with their stored real
+embeddings, as new documents) from the evaluation folder that `rag eval beir ../shared/eval/scifact`
+ingested, serves it with `rag serve` in a separate process (uvicorn, real HTTP), then measures on
+SciFact's test queries:
+  - raw: the bare embedder + FAISS exact search in this process (the floor any API pays);
+  - /v1/search: p50/p95 latency sequentially, and throughput with N concurrent clients;
+  - /v1/query (extractive generator): time split into retrieval, generation and HTTP/API overhead.
+Not a test: compare numbers only within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SCIFACT = REPO.parent / "shared" / "eval" / "scifact"
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def build_corpus(source_db: str, target: Path, copies: int) -> int:
+    """Copies every document and chunk (text + stored embedding) `copies` times into a new database."""
+    from sqlalchemy import select
+
+    from ingest.indexing import publish
+    from rag.db.models import Chunk, Collection, Document
+    from rag.db.session import make_engine, make_sessionmaker, migrate
+    from rag.settings import Settings
+
+    src = make_sessionmaker(make_engine(Settings(database_url=source_db, _env_file=None)))
+    settings = Settings(data_dir=target, _env_file=None)
+    engine = make_engine(settings)
+    migrate(engine)
+    factory = make_sessionmaker(engine)
+    with src() as s:
+        docs = s.execute(select(Document.id, Document.path, Document.sha256, Document.size_bytes)).all()
+        chunks = s.execute(select(Chunk.document_id, Chunk.ordinal, Chunk.text, Chunk.section, Chunk.char_start,
+                                  Chunk.char_end, Chunk.token_count, Chunk.embedding)).all()
+    by_doc: dict[int, list] = {}
+    for c in chunks:
+        by_doc.setdefault(c.document_id, []).append(c)
+    total = 0
+    with factory() as s:
+        coll = Collection(name="bench")
+        s.add(coll)
+        s.flush()
+        for copy in range(copies):
+            rows = []
+            for d in docs:
+                doc = Document(collection_id=coll.id, path=f"{d.path}#{copy}", title=None, sha256=d.sha256,
+                               size_bytes=d.size_bytes, label="internal", chunk_count=len(by_doc.get(d.id, [])))
+                s.add(doc)
+                rows.append((doc, by_doc.get(d.id, [])))
+            s.flush()
+            s.add_all(Chunk(document_id=doc.id, ordinal=c.ordinal, text=c.text, section=c.section, pages=[],
+                            char_start=c.char_start, char_end=c.char_end, token_count=c.token_count,
+                            document_sha256=doc.sha256, document_version=1, embedding=c.embedding)
+                      for doc, cs in rows for c in cs)
+            s.flush()
+            total += sum(len(cs) for _, cs in rows)
+        s.commit()
+    publish(engine, factory, settings.index_dir, 384, keep=1, rebuild=True)
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--eval-dir", type=Path, default=Path(os.environ.get("RAG_DATA_DIR", "data")) / "eval" / "scifact")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    import httpx
+
+    from indexes.snapshot import load_snapshot
+    from rag.embedder import load_embedder
+    from rag.evaluation import load_beir
+    from rag.settings import Settings
+
+    source_db = f"sqlite:///{(args.eval_dir / 'rag.sqlite3').resolve()}"
+    if not (args.eval_dir / "rag.sqlite3").is_file():
+        sys.exit(f"no evaluation database in {args.eval_dir}: run `rag eval beir {SCIFACT}` first")
+    queries = list(load_beir(SCIFACT, "test").queries.values())[: args.queries]
+    tmp = Path(tempfile.mkdtemp(prefix="rag-bench-query-"))
+    try:
+        t0 = time.perf_counter()
+        n_chunks = build_corpus(source_db, tmp / "data", args.copies)
+        build_s = time.perf_counter() - t0
+
+        settings = Settings(data_dir=tmp / "data", _env_file=None)
+        embedder = load_embedder(settings)
+        snapshot = load_snapshot(settings.index_dir)
+        for q in queries[:10]:  # warm-up
+            snapshot.vector.search(embedder.embed([q]), 10)
+        raw = []
+        for q in queries:
+            t = time.perf_counter()
+            snapshot.vector.search(embedder.embed([q]), 10)
+            raw.append((time.perf_counter() - t) * 1000)
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, "RAG_DATA_DIR": str(tmp / "data"), "RAG_GENERATOR": "extractive"}
+        env.pop("RAG_DATABASE_URL", None)
+        server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=base, timeout=60) as client:
+                for _ in range(300):
+                    try:
+                        if client.get("/readyz").status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    time.sleep(0.5)
+                for q in queries[:10]:
+                    client.post("/v1/search", json={"query": q, "top_k": 10})
+                api = []
+                for q in queries:
+                    t = time.perf_counter()
+                    r = client.post("/v1/search", json={"query": q, "top_k": 10})
+                    api.append((time.perf_counter() - t) * 1000)
+                    r.raise_for_status()
+
+                def one(q: str) -> None:
+                    with httpx.Client(base_url=base, timeout=60) as c:
+                        c.post("/v1/search", json={"query": q, "top_k": 10}).raise_for_status()
+
+                t = time.perf_counter()
+                with ThreadPoolExecutor(args.concurrency) as pool:
+                    list(pool.map(one, queries))
+                concurrent_qps = len(queries) / (time.perf_counter() - t)
+
+                split = {"retrieval": [], "generation": [], "overhead": [], "total": []}
+                for q in queries[:50]:
+                    t = time.perf_counter()
+                    body = client.post("/v1/query", json={"question": q}).json()
+                    total = (time.perf_counter() - t) * 1000
+                    split["retrieval"].append(body["timings_ms"]["retrieval"])
+                    split["generation"].append(body["timings_ms"]["generation"])
+                    split["overhead"].append(total - body["timings_ms"]["retrieval"] - body["timings_ms"]["generation"])
+                    split["total"].append(total)
+        finally:
+            server.terminate()
+            server.wait(30)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    result = {
+        "chunks": n_chunks, "queries": len(queries), "build_s": round(build_s, 1),
+        "raw_p50_ms": round(statistics.median(raw), 2), "raw_p95_ms": round(pct(raw, 0.95), 2),
+        "search_p50_ms": round(statistics.median(api), 2), "search_p95_ms": round(pct(api, 0.95), 2),
+        "p50_ratio": round(statistics.median(api) / statistics.median(raw), 3),
+        "sequential_qps": round(1000 / statistics.mean(api), 1),
+        f"concurrent{args.concurrency}_qps": round(concurrent_qps, 1),
+        "query_ms_p50": {k: round(statistics.median(v), 2) for k, v in split.items()},
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>22}: {value}")
+
+
+if __name__ == "__main__":
+    main()
