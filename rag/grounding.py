@@ -30,6 +30,16 @@ _FRAMING = frozenset(content_words("answer question passage passages text texts 
                                    "states stated mentions mentioned says based provided context"))
 
 
+# "The passage provides information about vacation days." restates the context without answering.
+_META = re.compile(
+    r"(?i)^\W*(?:the|this|these|that)\s+(?:passages?|texts?|documents?|context|sources?)\s+"
+    r"(?:also\s+)?(?:provides?|contains?|gives?|mentions?|discuss(?:es)?|describes?|talks? about|is about|"
+    r"offers?|includes?|outlines?|explains?|covers?)\b"
+    r"|^\W*it\s+(?:also\s+)?(?:provides?|gives?|mentions?|discusses|describes|outlines|covers)\s+"
+    r"(?:details|information|an overview)\b"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CheckedSentence:
     text: str  # with citations normalised to the passages that support it
@@ -82,9 +92,11 @@ class GroundingChecker:
         valid = [n for n in dict.fromkeys(cited) if n in given]
         bare = _CITATION.sub("", sentence).strip()
         bare = re.sub(r"\s+([.,;:!?])", r"\1", bare)
+        if _META.search(bare):
+            return CheckedSentence(bare, (), 0.0, False)
         words = [w for w in content_words(bare) if w not in _FRAMING]
         nums = numbers_in(bare)
-        if len(words) < 2 and not nums:
+        if not words and not nums:
             return CheckedSentence(bare, (), 1.0, True, filler=True)
         score = self.support(words, nums, valid)
         if score < self.min_support:

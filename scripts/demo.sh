@@ -25,4 +25,4 @@ echo; echo "== POST /v1/query"
 curl -sf "localhost:$PORT/v1/query" -H 'Content-Type: application/json' \
      -d '{"question": "What is the meal allowance in Portugal?"}'
 echo; echo; echo "== rag ask"
-"$RAG" ask "How many vacation days do employees get?"
+"$RAG" ask "Where are the offices?"

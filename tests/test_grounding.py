@@ -94,3 +94,10 @@ def test_a_copied_passage_that_does_not_address_the_question_is_not_an_answer():
     assert not checker.check("We are 140 people in two offices, Lisbon and Tallinn [1].").grounded
     checker = GroundingChecker([LEAVE], question="How many vacation days do employees get?")
     assert checker.check("The answer is 27 [1].").grounded
+
+
+def test_restating_the_context_is_not_an_answer():
+    checker = GroundingChecker([LEAVE], question="How many vacation days do employees get?")
+    result = checker.check("The passage provides information about vacation days per calendar year [1]. "
+                           "It also provides details about vacation days [1].")
+    assert not result.grounded and result.text == NOT_FOUND
