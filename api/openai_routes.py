@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.metrics import Metrics
 from api.query_routes import ERRORS, _chain, _last, answer_json, check_question, error_json
-from api.schemas import ChatRequest
+from api.schemas import ChatCompletionOut, ChatRequest
 from api.services import QueryServices
 from rag.answering import Answer, Delta
 from rag.errors import InvalidRequestError, NotFoundError, RagError
@@ -57,7 +57,7 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
         """The one model this service exposes: retrieval-augmented answers from the documents."""
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "private-rag"}]}
 
-    @router.post("/v1/chat/completions", responses=ERRORS)
+    @router.post("/v1/chat/completions", responses={**ERRORS, 200: {"model": ChatCompletionOut}})
     async def chat_completions(body: ChatRequest, request: Request):  # noqa: ANN201
         """OpenAI Chat Completions (streaming included); `rag` carries citations and grounding status."""
         if body.model != MODEL_ID:

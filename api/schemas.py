@@ -137,3 +137,42 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
     temperature: float | None = Field(default=None, description="Accepted for compatibility; answers are greedy")
     top_k: int | None = Field(default=None, ge=1, le=50, description="Extension: passages given to the model")
+
+
+class RagExtra(BaseModel):
+    """The `rag` extra field of chat completions (and of the last chunk when streaming)."""
+
+    citations: list[CitationOut]
+    status: Literal["answered", "not_found"]
+    grounded: bool
+    fallback: bool
+    notice: str | None = None
+    backend: Literal["openai", "embedded", "extractive"]
+    backend_model: str = Field(description="The model that produced the words")
+    route: RouteOut
+    timings_ms: dict[str, float]
+    dropped_sentences: int
+    request_id: str
+
+
+class ChatChoiceMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: ChatChoiceMessage
+    finish_reason: Literal["stop", "length"] = "stop"
+
+
+class ChatCompletionOut(BaseModel):
+    """OpenAI Chat Completions response, plus `rag`. With stream: `chat.completion.chunk` events, `data: [DONE]` last."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str = Field(description="Always 'private-rag'; the generating model is rag.backend_model")
+    choices: list[ChatChoice]
+    usage: dict[str, int]
+    rag: RagExtra

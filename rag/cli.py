@@ -287,6 +287,76 @@ def ask(question: str, top_k: int | None, collection: str | None, as_json: bool,
 @click.option("--json", "as_json", is_flag=True)
 def search(query: str, top_k: int, as_json: bool) -> None:
     """Hybrid (dense + BM25) search over the live index generation; prints ranked passages."""
+    from rag.search import Searcher
+    from rag.service import fusion_params
+
+    rt = _Runtime()
+    try:
+        found = Searcher(rt.embedder, rt.factory, rt.settings.index_dir, fusion_params(rt.settings)).search(query, top_k)
+    except RagError as exc:
+        _fail(str(exc))
+    results = [{"chunk_id": p.chunk_id, "document_id": p.document_id, "path": p.path, "title": p.title,
+                "section": p.section, "pages": p.pages, "score": round(p.score, 6), "text": p.text}
+               for p in found.passages]
+    if as_json:
+        click.echo(json.dumps({"results": results}))
+        return
+    for n, r in enumerate(results, 1):
+        where = f" p.{','.join(map(str, r['pages']))}" if r["pages"] else ""
+        click.echo(f"[{n}] {r['path']}{where} - {r['section'] or r['title']}")
+        click.echo("    " + " ".join(r["text"].split())[:300])
+
+
+@main.command()
+@click.argument("question")
+@click.option("--top-k", type=click.IntRange(1, 50), help="Passages given to the model (default RAG_DEFAULT_TOP_K).")
+@click.option("--collection", help="Only this collection.")
+@click.option("--json", "as_json", is_flag=True, help="Print the same JSON object as POST /v1/query.")
+@click.option("--no-stream", is_flag=True, help="Print the answer only when it is complete.")
+def ask(question: str, top_k: int | None, collection: str | None, as_json: bool, no_stream: bool) -> None:
+    """Answer a question from the documents, with citations (the same path as POST /v1/query)."""
+    import uuid
+
+    from api.query_routes import answer_json, check_question
+    from rag.answering import Answer, Delta
+    from rag.search import SearchFilters
+    from rag.service import build_answerer
+
+    rt = _Runtime()
+    try:
+        question = check_question(question, rt.settings)
+        answerer = build_answerer(rt.settings, rt.factory, rt.embedder)
+        events = answerer.stream(question, top_k=top_k or rt.settings.default_top_k,
+                                 filters=SearchFilters(collection=collection))
+        final = None
+        for event in events:
+            if isinstance(event, Answer):
+                final = event
+            elif not as_json and not no_stream:
+                click.echo(event.text, nl=False)
+    except RagError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(answer_json(final, uuid.uuid4().hex), ensure_ascii=False))
+        return
+    if no_stream:
+        click.echo(final.answer, nl=False)
+    click.echo()
+    if final.notice:
+        click.echo(f"({final.notice})")
+    label = "Sources" if final.grounded else "Closest passages"
+    click.echo(f"\n{label}:")
+    for c in final.citations:
+        where = f", page {c.page}" if c.page else ""
+        click.echo(f"  [{c.n}] {c.path}{where}: \"{c.quote}\"")
+
+
+@main.command()
+@click.argument("query")
+@click.option("--top-k", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def search(query: str, top_k: int, as_json: bool) -> None:
+    """Hybrid (dense + BM25) search over the live index generation; prints ranked passages."""
     from sqlalchemy import select
 
     from indexes.snapshot import load_snapshot
