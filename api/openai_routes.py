@@ -39,7 +39,8 @@ def split_conversation(body: ChatRequest) -> tuple[str, list[dict[str, str]]]:
     turns = [(m.role, _text(m.content)) for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1][0] != "user" or not turns[-1][1].strip():
         raise InvalidRequestError("messages: the last message must be a non-empty user message")
-    history = [{"role": role, "content": text} for role, text in turns[:-1] if text.strip()]
+    # the last three exchanges, each message capped: context for follow-ups, not a prompt-size lever
+    history = [{"role": role, "content": text[:2000]} for role, text in turns[:-1] if text.strip()]
     return turns[-1][1], history[-6:]
 
 

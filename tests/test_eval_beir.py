@@ -1,6 +1,7 @@
 """`rag eval beir` on SciFact through the real ingestion path: the hybrid must reach nDCG@10 >= 0.72."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,12 +10,17 @@ import pytest
 from .conftest import SCIFACT
 
 
+def _env(tmp_path) -> dict[str, str]:
+    """The evaluation keeps its own SQLite database under the data folder, whatever the main one is."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    return {**env, "RAG_DATA_DIR": str(tmp_path / "data")}
+
+
 @pytest.mark.slow
-def test_hybrid_beats_both_retrievers_and_the_goal_on_scifact_test(tmp_path, cli_env):
+def test_hybrid_beats_both_retrievers_and_the_goal_on_scifact_test(tmp_path):
     if not (SCIFACT / "corpus.jsonl").is_file():
         pytest.skip(f"SciFact not found at {SCIFACT}")
-    env = {**cli_env, "RAG_DATA_DIR": str(tmp_path / "data")}
-    env.pop("RAG_DATABASE_URL", None)
+    env = _env(tmp_path)
     scores = {}
     for retriever in ("hybrid", "dense", "bm25"):
         out = subprocess.run([sys.executable, "-m", "rag.cli", "eval", "beir", str(SCIFACT), "--retriever", retriever, "--json"], env=env,
@@ -27,6 +33,7 @@ def test_hybrid_beats_both_retrievers_and_the_goal_on_scifact_test(tmp_path, cli
     assert scores["hybrid"]["recall@100"] >= 0.93
 
 
-def test_eval_refuses_a_folder_that_is_not_beir(tmp_path, cli_env):
-    out = subprocess.run([sys.executable, "-m", "rag.cli", "eval", "beir", str(tmp_path)], env=cli_env, capture_output=True, text=True)
+def test_eval_refuses_a_folder_that_is_not_beir(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "eval", "beir", str(tmp_path)], env=_env(tmp_path),
+                         capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: not a BEIR folder")
