@@ -1,27 +1,34 @@
-"""App factory: the composition root of the API process."""
+"""App factory: the composition root of the API process.
 
+Every route except /healthz requires authentication; each route names the capability it needs
+(see rag.auth.principal). Every request to search, query and chat, answered or refused, writes
+exactly one audit record before its response leaves; when that write fails the response is
+replaced by a 503 and the answer is withheld.
+"""
 
-import hmac
+import json
 import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from api import openai_routes, query_routes
+from api import admin_routes, audit_routes, openai_routes, query_routes
+from api.auth import Authenticator, require
 from api.errors import classify
 from api.metrics import Metrics
 from api.schemas import ErrorResponse, FileError, IngestRequest, JobStatus
 from api.services import QueryServices
 from ingest import jobs
 from ingest.discovery import check_within_roots
+from rag.audit import AuditEntry, AuditLog, AuditUnavailableError, resolve_key
 from rag.db.models import IngestionJob, JobFile
 from rag.db.session import make_engine, make_sessionmaker, migrate
 from rag.embedder import Embedder
@@ -30,10 +37,23 @@ from rag.generators.base import Generator
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
+AUDITED = frozenset({"/v1/search", "/v1/query", "/v1/chat/completions"})
+_QUESTION_CHARS = 10_000
 
 
-class Unauthorized(RagError):
-    pass
+def _question_of(body: bytes) -> str | None:
+    """Best effort, for requests refused before their body was validated."""
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    value = data.get("question") or data.get("query")
+    if value is None and isinstance(data.get("messages"), list):
+        users = [m.get("content") for m in data["messages"] if isinstance(m, dict) and m.get("role") == "user"]
+        value = users[-1] if users else None
+    return value[:_QUESTION_CHARS] if isinstance(value, str) else None
 
 
 def create_app(settings: Settings, *, embedder: Embedder | None = None, generator: Generator | None = None) -> FastAPI:
@@ -41,53 +61,67 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     engine = make_engine(settings)
     migrate(engine)
     factory = make_sessionmaker(engine)
+    audit_log = AuditLog(factory, resolve_key(settings))  # refuses to start without a proper key in production
     app = FastAPI(
-        title="private-rag", version="0.1.0", responses={401: {"model": ErrorResponse}},
+        title="private-rag", version="0.1.0", openapi_url=None, docs_url=None, redoc_url=None,
+        responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
         description="Private question answering over internal documents: search, grounded answers with "
-        "citations, an OpenAI-compatible chat API, and the admin ingestion API. Errors are JSON "
+        "citations, an OpenAI-compatible chat API, admin and auditor APIs. Every route but /healthz needs "
+        "`Authorization: Bearer <API key or identity-provider token>`. Errors are JSON "
         "`{error: {code, message}, request_id}`.",
     )
     services = QueryServices(settings, factory, embedder=embedder, generator=generator)
     metrics = Metrics()
     app.state.services = services
     app.state.metrics = metrics
+    app.state.audit_log = audit_log
+    app.state.authenticator = Authenticator(settings, factory)
 
     def session() -> Session:
         with factory() as s:
             yield s
 
-    def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        """Until users and roles exist, admin routes need RAG_ADMIN_API_KEY; unset means closed."""
-        expected = settings.admin_api_key.get_secret_value() if settings.admin_api_key else None
-        given = authorization.removeprefix("Bearer ").strip() if authorization else ""
-        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise Unauthorized("a valid admin API key is required")
+    Manage = Depends(require("manage"))
 
-    SessionDep = Annotated[Session, Depends(session)]
-    Admin = Depends(require_admin)
+    def error(request: Request, status: int, code: str, message: str) -> JSONResponse:
+        rid = getattr(request.state, "request_id", uuid.uuid4().hex)
+        entry = getattr(request.state, "audit", None)
+        if entry is not None:
+            entry.detail["error"] = code
+        return JSONResponse({"error": {"code": code, "message": message}, "request_id": rid}, status_code=status)
 
     @app.middleware("http")
-    async def request_id(request: Request, call_next):  # noqa: ANN001, ANN202
+    async def request_context(request: Request, call_next):  # noqa: ANN001, ANN202
         given = request.headers.get("x-request-id", "")
-        request.state.request_id = given if given.isascii() and 0 < len(given) <= 64 and given.isprintable() \
-            else uuid.uuid4().hex
+        rid = given if given.isascii() and 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+        request.state.request_id = rid
         started = time.perf_counter()
+        entry = None
+        if request.url.path in AUDITED:
+            entry = AuditEntry(request_id=rid, route=request.url.path, question=_question_of(await request.body()))
+            request.state.audit = entry
         response = await call_next(request)
+        if entry is not None:
+            principal = getattr(request.state, "principal", None)
+            if principal is not None:
+                entry.principal, entry.role, entry.groups = principal.name, principal.role, list(principal.groups)
+            entry.status = response.status_code
+            entry.latency_ms = (time.perf_counter() - started) * 1000
+            try:
+                await run_in_threadpool(audit_log.append, entry)
+            except AuditUnavailableError as exc:
+                log.error("audit write failed for request %s: %s", rid, type(exc.__cause__).__name__)
+                response = JSONResponse({"error": {"code": "audit_unavailable", "message": str(exc)}, "request_id": rid},
+                                        status_code=503)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         metrics.requests.labels(path, request.method, str(response.status_code)).inc()
         metrics.latency.labels(path).observe(time.perf_counter() - started)
-        response.headers["x-request-id"] = request.state.request_id
+        response.headers["x-request-id"] = rid
         return response
-
-    def error(request: Request, status: int, code: str, message: str) -> JSONResponse:
-        rid = getattr(request.state, "request_id", uuid.uuid4().hex)
-        return JSONResponse({"error": {"code": code, "message": message}, "request_id": rid}, status_code=status)
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
-        if isinstance(exc, Unauthorized):
-            return error(request, 401, "unauthorized", str(exc))
         status, code, message = classify(exc)
         return error(request, status, code, message)
 
@@ -105,10 +139,14 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict:
-        """The process is up (no dependency is checked)."""
+        """The process is up (no dependency is checked; the only route without authentication)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": "a dependency is missing"}})
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require("docs"))])
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/readyz", tags=["ops"], dependencies=[Manage], responses={503: {"description": "a dependency is missing"}})
     def readyz() -> JSONResponse:
         """Database, index generation and generator. A down generator with the extractive fallback
         on is reported as `degraded` (200): answers still come, marked as extracted."""
@@ -137,16 +175,13 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
             checks["generator"], ok = "unreachable", False
         return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"], response_class=Response)
+    @app.get("/metrics", tags=["ops"], response_class=Response, dependencies=[Manage])
     def prometheus_metrics() -> Response:
         """Prometheus text format: requests and latency by route, retrieval and generation time, tokens."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(query_routes.build_router(settings, services, metrics))
-    app.include_router(openai_routes.build_router(settings, services, metrics))
-
-    @app.post("/v1/ingest/jobs", status_code=202, response_model=JobStatus, dependencies=[Admin], tags=["admin"])
-    def create_ingest_job(body: IngestRequest, s: SessionDep) -> JobStatus:
+    @app.post("/v1/ingest/jobs", status_code=202, response_model=JobStatus, dependencies=[Manage], tags=["admin"])
+    def create_ingest_job(body: IngestRequest, s: Session = Depends(session)) -> JobStatus:
         """Queue an ingestion job for the workers. Paths outside RAG_INGEST_ROOTS are refused (403)."""
         target = check_within_roots(Path(body.path), settings.ingest_roots)
         if not target.exists():
@@ -154,14 +189,18 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
         job = jobs.create_job(s, str(target), body.collection, body.groups, body.label)
         return _status(s, job)
 
-    @app.get("/v1/ingest/jobs/{job_id}", response_model=JobStatus, dependencies=[Admin], tags=["admin"])
-    def get_ingest_job(job_id: int, s: SessionDep) -> JobStatus:
+    @app.get("/v1/ingest/jobs/{job_id}", response_model=JobStatus, dependencies=[Manage], tags=["admin"])
+    def get_ingest_job(job_id: int, s: Session = Depends(session)) -> JobStatus:
         """A job's state, its counts so far, and the files that failed with their reasons."""
         job = s.get(IngestionJob, job_id)
         if job is None:
             raise NotFoundError(f"no ingestion job {job_id}")
         return _status(s, job)
 
+    app.include_router(query_routes.build_router(settings, services, metrics))
+    app.include_router(openai_routes.build_router(settings, services, metrics))
+    app.include_router(admin_routes.build_router(factory))
+    app.include_router(audit_routes.build_router(factory, audit_log))
     return app
 
 

@@ -12,16 +12,18 @@ import json
 import time
 from typing import Iterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import require
 from api.metrics import Metrics
-from api.query_routes import ERRORS, _chain, _last, answer_json, check_question, error_json
+from api.query_routes import ERRORS, answer_json, audit_answer, check_question, collect
 from api.schemas import ChatCompletionOut, ChatRequest
 from api.services import QueryServices
-from rag.answering import Answer, Delta
-from rag.errors import InvalidRequestError, NotFoundError, RagError
+from rag.answering import Answer
+from rag.auth.principal import Principal
+from rag.errors import InvalidRequestError, NotFoundError
 from rag.settings import Settings
 
 MODEL_ID = "private-rag"
@@ -52,36 +54,39 @@ def rag_extra(answer: Answer, request_id: str) -> dict:
 
 def build_router(settings: Settings, services: QueryServices, metrics: Metrics) -> APIRouter:
     router = APIRouter(tags=["openai-compatible"])
+    Ask = Depends(require("ask"))
 
     @router.get("/v1/models")
-    def models() -> dict:
+    def models(principal: Principal = Ask) -> dict:
         """The one model this service exposes: retrieval-augmented answers from the documents."""
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "private-rag"}]}
 
     @router.post("/v1/chat/completions", responses={**ERRORS, 200: {"model": ChatCompletionOut}})
-    async def chat_completions(body: ChatRequest, request: Request):  # noqa: ANN201
+    async def chat_completions(body: ChatRequest, request: Request, principal: Principal = Ask):  # noqa: ANN201
         """OpenAI Chat Completions (streaming included); `rag` carries citations and grounding status."""
         if body.model != MODEL_ID:
             raise NotFoundError(f"model '{body.model[:100]}' does not exist; use '{MODEL_ID}' (GET /v1/models)")
         question, history = split_conversation(body)
         question = check_question(question, settings)
         rid = request.state.request_id
-        events = services.answerer.stream(question, history=history, top_k=body.top_k or settings.default_top_k,
-                                          max_tokens=body.max_completion_tokens or body.max_tokens)
-        first = await run_in_threadpool(next, events)
+        entry = getattr(request.state, "audit", None)
+        if entry is not None:
+            entry.question = question
+        deltas, final = await run_in_threadpool(
+            collect, services, question, principal, history=history, top_k=body.top_k or settings.default_top_k,
+            max_tokens=body.max_completion_tokens or body.max_tokens)
+        metrics.observe_answer(final)
+        audit_answer(entry, final)
         created = int(time.time())
         cid = f"chatcmpl-{rid}"
+        usage = {"prompt_tokens": final.usage.prompt_tokens, "completion_tokens": final.usage.completion_tokens,
+                 "total_tokens": final.usage.prompt_tokens + final.usage.completion_tokens}
         if not body.stream:
-            final = first if isinstance(first, Answer) else await run_in_threadpool(_last, events)
-            metrics.observe_answer(final)
-            usage = final.usage
             return {
                 "id": cid, "object": "chat.completion", "created": created, "model": MODEL_ID,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": final.answer},
                              "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                          "total_tokens": usage.prompt_tokens + usage.completion_tokens},
-                "rag": rag_extra(final, rid),
+                "usage": usage, "rag": rag_extra(final, rid),
             }
 
         def chunk(delta: dict, finish: str | None = None, **extra) -> str:  # noqa: ANN003
@@ -91,18 +96,9 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
 
         def stream() -> Iterator[str]:
             yield chunk({"role": "assistant", "content": ""})
-            try:
-                for event in _chain(first, events):
-                    if isinstance(event, Delta):
-                        yield chunk({"content": event.text})
-                    else:
-                        metrics.observe_answer(event)
-                        u = event.usage
-                        yield chunk({}, "stop", rag=rag_extra(event, rid), usage={
-                            "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                            "total_tokens": u.prompt_tokens + u.completion_tokens})
-            except RagError as exc:
-                yield f"data: {json.dumps(error_json(exc, rid))}\n\n"
+            for text in deltas:
+                yield chunk({"content": text})
+            yield chunk({}, "stop", rag=rag_extra(final, rid), usage=usage)
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

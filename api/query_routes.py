@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Iterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import require
 from api.metrics import Metrics
 from api.schemas import (
     CitationOut,
@@ -21,9 +22,12 @@ from api.schemas import (
     SearchResultItem,
 )
 from api.services import QueryServices
+from rag.access import readable_documents
 from rag.answering import Answer, Delta
+from rag.audit import AuditEntry
+from rag.auth.principal import Principal
 from rag.errors import InvalidRequestError, QuestionTooLongError, RagError
-from rag.search import SearchFilters
+from rag.search import Passage, SearchFilters
 from rag.settings import Settings
 
 ERRORS = {status: {"model": ErrorResponse} for status in (413, 422, 503, 504)}
@@ -69,15 +73,55 @@ def sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def audit_passages(entry: AuditEntry | None, passages: list[Passage]) -> None:
+    if entry is None:
+        return
+    entry.detail["retrieved"] = [
+        {"chunk_id": p.chunk_id, "document_id": p.document_id, "version": p.document_version,
+         "score": round(p.score, 6), "label": p.label} for p in passages]
+    entry.detail["labels"] = sorted({p.label for p in passages})
+
+
+def audit_answer(entry: AuditEntry | None, answer: Answer) -> None:
+    if entry is None:
+        return
+    audit_passages(entry, answer.passages)
+    entry.answer = answer.answer
+    entry.detail.update({
+        "model": answer.model, "backend": answer.backend, "status": answer.status, "grounded": answer.grounded,
+        "fallback": answer.fallback, "route": {"target": "local", "reason": "escalation disabled"},
+        "citations": [{"n": c.n, "chunk_id": c.chunk_id, "document_id": c.document_id} for c in answer.citations],
+        "tokens": {"prompt": answer.usage.prompt_tokens, "completion": answer.usage.completion_tokens},
+        "timings_ms": answer.timings_ms, "dropped_sentences": answer.dropped_sentences,
+    })
+
+
+def collect(services: QueryServices, question: str, principal: Principal, **kwargs) -> tuple[list[str], Answer]:  # noqa: ANN003
+    """The whole answer, checked, before anything is sent: a response leaves only after its audit
+    record is written (the audit middleware withholds it otherwise), streaming included."""
+    deltas, final = [], None
+    for event in services.answerer.stream(question, access=readable_documents(principal), **kwargs):
+        if isinstance(event, Delta):
+            deltas.append(event.text)
+        else:
+            final = event
+    return deltas, final
+
+
 def build_router(settings: Settings, services: QueryServices, metrics: Metrics) -> APIRouter:
     router = APIRouter(tags=["query"])
+    Ask = Depends(require("ask"))
 
     @router.post("/v1/search", response_model=SearchResponse, responses=ERRORS)
-    def search(body: SearchRequest, request: Request) -> SearchResponse:
-        """Hybrid (dense + BM25) search; filters are applied inside both searches, before ranking."""
+    def search(body: SearchRequest, request: Request, principal: Principal = Ask) -> SearchResponse:
+        """Hybrid (dense + BM25) search over the documents the caller may read; filters and access
+        are applied inside both searches, before ranking."""
         query = check_question(body.query, settings)
-        result = services.answerer.searcher.search(query, body.top_k, to_filters(body.filters))
+        result = services.answerer.searcher.search(query, body.top_k, to_filters(body.filters),
+                                                   access=readable_documents(principal))
         metrics.retrieval.observe((result.embed_ms + result.search_ms) / 1000)
+        entry = getattr(request.state, "audit", None)
+        audit_passages(entry, result.passages)
         return SearchResponse(
             request_id=request.state.request_id, generation=result.generation,
             results=[SearchResultItem(chunk_id=p.chunk_id, document_id=p.document_id, path=p.path, title=p.title,
@@ -90,45 +134,26 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
         **ERRORS, 200: {"content": {"text/event-stream": {"description": "With stream: `event: delta` "
                         "(data {text}) per grounded sentence, then `event: final` (data: the QueryResponse), "
                         "or `event: error` (data: an error body)"}}}})
-    async def query(body: QueryRequest, request: Request):  # noqa: ANN201
-        """Answer a question from the documents, with [n] citations checked against the passages."""
+    async def query(body: QueryRequest, request: Request, principal: Principal = Ask):  # noqa: ANN201
+        """Answer a question from the documents the caller may read, with [n] citations checked
+        against the passages."""
         question = check_question(body.question, settings)
-        events = services.answerer.stream(
-            question, top_k=body.top_k or settings.default_top_k, filters=to_filters(body.filters),
-            max_tokens=body.max_tokens)
+        deltas, final = await run_in_threadpool(
+            collect, services, question, principal, top_k=body.top_k or settings.default_top_k,
+            filters=to_filters(body.filters), max_tokens=body.max_tokens)
         rid = request.state.request_id
-        streaming = body.stream or "text/event-stream" in request.headers.get("accept", "")
-        # The first event runs retrieval (and the first sentence): errors there still get a proper status.
-        first = await run_in_threadpool(next, events)
-        if not streaming:
-            final = first if isinstance(first, Answer) else await run_in_threadpool(_last, events)
-            metrics.observe_answer(final)
-            return answer_json(final, rid)
+        metrics.observe_answer(final)
+        audit_answer(getattr(request.state, "audit", None), final)
+        payload = answer_json(final, rid)
+        if not (body.stream or "text/event-stream" in request.headers.get("accept", "")):
+            return payload
 
         def stream() -> Iterator[str]:
-            try:
-                for event in _chain(first, events):
-                    if isinstance(event, Delta):
-                        yield sse("delta", {"text": event.text})
-                    else:
-                        metrics.observe_answer(event)
-                        yield sse("final", answer_json(event, rid))
-            except RagError as exc:
-                yield sse("error", error_json(exc, rid))
+            for text in deltas:
+                yield sse("delta", {"text": text})
+            yield sse("final", payload)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return router
-
-
-def _chain(first, rest):  # noqa: ANN001, ANN202
-    yield first
-    yield from rest
-
-
-def _last(events) -> Answer:  # noqa: ANN001
-    final = None
-    for event in events:
-        final = event
-    return final

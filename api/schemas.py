@@ -176,3 +176,82 @@ class ChatCompletionOut(BaseModel):
     choices: list[ChatChoice]
     usage: dict[str, int]
     rag: RagExtra
+
+
+# --- identity, documents, audit -----------------------------------------------------------------
+
+Role = Literal["employee", "admin", "auditor"]
+
+
+class UserIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._@-]+$")
+    role: Role
+    groups: list[str] = Field(default_factory=list)
+
+
+class UserPatch(BaseModel):
+    groups: list[str] | None = Field(default=None, description="Replaces the user's groups")
+    disabled: bool | None = None
+
+
+class UserOut(BaseModel):
+    id: int
+    name: str
+    role: Role
+    groups: list[str]
+    disabled: bool
+
+
+class KeyIn(BaseModel):
+    name: str | None = Field(default=None, max_length=200, description="A label for the key, e.g. its purpose")
+
+
+class KeyOut(BaseModel):
+    id: int
+    user: str
+    name: str | None
+    prefix: str = Field(description="First characters of the key, to recognise it")
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+    key: str | None = Field(default=None, description="The key itself: returned once, at creation, never again")
+
+
+class DocumentOut(BaseModel):
+    id: int
+    path: str
+    title: str | None
+    collection: str
+    label: Label
+    groups: list[str]
+    version: int
+    sha256: str
+    chunk_count: int
+
+
+class DocumentPatch(BaseModel):
+    groups: list[str] | None = Field(default=None, description="Replaces the groups allowed to read it")
+    label: Label | None = None
+
+
+class AuditRecordOut(BaseModel):
+    seq: int
+    kind: str
+    ts: str
+    request_id: str
+    principal: str | None
+    role: str | None
+    groups: list[str]
+    route: str
+    status: int
+    question: str | None
+    answer: str | None
+    detail: dict
+    latency_ms: float
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    records: list[AuditRecordOut]
+    next_cursor: int | None = Field(description="Pass as `cursor` for the next (older) page; null at the end")

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from sqlalchemy import ColumnElement
+
 from rag.errors import GeneratorTimeoutError, GeneratorUnavailableError
 from rag.generators.base import Generator, Usage
 from rag.grounding import GroundingChecker, SentenceGate
@@ -81,9 +83,10 @@ class QuestionAnswerer:
 
     def stream(self, question: str, *, history: list[dict[str, str]] | None = None, top_k: int = 5,
                filters: SearchFilters | None = None, allowed_document_ids: set[int] | None = None,
-               max_tokens: int | None = None) -> Iterator[Delta | Answer]:
+               access: ColumnElement[bool] | None = None, max_tokens: int | None = None) -> Iterator[Delta | Answer]:
         started = time.perf_counter()
-        found = self.searcher.search(question, top_k, filters, allowed_document_ids=allowed_document_ids)
+        found = self.searcher.search(question, top_k, filters, allowed_document_ids=allowed_document_ids,
+                                     access=access)
         retrieved = time.perf_counter()
         passages = found.passages
         cap = min(max_tokens or self.max_tokens, self.max_tokens)

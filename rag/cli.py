@@ -227,8 +227,8 @@ def serve(host: str | None, port: int | None) -> None:
     from api.app import create_app
 
     rt = _Runtime()
-    app = create_app(rt.settings)
     try:
+        app = create_app(rt.settings)
         app.state.services.warm()
     except RagError as exc:
         _fail(str(exc))
@@ -243,21 +243,25 @@ def serve(host: str | None, port: int | None) -> None:
 @click.option("--collection", help="Only this collection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON object as POST /v1/query.")
 @click.option("--no-stream", is_flag=True, help="Print the answer only when it is complete.")
-def ask(question: str, top_k: int | None, collection: str | None, as_json: bool, no_stream: bool) -> None:
+@click.option("--as", "as_user", help="Answer from what this user may read (default: an admin's view, all documents).")
+def ask(question: str, top_k: int | None, collection: str | None, as_json: bool, no_stream: bool,
+        as_user: str | None) -> None:
     """Answer a question from the documents, with citations (the same path as POST /v1/query)."""
     import uuid
 
     from api.query_routes import answer_json, check_question
-    from rag.answering import Answer, Delta
+    from rag.access import readable_documents
+    from rag.answering import Answer
     from rag.search import SearchFilters
     from rag.service import build_answerer
 
     rt = _Runtime()
     try:
+        principal = _principal(rt, as_user)
         question = check_question(question, rt.settings)
         answerer = build_answerer(rt.settings, rt.factory, rt.embedder)
         events = answerer.stream(question, top_k=top_k or rt.settings.default_top_k,
-                                 filters=SearchFilters(collection=collection))
+                                 filters=SearchFilters(collection=collection), access=readable_documents(principal))
         final = None
         for event in events:
             if isinstance(event, Answer):
@@ -313,21 +317,25 @@ def search(query: str, top_k: int, as_json: bool) -> None:
 @click.option("--collection", help="Only this collection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON object as POST /v1/query.")
 @click.option("--no-stream", is_flag=True, help="Print the answer only when it is complete.")
-def ask(question: str, top_k: int | None, collection: str | None, as_json: bool, no_stream: bool) -> None:
+@click.option("--as", "as_user", help="Answer from what this user may read (default: an admin's view, all documents).")
+def ask(question: str, top_k: int | None, collection: str | None, as_json: bool, no_stream: bool,
+        as_user: str | None) -> None:
     """Answer a question from the documents, with citations (the same path as POST /v1/query)."""
     import uuid
 
     from api.query_routes import answer_json, check_question
-    from rag.answering import Answer, Delta
+    from rag.access import readable_documents
+    from rag.answering import Answer
     from rag.search import SearchFilters
     from rag.service import build_answerer
 
     rt = _Runtime()
     try:
+        principal = _principal(rt, as_user)
         question = check_question(question, rt.settings)
         answerer = build_answerer(rt.settings, rt.factory, rt.embedder)
         events = answerer.stream(question, top_k=top_k or rt.settings.default_top_k,
-                                 filters=SearchFilters(collection=collection))
+                                 filters=SearchFilters(collection=collection), access=readable_documents(principal))
         final = None
         for event in events:
             if isinstance(event, Answer):
@@ -388,6 +396,163 @@ def search(query: str, top_k: int, as_json: bool) -> None:
         where = f" p.{','.join(map(str, r['pages']))}" if r["pages"] else ""
         click.echo(f"[{n}] {r['path']}{where} - {r['section'] or r['title']}")
         click.echo("    " + " ".join(r["text"].split())[:300])
+
+
+def _principal(rt: _Runtime, name: str | None):  # noqa: ANN202
+    """The CLI runs with the machine's (admin) access unless `--as USER` narrows it to that user's."""
+    from rag.auth.keys import get_user
+    from rag.auth.principal import Principal
+
+    if name is None:
+        return Principal(name="cli", role="admin", via="cli")
+    with rt.factory() as session:
+        user = get_user(session, name)
+        if user.disabled:
+            raise RagError(f"user '{name}' is disabled")
+        return Principal(name=user.name, role=user.role, groups=tuple(sorted(g.name for g in user.groups)),
+                         via="cli", user_id=user.id)
+
+
+@main.group()
+def users() -> None:
+    """Users (employee, admin, auditor), their groups and API keys."""
+
+
+@users.command(name="add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["employee", "admin", "auditor"]), required=True)
+@click.option("--groups", default="", help="Comma-separated groups (what documents the user may read).")
+@click.option("--no-key", is_flag=True, help="Do not create an API key now.")
+def users_add(name: str, role: str, groups: str, no_key: bool) -> None:
+    """Create a user and print its first API key (shown once, stored only as a hash)."""
+    from rag.auth import keys
+
+    rt = _Runtime()
+    try:
+        with rt.factory() as session:
+            user = keys.add_user(session, name, role, _split_groups(groups) or [])
+            plaintext = None if no_key else keys.create_key(session, user)[1]
+            session.commit()
+    except RagError as exc:
+        _fail(str(exc))
+    click.echo(f"created {role} '{name}'" + (f"; API key (shown once): {plaintext}" if plaintext else ""), err=True)
+    if plaintext:
+        click.echo(plaintext)
+
+
+@users.command(name="list")
+def users_list() -> None:
+    from sqlalchemy import select
+
+    from rag.db.models import User
+
+    rt = _Runtime()
+    with rt.factory() as session:
+        for user in session.scalars(select(User).order_by(User.name)):
+            state = " (disabled)" if user.disabled else ""
+            click.echo(f"{user.name:<30} {user.role:<9} {','.join(sorted(g.name for g in user.groups))}{state}")
+
+
+@users.command(name="set")
+@click.argument("name")
+@click.option("--groups", help="Replace the user's groups (comma-separated; '' for none).")
+@click.option("--disable/--enable", default=None, help="Disable or re-enable the user.")
+def users_set(name: str, groups: str | None, disable: bool | None) -> None:
+    """Change a user's groups or disable them: effective on their next request."""
+    from rag.auth import keys
+
+    rt = _Runtime()
+    try:
+        with rt.factory() as session:
+            user = keys.get_user(session, name)
+            if groups is not None:
+                user.groups = keys.groups_named(session, _split_groups(groups) or [])
+            if disable is not None:
+                user.disabled = disable
+            session.commit()
+    except RagError as exc:
+        _fail(str(exc))
+    click.echo(f"ok: {name}")
+
+
+@users.command(name="key")
+@click.argument("name")
+@click.option("--label", help="What the key is for.")
+def users_key(name: str, label: str | None) -> None:
+    """Create another API key for a user (printed once)."""
+    from rag.auth import keys
+
+    rt = _Runtime()
+    try:
+        with rt.factory() as session:
+            _, plaintext = keys.create_key(session, keys.get_user(session, name), label)
+            session.commit()
+    except RagError as exc:
+        _fail(str(exc))
+    click.echo(plaintext)
+
+
+@users.command(name="revoke-key")
+@click.argument("key_id", type=int)
+def users_revoke_key(key_id: int) -> None:
+    """Revoke an API key by id (see GET /v1/keys)."""
+    from rag.auth import keys
+
+    rt = _Runtime()
+    try:
+        with rt.factory() as session:
+            keys.revoke_key(session, key_id)
+            session.commit()
+    except RagError as exc:
+        _fail(str(exc))
+    click.echo(f"ok: key {key_id} revoked")
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+def _audit_log(rt: _Runtime):  # noqa: ANN202
+    from rag.audit import AuditLog, resolve_key
+
+    try:
+        return AuditLog(rt.factory, resolve_key(rt.settings))
+    except RagError as exc:
+        _fail(str(exc))
+
+
+@audit.command(name="verify")
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A checkpoint from `rag audit checkpoint`: also detects truncation and rewrites.")
+@click.option("--json", "as_json", is_flag=True)
+def audit_verify(checkpoint_file: Path | None, as_json: bool) -> None:
+    """Check the whole chain; exit 1 naming the first bad record."""
+    rt = _Runtime()
+    checkpoint = None
+    if checkpoint_file is not None:
+        try:
+            checkpoint = json.loads(checkpoint_file.read_text())
+        except ValueError:
+            _fail("checkpoint file is not JSON", code=1)
+    result = _audit_log(rt).verify(checkpoint)
+    if as_json:
+        click.echo(json.dumps(result.as_json()))
+    elif result.ok:
+        click.echo(f"ok: {result.records} records, head {result.head_seq} {result.head_hash}")
+    else:
+        click.echo(f"error: record {result.first_bad_seq}: {result.reason}", err=True)
+    sys.exit(0 if result.ok else 1)
+
+
+@audit.command(name="checkpoint")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def audit_checkpoint(out: Path) -> None:
+    """Write the signed (size, head hash) of the log to FILE; keep it outside the database."""
+    rt = _Runtime()
+    checkpoint = _audit_log(rt).checkpoint()
+    out.write_text(json.dumps(checkpoint, indent=2) + "\n")
+    click.echo(f"ok: checkpoint at record {checkpoint['head_seq']} written to {out}")
 
 
 @main.group()

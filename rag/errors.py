@@ -47,3 +47,11 @@ class GeneratorTimeoutError(RagError):
 
 class InvalidRequestError(RagError):
     """A request that is well-formed JSON but cannot be served as asked (422)."""
+
+
+class AuthenticationError(RagError):
+    """No credentials, or credentials that are invalid, expired or revoked (401)."""
+
+
+class PermissionDeniedError(RagError):
+    """Authenticated, but this role may not use this route (403)."""

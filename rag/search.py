@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexes.generations import MANIFEST
@@ -110,9 +110,10 @@ class Searcher:
         self.live = LiveSnapshot(index_dir)
         self.fusion = fusion or FusionParams()
 
-    def allowed_chunk_ids(self, session: Session, filters: SearchFilters,
-                          allowed_document_ids: set[int] | None) -> np.ndarray | None:
-        if filters.is_empty() and allowed_document_ids is None:
+    def allowed_chunk_ids(self, session: Session, filters: SearchFilters, allowed_document_ids: set[int] | None,
+                          access: ColumnElement[bool] | None = None) -> np.ndarray | None:
+        """None when nothing restricts the search; otherwise the chunk ids both searches may return."""
+        if filters.is_empty() and allowed_document_ids is None and access is None:
             return None
         query = select(Chunk.id).join(Document, Chunk.document_id == Document.id)
         if filters.collection:
@@ -124,34 +125,42 @@ class Searcher:
             query = query.where(Document.label.in_(filters.labels))
         if allowed_document_ids is not None:
             query = query.where(Document.id.in_(sorted(allowed_document_ids)))
+        if access is not None:
+            query = query.where(access)
         return np.fromiter(session.scalars(query), dtype=np.int64)
 
     def search(self, query: str, top_k: int = 5, filters: SearchFilters | None = None, *,
-               allowed_document_ids: set[int] | None = None, mode: Mode = "hybrid") -> SearchResult:
+               allowed_document_ids: set[int] | None = None, access: ColumnElement[bool] | None = None,
+               mode: Mode = "hybrid") -> SearchResult:
+        """`access` (see rag.access) and `allowed_document_ids` restrict both searches before ranking."""
         snapshot = self.live.get()
         retriever = HybridRetriever(self.embedder, snapshot.vector, snapshot.keyword, self.fusion)
         with self.factory() as session:
-            allowed = self.allowed_chunk_ids(session, filters or SearchFilters(), allowed_document_ids)
+            allowed = self.allowed_chunk_ids(session, filters or SearchFilters(), allowed_document_ids, access)
             t0 = time.perf_counter()
             vector = self.embedder.embed([query])[0] if mode != "bm25" else None
             t1 = time.perf_counter()
             # ask for a few more than top_k: chunks deleted since this generation was published are skipped
             hits = retriever.search(query, top_k + 8, allowed, mode=mode, query_vector=vector)
             t2 = time.perf_counter()
-            passages = self._passages(session, hits)[:top_k]
+            passages = self._passages(session, hits, access)[:top_k]
         return SearchResult(passages, snapshot.manifest.generation, (t1 - t0) * 1000, (t2 - t1) * 1000)
 
     @staticmethod
-    def _passages(session: Session, hits) -> list[Passage]:  # noqa: ANN001
+    def _passages(session: Session, hits, access: ColumnElement[bool] | None) -> list[Passage]:  # noqa: ANN001
         if not hits:
             return []
-        rows = session.execute(
+        query = (
             select(Chunk.id, Chunk.document_id, Chunk.section, Chunk.pages, Chunk.text, Chunk.document_sha256,
                    Chunk.document_version, Document.path, Document.title, Document.label, Collection.name)
             .join(Document, Chunk.document_id == Document.id)
             .join(Collection, Document.collection_id == Collection.id)
             .where(Chunk.id.in_([h.chunk_id for h in hits]))
-        ).all()
+        )
+        if access is not None:
+            # checked again at read time: access may have changed since the allowed set was computed
+            query = query.where(access)
+        rows = session.execute(query).all()
         by_id = {row.id: row for row in rows}
         out = []
         for hit in hits:

@@ -51,6 +51,28 @@ class Settings(BaseSettings):
     worker_poll_s: float = Field(default=2.0, gt=0)
     job_stale_s: float = Field(default=300.0, gt=0, description="a running job without heartbeat this long is re-queued")
 
+    # identity, access and audit
+    mode: Literal["production", "development"] = Field(
+        default="production",
+        description="development allows a generated audit key kept in the data folder; production requires RAG_AUDIT_SIGNING_KEY",
+    )
+    audit_signing_key: SecretStr | None = Field(
+        default=None, description="HMAC key of audit records and checkpoints (32+ characters; required in production)"
+    )
+    oidc_jwks: str | None = Field(
+        default=None, description="JWKS of the identity provider: a file path or an in-network https URL; unset = no JWT login"
+    )
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["RS256", "ES256"], description="accepted JWT algorithms (never 'none' or HMAC)"
+    )
+    oidc_groups_claim: str = "groups"
+    oidc_role_claim: str = "role"
+    oidc_name_claim: str = "sub"
+    oidc_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    audit_retention_days: int = Field(default=0, ge=0, description="`rag audit archive` moves older records out; 0 = keep all")
+
     # query side
     generator: Literal["embedded", "openai", "extractive"] = Field(
         default="embedded",
@@ -88,6 +110,16 @@ class Settings(BaseSettings):
     fusion_dense_weight: float = Field(default=1.0, ge=0)
     fusion_keyword_weight: float = Field(default=1.0, ge=0)
     fusion_depth: int = Field(default=300, ge=1, le=10000, description="candidates each ranking contributes")
+
+    @field_validator("oidc_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [a.strip() for a in value.split(",") if a.strip()]
+        bad = [a for a in value if a.lower() == "none" or a.upper().startswith("HS")]
+        if bad:
+            raise ValueError(f"algorithms not allowed for identity-provider tokens: {bad}")
+        return value
 
     @field_validator("ingest_roots", mode="before")
     @classmethod

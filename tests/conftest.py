@@ -53,7 +53,7 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def settings(tmp_path, db_url) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=db_url, _env_file=None)
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, mode="development", _env_file=None)
 
 
 @pytest.fixture
@@ -96,7 +96,8 @@ def embedder(real_embedder) -> CountingEmbedder:
 def cli_env(settings) -> dict[str, str]:
     """Environment for running the real `rag` command in a subprocess against the test database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(RAG_DATA_DIR=str(settings.data_dir), RAG_DATABASE_URL=settings.resolved_database_url)
+    env.update(RAG_DATA_DIR=str(settings.data_dir), RAG_DATABASE_URL=settings.resolved_database_url,
+               RAG_MODE="development")
     return env
 
 

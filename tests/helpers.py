@@ -44,3 +44,22 @@ def chunk_ids_by_path(factory) -> dict[str, set[int]]:
         for path, chunk_id in session.execute(select(Document.path, Chunk.id).join(Document)):
             out.setdefault(path, set()).add(chunk_id)
     return out
+
+
+def make_user(settings, name: str, role: str = "employee", groups=("everyone",)) -> str:
+    """A user with one API key, through the same store the CLI and admin API use; returns the key."""
+    from rag.auth import keys
+    from rag.db.session import make_engine, make_sessionmaker, migrate
+
+    engine = make_engine(settings)
+    migrate(engine)
+    with make_sessionmaker(engine)() as session:
+        user = keys.add_user(session, name, role, list(groups))
+        _, plaintext = keys.create_key(session, user)
+        session.commit()
+    engine.dispose()
+    return plaintext
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -17,7 +17,7 @@ from rag.generators.extractive import ExtractiveGenerator
 from rag.generators.openai_compat import OpenAICompatibleGenerator
 from rag.prompting import NOT_FOUND
 
-from .helpers import HANDBOOK, copy_tree, run_job
+from .helpers import HANDBOOK, bearer, copy_tree, make_user, run_job
 
 
 @pytest.fixture
@@ -27,9 +27,14 @@ def handbook(settings, db, embedder, tmp_path):
     return root
 
 
-def client_for(settings, embedder, generator=None, **overrides) -> TestClient:
+def client_for(settings, embedder, generator=None, role="employee", **overrides) -> TestClient:
+    """A client authenticated as a new user of `role` in group 'everyone' (the handbook's group)."""
     s = settings.model_copy(update={"generator": "extractive", **overrides})
-    return TestClient(create_app(s, embedder=embedder, generator=generator), raise_server_exceptions=False)
+    app = create_app(s, embedder=embedder, generator=generator)
+    key = make_user(s, f"{role}-{id(app)}", role)
+    client = TestClient(app, raise_server_exceptions=False, headers=bearer(key))
+    client.key = key
+    return client
 
 
 class ScriptedGenerator:
@@ -123,7 +128,7 @@ def test_openai_client_works_unchanged(settings, embedder, handbook):
     from openai import OpenAI
 
     client = client_for(settings, embedder)
-    oa = OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=client)
+    oa = OpenAI(base_url="http://testserver/v1", api_key=client.key, http_client=client)
     assert [m.id for m in oa.models.list()] == ["private-rag"]
     messages = [{"role": "user", "content": "Where are our offices?"},
                 {"role": "assistant", "content": "In Lisbon and Tallinn."},
@@ -195,21 +200,22 @@ def test_generator_down_or_slow_gives_503_504_or_a_marked_fallback(settings, emb
     body = client.post("/v1/query", json={"question": "What is the meal allowance in Portugal?"}).json()
     assert body["fallback"] and body["backend"] == "extractive" and "unavailable" in body["notice"]
     assert "45 EUR" in body["answer"]
-    ready = client.get("/readyz")
+    ready = client.get("/readyz", headers=bearer(make_user(settings, "ops", "admin")))
     assert ready.status_code == 200 and ready.json()["checks"]["generator"].startswith("degraded")
 
 
 def test_readyz_and_metrics(settings, embedder, tmp_path, handbook):
     empty = settings.model_copy(update={"data_dir": tmp_path / "empty"})
-    r = client_for(empty, embedder).get("/readyz")
+    r = client_for(empty, embedder, role="admin").get("/readyz")
     assert r.status_code == 503 and r.json()["checks"]["index"].startswith("unavailable")
     client = client_for(settings, embedder)
-    ready = client.get("/readyz").json()
+    admin = bearer(make_user(settings, "ops", "admin"))
+    ready = client.get("/readyz", headers=admin).json()
     assert ready["status"] == "ready" and ready["checks"]["database"] == "ok", ready
     client.post("/v1/search", json={"query": "laptop"})
     client.post("/v1/query", json={"question": "How long must passwords be?"})
     client.post("/v1/query", json={"question": ""})
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=admin).text
     assert 'rag_http_requests_total{method="POST",route="/v1/search",status="200"} 1.0' in text
     assert 'rag_http_requests_total{method="POST",route="/v1/query",status="422"} 1.0' in text
     assert 'rag_answers_total{backend="extractive",fallback="false",status="answered"} 1.0' in text
@@ -220,7 +226,8 @@ def test_embedded_model_answers_or_says_not_found_never_unsupported(settings, em
     """The real packaged SmolLM2 on the CPU: whatever it writes, only supported sentences come out."""
     s = settings.model_copy(update={"generator": "embedded", "max_tokens": 64, "llm_model_path": str(local_llm_dir),
                                     "prompt_passages": 1})
-    client = TestClient(create_app(s, embedder=embedder), raise_server_exceptions=False)
+    client = TestClient(create_app(s, embedder=embedder), raise_server_exceptions=False,
+                        headers=bearer(make_user(s, "alice")))
     body = client.post("/v1/query", json={"question": "What is the meal allowance in Portugal?"}).json()
     assert body["backend"] == "embedded" and body["model"] == "SmolLM2-135M-Instruct"
     assert body["usage"]["completion_tokens"] > 0

@@ -18,12 +18,13 @@ from .helpers import HANDBOOK, REPO, copy_tree
 README = (REPO / "README.md").read_text()
 
 
-def _examples() -> tuple[list[str], str]:
+def _examples() -> tuple[list[str], str, str]:
     section = README.split("<!-- api-examples")[1].split("<!-- /api-examples -->")[0]
     bash = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     python = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    commands = [c.strip() for c in re.sub(r"\\\n\s*", "", bash).splitlines() if c.strip().startswith("curl")]
-    return commands, python
+    lines = [c.strip() for c in re.sub(r"\\\n\s*", "", bash).splitlines()]
+    setup = next(c.split("#")[0].strip() for c in lines if c.startswith("export RAG_KEY="))
+    return [c for c in lines if c.startswith("curl")], python, setup
 
 
 @pytest.fixture
@@ -33,34 +34,44 @@ def live_server(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(RAG_DATA_DIR=str(tmp_path / "data"), RAG_GENERATOR="extractive")
+    env.update(RAG_DATA_DIR=str(tmp_path / "data"), RAG_GENERATOR="extractive", RAG_MODE="development")
     docs = copy_tree(HANDBOOK, tmp_path / "handbook")
-    subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(docs), "--collection", "handbook"], env=env,
-                   check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(docs), "--collection", "handbook",
+                    "--groups", "everyone"], env=env, check=True, capture_output=True)
     server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         for _ in range(240):
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if server.poll() is not None:
                 pytest.fail(server.stderr.read().decode()[-2000:])
             time.sleep(0.5)
-        yield port
+        yield port, env
     finally:
         server.terminate()
         server.wait(30)
 
 
 def test_readme_examples_work_against_a_live_server(live_server, tmp_path):
-    commands, python = _examples()
+    port, env = live_server
+    commands, python, setup = _examples()
     assert len(commands) == 3
+    # the README's own first line, verbatim, with .venv/bin/rag standing for this environment's rag
+    bin_dir = tmp_path / "user" / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "rag").write_text(f'#!/bin/sh\nexec {sys.executable} -m rag.cli "$@"\n')
+    (bin_dir / "rag").chmod(0o755)
+    key = subprocess.run(["bash", "-c", f'{setup}\necho "$RAG_KEY"'], cwd=tmp_path / "user", env=env,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert key.startswith("rag_")
+    env = {**env, "RAG_KEY": key}
     outputs = []
     for command in commands:
-        out = subprocess.run(command.replace("localhost:8000", f"localhost:{live_server}"), shell=True,
+        out = subprocess.run(command.replace("localhost:8000", f"localhost:{port}"), shell=True, env=env,
                              capture_output=True, text=True, timeout=120, check=True)
         outputs.append(out.stdout)
     search, answer, streamed = outputs
@@ -69,8 +80,9 @@ def test_readme_examples_work_against_a_live_server(live_server, tmp_path):
     assert "27 vacation days" in body["answer"] and body["citations"][0]["n"] == 1
     assert "event: delta" in streamed and "event: final" in streamed
     script = tmp_path / "example.py"
-    script.write_text(python.replace("localhost:8000", f"localhost:{live_server}"))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
+    script.write_text(python.replace("localhost:8000", f"localhost:{port}"))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True,
+                         env=env)
     lines = out.stdout.splitlines()
     assert "27 vacation days" in lines[0] and lines[1].startswith("[1] ") and "time-off.md" in lines[1]
     assert lines[-1] == lines[0]  # the streamed answer equals the whole one

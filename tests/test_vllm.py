@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 
 from .conftest import DOCS_SAMPLE
-from .helpers import REPO, copy_tree, run_job
+from .helpers import REPO, bearer, make_user, run_job
 
 VLLM_VENV = Path(os.environ.get("RAG_VLLM_VENV", REPO / ".venv-vllm"))
 REQUIRE = os.environ.get("RAG_REQUIRE_VLLM") == "1"
@@ -87,13 +87,15 @@ def test_answers_come_from_the_vllm_server(settings, db, embedder, vllm_url, tmp
     folder.mkdir()
     for name in FILES:
         shutil.copyfile(DOCS_SAMPLE / "18f-handbook" / name, folder / name)
-    report = run_job(settings, db, embedder, folder)
+    report = run_job(settings, db, embedder, folder, groups=["staff"])
     assert report.files_indexed == len(FILES)
     s = settings.model_copy(update={"generator": "openai", "generator_base_url": f"{vllm_url}/v1",
                                     "generator_model": SERVED, "generator_fallback": "none", "max_tokens": 64,
                                     "prompt_passages": 1})
-    client = TestClient(create_app(s, embedder=embedder), raise_server_exceptions=False)
-    assert client.get("/readyz").json()["checks"]["generator"] == "ok"
+    key = make_user(s, "alice", groups=["staff"])
+    client = TestClient(create_app(s, embedder=embedder), raise_server_exceptions=False, headers=bearer(key))
+    ready = client.get("/readyz", headers=bearer(make_user(s, "ops", "admin")))
+    assert ready.json()["checks"]["generator"] == "ok"
     before = _vllm_requests(vllm_url)
     question = "What equipment does a new employee receive?"
 
@@ -109,7 +111,7 @@ def test_answers_come_from_the_vllm_server(settings, db, embedder, vllm_url, tmp
 
     from openai import OpenAI
 
-    oa = OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=client)
+    oa = OpenAI(base_url="http://testserver/v1", api_key=key, http_client=client)
     done = oa.chat.completions.create(model="private-rag", messages=[{"role": "user", "content": question}])
     assert done.rag["backend_model"] == SERVED and done.usage.completion_tokens > 0
     streamed = "".join(c.choices[0].delta.content or "" for c in oa.chat.completions.create(

@@ -1,0 +1,116 @@
+"""Auditor routes: browse, export and verify the audit log. Only the auditor role may use them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Iterator, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy import String, cast, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.auth import require
+from api.schemas import AuditPage, AuditRecordOut
+from rag.audit import AuditLog
+from rag.db.models import AuditRecord
+from rag.errors import NotFoundError
+
+EXPORT_FIELDS = list(AuditRecordOut.model_fields)
+
+
+def record_out(r: AuditRecord) -> AuditRecordOut:
+    return AuditRecordOut(seq=r.seq, kind=r.kind, ts=r.ts, request_id=r.request_id, principal=r.principal,
+                          role=r.role, groups=r.groups or [], route=r.route, status=r.status, question=r.question,
+                          answer=r.answer, detail=r.detail or {}, latency_ms=r.latency_ms, prev_hash=r.prev_hash,
+                          hash=r.hash)
+
+
+class AuditFilters:
+    def __init__(self, user: str | None = Query(default=None, description="principal name"),
+                 group: str | None = Query(default=None), since: str | None = Query(default=None, description="ISO time"),
+                 until: str | None = Query(default=None, description="ISO time (exclusive)"),
+                 route: str | None = Query(default=None), status: int | None = Query(default=None),
+                 text: str | None = Query(default=None, description="substring of question or answer")) -> None:
+        self.user, self.group, self.since, self.until = user, group, since, until
+        self.route, self.status, self.text = route, status, text
+
+    def apply(self, query):  # noqa: ANN001, ANN201
+        if self.user:
+            query = query.where(AuditRecord.principal == self.user)
+        if self.group:
+            query = query.where(cast(AuditRecord.groups, String).like(f'%{json.dumps(self.group)}%'))
+        if self.since:
+            query = query.where(AuditRecord.ts >= self.since)
+        if self.until:
+            query = query.where(AuditRecord.ts < self.until)
+        if self.route:
+            query = query.where(AuditRecord.route == self.route)
+        if self.status is not None:
+            query = query.where(AuditRecord.status == self.status)
+        if self.text:
+            like = f"%{self.text.lower()}%"
+            query = query.where(or_(AuditRecord.question.ilike(like), AuditRecord.answer.ilike(like)))
+        return query
+
+
+def build_router(factory: sessionmaker[Session], audit_log: AuditLog) -> APIRouter:
+    router = APIRouter(tags=["audit"], dependencies=[Depends(require("audit"))])
+
+    @router.get("/v1/audit/records", response_model=AuditPage)
+    def list_records(filters: AuditFilters = Depends(), cursor: int | None = Query(default=None, ge=1),
+                     limit: int = Query(default=100, ge=1, le=1000)) -> AuditPage:
+        """Newest first; `cursor` continues after the last page."""
+        with factory() as s:
+            query = filters.apply(select(AuditRecord))
+            if cursor is not None:
+                query = query.where(AuditRecord.seq < cursor)
+            rows = s.scalars(query.order_by(AuditRecord.seq.desc()).limit(limit + 1)).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return AuditPage(records=[record_out(r) for r in rows], next_cursor=rows[-1].seq if more and rows else None)
+
+    @router.get("/v1/audit/records/{seq}", response_model=AuditRecordOut)
+    def get_record(seq: int) -> AuditRecordOut:
+        with factory() as s:
+            record = s.scalars(select(AuditRecord).where(AuditRecord.seq == seq)).first()
+        if record is None:
+            raise NotFoundError(f"no audit record {seq}")
+        return record_out(record)
+
+    @router.get("/v1/audit/export")
+    def export(format: Literal["jsonl", "csv"] = "jsonl", filters: AuditFilters = Depends()) -> StreamingResponse:  # noqa: A002
+        """All matching records, oldest first, streamed (JSON lines or CSV)."""
+
+        def rows() -> Iterator[str]:
+            with factory() as s:
+                records = s.scalars(filters.apply(select(AuditRecord)).order_by(AuditRecord.seq)).yield_per(500)
+                if format == "csv":
+                    buffer = io.StringIO()
+                    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
+                    writer.writeheader()
+                    for r in records:
+                        item = record_out(r).model_dump()
+                        item["groups"] = json.dumps(item["groups"])
+                        item["detail"] = json.dumps(item["detail"], sort_keys=True)
+                        writer.writerow(item)
+                        yield buffer.getvalue()
+                        buffer.seek(0)
+                        buffer.truncate()
+                    yield buffer.getvalue()
+                else:
+                    for r in records:
+                        yield json.dumps(record_out(r).model_dump(), ensure_ascii=False) + "\n"
+
+        media = "text/csv" if format == "csv" else "application/x-ndjson"
+        return StreamingResponse(rows(), media_type=media,
+                                 headers={"Content-Disposition": f'attachment; filename="audit.{format}"'})
+
+    @router.get("/v1/audit/verify")
+    def verify() -> dict:
+        """Re-checks the whole chain; names the first record that fails and why."""
+        return audit_log.verify().as_json()
+
+    return router

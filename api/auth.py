@@ -1,0 +1,70 @@
+"""Authentication of every request (except /healthz) and the role check of each route."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+
+from fastapi import Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from rag.auth.keys import PREFIX, find_key
+from rag.auth.oidc import InvalidTokenError, OidcVerifier
+from rag.auth.principal import Principal
+from rag.db.models import utcnow
+from rag.errors import AuthenticationError, PermissionDeniedError
+from rag.settings import Settings
+
+_LAST_USED_EVERY = dt.timedelta(seconds=60)
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+        self.oidc = OidcVerifier.from_settings(settings)
+        self.bootstrap = settings.admin_api_key.get_secret_value().encode() if settings.admin_api_key else None
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization or not authorization.startswith("Bearer ") or not authorization[7:].strip():
+            raise AuthenticationError("authentication required: send 'Authorization: Bearer <API key or token>'")
+        token = authorization[7:].strip()
+        if self.bootstrap is not None and hmac.compare_digest(token.encode(), self.bootstrap):
+            return Principal(name="bootstrap-admin", role="admin", via="bootstrap")
+        if token.startswith(PREFIX):
+            return self._api_key(token)
+        if self.oidc is not None and token.count(".") == 2:
+            try:
+                return self.oidc.verify(token)
+            except InvalidTokenError as exc:
+                raise AuthenticationError(str(exc)) from exc
+        raise AuthenticationError("invalid credentials")
+
+    def _api_key(self, token: str) -> Principal:
+        with self.factory() as session:
+            key = find_key(session, token)
+            if key is None or key.user.disabled:
+                raise AuthenticationError("invalid or revoked API key")
+            user = key.user
+            now = utcnow()
+            last = key.last_used_at
+            if last is not None and last.tzinfo is None:
+                last = last.replace(tzinfo=dt.timezone.utc)
+            if last is None or now - last > _LAST_USED_EVERY:
+                key.last_used_at = now
+                session.commit()
+            # groups come from the database on every request: a removed membership counts at once
+            return Principal(name=user.name, role=user.role, groups=tuple(sorted(g.name for g in user.groups)),
+                             via="api_key", user_id=user.id)
+
+
+def require(capability: str):  # noqa: ANN201
+    """A dependency: the caller must be authenticated and hold `capability` (see rag.auth.principal)."""
+
+    def check(request: Request) -> Principal:
+        principal = request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+        request.state.principal = principal
+        if not principal.may(capability):
+            raise PermissionDeniedError(f"the {principal.role} role may not use this route")
+        return principal
+
+    return check

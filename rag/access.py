@@ -1,0 +1,27 @@
+"""Document-level access: which documents a principal may read, as a SQL condition.
+
+A document is readable by a caller who shares at least one of its groups; a document with no
+groups is readable by admins only, never by everyone. The condition is evaluated per request from
+the database, so a revoked membership or a changed document takes effect on the next request.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, false, select, true
+
+from rag.auth.principal import Principal
+from rag.db.models import Document, Group, document_groups
+
+
+def readable_documents(principal: Principal) -> ColumnElement[bool]:
+    """A WHERE condition on Document for what `principal` may read."""
+    if principal.sees_everything:
+        return true()
+    if not principal.may("ask") or not principal.groups:
+        return false()
+    allowed = (
+        select(document_groups.c.document_id)
+        .join(Group, Group.id == document_groups.c.group_id)
+        .where(Group.name.in_(principal.groups))
+    )
+    return Document.id.in_(allowed)

@@ -1,0 +1,212 @@
+"""Tamper-evident audit log: an append-only hash chain of every audited request.
+
+Each record stores `hash` = SHA-256 of its canonical serialisation (sorted-key JSON of every field,
+`seq` and `prev_hash` included) and `mac` = HMAC-SHA256(audit key, hash). Editing, deleting,
+inserting or swapping records breaks the chain; recomputing a record's own hash needs the key
+(the MAC) and the next record's `prev_hash`. A signed checkpoint (size, head hash) kept outside the
+database also exposes truncation or a wholesale rewrite. The database refuses UPDATE and DELETE on
+the table (triggers, see migration 0002).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from rag.db.models import AuditRecord
+from rag.errors import ConfigError, RagError
+
+GENESIS = "0" * 64
+HASHED_FIELDS = ("seq", "kind", "ts", "request_id", "principal", "role", "groups", "route", "status", "question",
+                 "answer", "detail", "latency_ms", "prev_hash")
+_PG_LOCK = 0x5241_4741  # advisory lock id serialising appends across processes
+_WEAK_KEYS = {"", "change-me", "changeme", "secret", "password", "test", "default", "audit"}
+
+
+class AuditUnavailableError(RagError):
+    """The audit record could not be written: the answer is withheld."""
+
+
+@dataclass
+class AuditEntry:
+    request_id: str
+    route: str
+    status: int = 0
+    principal: str | None = None
+    role: str | None = None
+    groups: list[str] = field(default_factory=list)
+    question: str | None = None
+    answer: str | None = None
+    detail: dict = field(default_factory=dict)
+    latency_ms: float = 0.0
+    kind: str = "request"
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    records: int
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+    def as_json(self) -> dict:
+        return {"ok": self.ok, "records": self.records, "head_seq": self.head_seq, "head_hash": self.head_hash,
+                "first_bad": None if self.ok else {"seq": self.first_bad_seq, "reason": self.reason}}
+
+
+def canonical(values: dict) -> bytes:
+    return json.dumps({k: values[k] for k in HASHED_FIELDS}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+def record_values(record: AuditRecord) -> dict:
+    return {k: getattr(record, k) for k in HASHED_FIELDS}
+
+
+def resolve_key(settings) -> bytes:  # noqa: ANN001 - Settings
+    """The audit key; in production an explicit strong one is required, in development one is
+    generated once into the data folder."""
+    if settings.audit_signing_key is not None:
+        key = settings.audit_signing_key.get_secret_value()
+        if key.strip().lower() in _WEAK_KEYS or len(key) < 32:
+            if settings.mode != "development":
+                raise ConfigError("RAG_AUDIT_SIGNING_KEY is empty, a default or shorter than 32 characters")
+        if key:
+            return key.encode()
+    if settings.mode != "development":
+        raise ConfigError("RAG_AUDIT_SIGNING_KEY is required outside development mode (RAG_MODE=development "
+                          "generates one in the data folder)")
+    path = Path(settings.data_dir) / "audit.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="ascii") as f:
+            f.write(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text(encoding="ascii").strip().encode()
+
+
+class AuditLog:
+    def __init__(self, factory: sessionmaker[Session], key: bytes) -> None:
+        self.factory = factory
+        self.key = key
+        self._lock = threading.Lock()
+
+    def mac(self, digest: str) -> str:
+        return hmac.new(self.key, digest.encode(), hashlib.sha256).hexdigest()
+
+    def append(self, entry: AuditEntry) -> AuditRecord:
+        """Writes one chained record; raises AuditUnavailableError when it cannot."""
+        for attempt in range(5):
+            try:
+                with self._lock, self.factory() as session:
+                    if session.get_bind().dialect.name == "postgresql":
+                        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+                    head = session.execute(
+                        select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)).first()
+                    values = {
+                        "seq": (head.seq + 1) if head else 1, "kind": entry.kind,
+                        "ts": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
+                        "request_id": entry.request_id, "principal": entry.principal, "role": entry.role,
+                        "groups": sorted(entry.groups), "route": entry.route, "status": int(entry.status),
+                        "question": entry.question, "answer": entry.answer,
+                        "detail": json.loads(json.dumps(entry.detail, default=str)),
+                        "latency_ms": round(float(entry.latency_ms), 3), "prev_hash": head.hash if head else GENESIS,
+                    }
+                    digest = hashlib.sha256(canonical(values)).hexdigest()
+                    record = AuditRecord(**values, hash=digest, mac=self.mac(digest))
+                    session.add(record)
+                    session.commit()
+                    return record
+            except IntegrityError:
+                continue  # another process appended the same seq first (SQLite across processes): retry
+            except Exception as exc:  # noqa: BLE001 - any failure means: no record, so no answer
+                raise AuditUnavailableError("the audit log is unavailable; the answer was withheld") from exc
+        raise AuditUnavailableError("the audit log is busy; the answer was withheld")
+
+    def iter_records(self, session: Session) -> Iterator[AuditRecord]:
+        yield from session.scalars(select(AuditRecord).order_by(AuditRecord.seq)).yield_per(1000)
+
+    def verify(self, checkpoint: dict | None = None) -> VerifyResult:
+        """Walks the chain in order; names the first record that does not verify."""
+        count, prev_hash, prev_seq, head = 0, GENESIS, 0, None
+        with self.factory() as session:
+            for record in self.iter_records(session):
+                count += 1
+                values = record_values(record)
+                if count == 1 and record.seq != 1:
+                    # an archived prefix: the chain must continue from a retention record's head
+                    if not self._continues_archive(session, record):
+                        return VerifyResult(False, count, first_bad_seq=record.seq,
+                                            reason="records before this one are missing")
+                    prev_hash, prev_seq = record.prev_hash, record.seq - 1
+                if record.seq != prev_seq + 1:
+                    return VerifyResult(False, count, first_bad_seq=record.seq,
+                                        reason=f"sequence gap: {prev_seq} is followed by {record.seq}")
+                if record.prev_hash != prev_hash:
+                    return VerifyResult(False, count, first_bad_seq=record.seq,
+                                        reason="previous-hash link broken (a record was removed, inserted or changed)")
+                if hashlib.sha256(canonical(values)).hexdigest() != record.hash:
+                    return VerifyResult(False, count, first_bad_seq=record.seq, reason="content does not match its hash")
+                if not hmac.compare_digest(self.mac(record.hash), record.mac):
+                    return VerifyResult(False, count, first_bad_seq=record.seq, reason="MAC does not match (hash recomputed)")
+                prev_hash, prev_seq, head = record.hash, record.seq, record
+        result = VerifyResult(True, count, head.seq if head else 0, head.hash if head else GENESIS)
+        if checkpoint is not None:
+            problem = self._check_checkpoint(checkpoint, result)
+            if problem:
+                return VerifyResult(False, count, result.head_seq, result.head_hash,
+                                    first_bad_seq=checkpoint.get("head_seq"), reason=problem)
+        return result
+
+    def _continues_archive(self, session: Session, first: AuditRecord) -> bool:
+        for record in session.scalars(select(AuditRecord).where(AuditRecord.kind == "retention")):
+            if record.detail.get("archived_head_hash") == first.prev_hash and \
+                    record.detail.get("archived_last_seq") == first.seq - 1:
+                return True
+        return False
+
+    def checkpoint(self) -> dict:
+        """(size, head) signed with the audit key: kept outside the database, it exposes truncation."""
+        with self.factory() as session:
+            head = session.execute(select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)).first()
+        body = {"head_seq": head.seq if head else 0, "head_hash": head.hash if head else GENESIS,
+                "created_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+        return {**body, "signature": self._sign(body)}
+
+    def _sign(self, body: dict) -> str:
+        payload = json.dumps({k: body[k] for k in ("head_seq", "head_hash", "created_at")}, sort_keys=True).encode()
+        return hmac.new(self.key, payload, hashlib.sha256).hexdigest()
+
+    def _check_checkpoint(self, checkpoint: dict, result: VerifyResult) -> str | None:
+        try:
+            if not hmac.compare_digest(self._sign(checkpoint), str(checkpoint.get("signature", ""))):
+                return "checkpoint signature invalid (not made with this audit key, or edited)"
+        except (KeyError, TypeError):
+            return "checkpoint malformed"
+        seq, expected = int(checkpoint["head_seq"]), checkpoint["head_hash"]
+        if seq == 0:
+            return None
+        if result.head_seq < seq:
+            return f"log truncated: the checkpoint saw {seq} records, the log ends at {result.head_seq}"
+        with self.factory() as session:
+            found = session.scalars(select(AuditRecord.hash).where(AuditRecord.seq == seq)).first()
+        if found != expected:
+            return f"chain rewritten: record {seq} differs from the checkpoint"
+        return None
+
+    def count(self) -> int:
+        with self.factory() as session:
+            return int(session.scalar(select(func.count()).select_from(AuditRecord)) or 0)
