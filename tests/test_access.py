@@ -1,0 +1,126 @@
+"""Document-level access: a leak test over several groups, plus changes that apply on the next request."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+
+from .helpers import bearer, make_user, run_job
+
+GROUPS = ["hr", "finance", "legal", "engineering"]
+SYLLABLES = ["zor", "vex", "qua", "lin", "dro", "mek", "tas", "pli", "rku", "fen", "gab", "wix", "yol", "bra"]
+
+
+def _word(rng: random.Random) -> str:
+    return "".join(rng.choice(SYLLABLES) for _ in range(3))
+
+
+@pytest.fixture
+def corpus(settings, db, embedder, tmp_path):
+    """20 documents per group, each with a unique phrase, ingested with the group's access; plus one
+    document with no groups (admins only)."""
+    rng = random.Random(7)
+    phrases: dict[str, tuple[str, str]] = {}  # file name -> (group, phrase)
+    for group in GROUPS:
+        folder = tmp_path / "drive" / group
+        folder.mkdir(parents=True)
+        for i in range(20):
+            phrase = f"{_word(rng)} {_word(rng)} {rng.randint(1000, 9999)}"
+            name = f"{group}-{i:02d}.txt"
+            (folder / name).write_text(
+                f"Memo {i} of the {group} team.\n\nThe internal code for this matter is {phrase}. "
+                f"It concerns the quarterly review of the {group} department and must be kept in the team.\n")
+            phrases[name] = (group, phrase)
+        run_job(settings, db, embedder, folder, collection="drive", groups=[group])
+    nobody = tmp_path / "drive" / "unassigned"
+    nobody.mkdir()
+    (nobody / "orphan.txt").write_text("Orphan memo. The code is blorptang wuzzle 4242. Nobody was given access.\n")
+    run_job(settings, db, embedder, nobody, collection="drive")
+    return phrases
+
+
+def _client(settings, embedder) -> TestClient:
+    s = settings.model_copy(update={"generator": "extractive"})
+    return TestClient(create_app(s, embedder=embedder), raise_server_exceptions=False)
+
+
+def test_no_chunk_citation_or_document_crosses_groups(settings, embedder, corpus):
+    client = _client(settings, embedder)
+    users = {g: bearer(make_user(settings, f"user-{g}", groups=[g])) for g in GROUPS}
+    leaks, found, attempts = [], 0, 0
+    for name, (group, phrase) in corpus.items():
+        for other in GROUPS:
+            results = client.post("/v1/search", json={"query": phrase, "top_k": 10}, headers=users[other]).json()["results"]
+            paths = [r["path"].rsplit("/", 1)[-1] for r in results]
+            if other == group:
+                found += name in paths[:10]
+            else:
+                attempts += 1
+                leaks += [(other, p) for p in paths if not p.startswith(other)]
+    assert attempts == 240 and leaks == []
+    assert found / len(corpus) >= 0.9, f"recall of an authorised user for the exact phrase: {found}/{len(corpus)}"
+    # answers and chat: citations and answer text come only from readable documents
+    for name, (group, phrase) in list(corpus.items())[::4]:
+        for other in GROUPS:
+            if other == group:
+                continue
+            body = client.post("/v1/query", json={"question": f"What is the internal code {phrase}?"},
+                               headers=users[other]).json()
+            assert all(c["path"].rsplit("/", 1)[-1].startswith(other) for c in body["citations"]), body
+            assert phrase not in body["answer"]
+            chat = client.post("/v1/chat/completions", headers=users[other], json={
+                "model": "private-rag", "messages": [{"role": "user", "content": f"internal code {phrase}"}]}).json()
+            assert all(c["path"].rsplit("/", 1)[-1].startswith(other) for c in chat["rag"]["citations"])
+            assert phrase not in chat["choices"][0]["message"]["content"]
+    for group in GROUPS:
+        listed = client.get("/v1/documents", headers=users[group]).json()
+        assert len(listed) == 20 and all(group in d["groups"] for d in listed)
+
+
+def test_documents_without_groups_are_for_admins_only(settings, embedder, corpus):
+    client = _client(settings, embedder)
+    everyone = bearer(make_user(settings, "all-groups", groups=GROUPS))
+    admin = bearer(make_user(settings, "boss", "admin", groups=[]))
+    query = {"query": "blorptang wuzzle 4242", "top_k": 5}
+    assert not any("orphan" in r["path"] for r in client.post("/v1/search", json=query, headers=everyone).json()["results"])
+    assert "orphan" in client.post("/v1/search", json=query, headers=admin).json()["results"][0]["path"]
+    assert len(client.get("/v1/documents", headers=admin).json()) == 81
+
+
+def test_access_changes_apply_on_the_next_request_without_reembedding(settings, embedder, corpus):
+    client = _client(settings, embedder)
+    admin = bearer(make_user(settings, "boss", "admin"))
+    hr = bearer(make_user(settings, "hana", groups=["hr"]))
+    name, (_, phrase) = next(iter(corpus.items()))
+    query = {"query": phrase, "top_k": 3}
+    assert client.post("/v1/search", json=query, headers=hr).json()["results"][0]["path"].endswith(name)
+    client.patch("/v1/users/hana", json={"groups": []}, headers=admin)
+    assert client.post("/v1/search", json=query, headers=hr).json()["results"] == []
+    client.patch("/v1/users/hana", json={"groups": ["legal"]}, headers=admin)
+    doc = next(d for d in client.get("/v1/documents", headers=admin).json() if d["path"].endswith(name))
+    calls = embedder.calls
+    client.patch(f"/v1/documents/{doc['id']}", json={"groups": ["legal"], "label": "confidential"}, headers=admin)
+    top = client.post("/v1/search", json=query, headers=hr).json()["results"][0]
+    assert top["path"].endswith(name) and top["label"] == "confidential"
+    assert embedder.calls == calls + 1, "only the query was embedded; the document was not"
+
+
+def test_rag_ask_as_a_user_reads_only_their_documents(settings, corpus, cli_env):
+    make_user(settings, "fin", groups=["finance"])
+    name, (group, phrase) = next((n, v) for n, v in corpus.items() if v[0] == "hr")
+    base = [sys.executable, "-m", "rag.cli", "ask", f"What is the internal code {phrase}?", "--json"]
+    env = {**cli_env, "RAG_GENERATOR": "extractive"}
+    import json
+
+    as_fin = json.loads(subprocess.run([*base, "--as", "fin"], env=env, capture_output=True, text=True, check=True).stdout)
+    assert all("/finance/" in c["path"] for c in as_fin["citations"]) and phrase not in as_fin["answer"]
+    as_admin = json.loads(subprocess.run(base, env=env, capture_output=True, text=True, check=True).stdout)
+    assert as_admin["citations"][0]["path"].endswith(name)
+    missing = subprocess.run([*base, "--as", "nobody"], env=env, capture_output=True, text=True)
+    assert missing.returncode == 2 and "no user 'nobody'" in missing.stderr
