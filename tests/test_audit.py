@@ -1,0 +1,241 @@
+"""Audit log: one record per audited request (answered or refused), answers withheld when the record
+cannot be written, the chain detects every tampering, the database refuses updates and deletes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
+
+from api.app import create_app
+from rag.audit import AuditEntry, AuditLog, canonical, record_values
+from rag.db.models import AuditRecord
+
+from .helpers import HANDBOOK, bearer, copy_tree, make_user, run_job
+
+
+@pytest.fixture
+def app_and_keys(settings, db, embedder, tmp_path):
+    run_job(settings, db, embedder, copy_tree(HANDBOOK, tmp_path / "hb"), groups=["everyone"], label="internal")
+    s = settings.model_copy(update={"generator": "extractive"})
+    app = create_app(s, embedder=embedder)
+    keys = {r: make_user(s, f"{r}1", r) for r in ("employee", "admin", "auditor")}
+    return app, keys
+
+
+def _records(db) -> list[AuditRecord]:
+    _, factory = db
+    with factory() as s:
+        return s.scalars(select(AuditRecord).order_by(AuditRecord.seq)).all()
+
+
+def test_every_audited_request_writes_exactly_one_record(app_and_keys, db):
+    app, keys = app_and_keys
+    client = TestClient(app, raise_server_exceptions=False)
+    emp, aud = bearer(keys["employee"]), bearer(keys["auditor"])
+    calls = [
+        ("/v1/query", {"question": "What is the meal allowance in Portugal?"}, emp, 200),
+        ("/v1/query", {"question": "What is the meal allowance in Portugal?", "stream": True}, emp, 200),
+        ("/v1/search", {"query": "vacation days", "top_k": 3}, emp, 200),
+        ("/v1/chat/completions", {"model": "private-rag", "messages": [{"role": "user", "content": "Where are the offices?"}]}, emp, 200),
+        ("/v1/query", {"question": "no key"}, {}, 401),
+        ("/v1/search", {"query": "auditors may not search"}, aud, 403),
+        ("/v1/query", {"question": ""}, emp, 422),
+        ("/v1/query", {"question": "x" * 3000}, emp, 413),
+        ("/v1/chat/completions", {"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}]}, emp, 404),
+    ]
+    for path, body, headers, status in calls:
+        before = len(_records(db))
+        r = client.post(path, json=body, headers=headers)
+        assert r.status_code == status, (path, r.text)
+        after = _records(db)
+        assert len(after) == before + 1, (path, status)
+        rec = after[-1]
+        assert (rec.route, rec.status, rec.request_id) == (path, status, r.headers["x-request-id"])
+    answered, streamed, searched, chatted, anonymous, forbidden, invalid, too_long, _ = _records(db)
+    assert answered.principal == "employee1" and answered.role == "employee" and answered.groups == ["everyone"]
+    assert answered.question == "What is the meal allowance in Portugal?" and "45 EUR" in answered.answer
+    d = answered.detail
+    assert d["model"] == "extractive" and d["backend"] == "extractive" and d["labels"] == ["internal"]
+    assert d["route"] == {"target": "local", "reason": "escalation disabled"}
+    assert d["citations"] and {"chunk_id", "document_id", "version", "score", "label"} <= set(d["retrieved"][0])
+    assert {c["chunk_id"] for c in d["citations"]} <= {x["chunk_id"] for x in d["retrieved"]}
+    assert "tokens" in d and answered.latency_ms > 0
+    assert streamed.answer == answered.answer
+    assert searched.answer is None and len(searched.detail["retrieved"]) == 3
+    assert chatted.question == "Where are the offices?" and chatted.answer
+    assert anonymous.principal is None and anonymous.question == "no key" and anonymous.detail["error"] == "unauthorized"
+    assert forbidden.principal == "auditor1" and forbidden.detail["error"] == "forbidden"
+    assert invalid.detail["error"] == "invalid_request" and too_long.detail["error"] == "question_too_long"
+    assert len(too_long.question) == 3000
+
+
+def test_no_answer_leaves_when_its_record_cannot_be_written(app_and_keys, db, settings):
+    app, keys = app_and_keys
+    client = TestClient(app, raise_server_exceptions=False)
+    engine, _ = db
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE audit_records"))
+    for body in ({"question": "What is the meal allowance in Portugal?"},
+                 {"question": "What is the meal allowance in Portugal?", "stream": True}):
+        r = client.post("/v1/query", json=body, headers=bearer(keys["employee"]))
+        assert r.status_code == 503 and r.json()["error"]["code"] == "audit_unavailable"
+        assert "45 EUR" not in r.text
+    r = client.post("/v1/chat/completions", headers=bearer(keys["employee"]),
+                    json={"model": "private-rag", "messages": [{"role": "user", "content": "meal allowance Portugal?"}]})
+    assert r.status_code == 503 and "45 EUR" not in r.text
+
+
+def test_the_database_refuses_to_change_or_delete_audit_rows(app_and_keys, db):
+    app, keys = app_and_keys
+    TestClient(app).post("/v1/search", json={"query": "x"}, headers=bearer(keys["employee"]))
+    engine, _ = db
+    for statement in ("UPDATE audit_records SET answer = 'forged'", "DELETE FROM audit_records"):
+        with pytest.raises(Exception, match="append-only"):
+            with engine.begin() as conn:
+                conn.execute(text(statement))
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(Exception, match="append-only"):
+            with engine.begin() as conn:
+                conn.execute(text("TRUNCATE audit_records"))
+    assert len(_records(db)) == 1
+
+
+def _unlocked(engine):
+    """Tampering needs the triggers off: what an attacker with owner access could do."""
+    if engine.dialect.name == "postgresql":
+        return ["ALTER TABLE audit_records DISABLE TRIGGER USER"], ["ALTER TABLE audit_records ENABLE TRIGGER USER"]
+    return (["DROP TRIGGER audit_records_no_update", "DROP TRIGGER audit_records_no_delete"],
+            ["CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records "
+             "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only (UPDATE refused)'); END",
+             "CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records "
+             "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only (DELETE refused)'); END"])
+
+
+def test_every_random_tampering_is_detected_and_untouched_logs_verify(db, settings):
+    engine, factory = db
+    log = AuditLog(factory, b"k" * 32)
+    rng = random.Random(11)
+    n = 2000
+    for i in range(n):
+        log.append(AuditEntry(request_id=f"r{i}", route="/v1/query", status=rng.choice([200, 200, 401, 403, 422]),
+                              principal=f"user{i % 7}", role="employee", groups=["g"], question=f"question {i}?",
+                              answer=f"answer {i}", detail={"retrieved": [{"chunk_id": i, "score": rng.random()}]},
+                              latency_ms=rng.random() * 100))
+    assert log.verify().ok and log.verify().records == n
+    checkpoint = log.checkpoint()
+    off, on = _unlocked(engine)
+    cols = "seq, kind, ts, request_id, principal, role, groups, route, status, question, answer, detail, latency_ms, prev_hash, hash, mac"
+
+    def row(seq):
+        with factory() as s:
+            return s.scalars(select(AuditRecord).where(AuditRecord.seq == seq)).one()
+
+    def run(*statements, params=None):
+        with engine.begin() as conn:
+            for sql in off:
+                conn.execute(text(sql))
+            for sql in statements:
+                conn.execute(text(sql), params or {})
+            for sql in on:
+                conn.execute(text(sql))
+
+    def restore(original: AuditRecord):
+        run("DELETE FROM audit_records WHERE seq = :seq OR id = :id",
+            f"INSERT INTO audit_records (id, {cols}) VALUES (:id, " + ", ".join(f":{c.strip()}" for c in cols.split(",")) + ")",
+            params={"id": original.id, **{c.strip(): getattr(original, c.strip()) for c in cols.split(",")}}
+            | {"groups": json.dumps(original.groups), "detail": json.dumps(original.detail)})
+
+    kinds = ["edit", "delete", "insert", "swap", "rehash"]
+    detected = {k: 0 for k in kinds}
+    trials = 60
+    for t in range(trials):
+        kind = kinds[t % len(kinds)]
+        seq = rng.randint(2, n - 1)
+        a, b = row(seq), row(seq + 1)
+        if kind == "edit":
+            field = rng.choice(["question", "answer", "principal", "request_id"])
+            run(f"UPDATE audit_records SET {field} = :v WHERE seq = :seq", params={"v": "tampered", "seq": seq})
+        elif kind == "rehash":
+            values = record_values(a) | {"answer": "tampered"}
+            new_hash = hashlib.sha256(canonical(values)).hexdigest()
+            run("UPDATE audit_records SET answer = 'tampered', hash = :h WHERE seq = :seq", params={"h": new_hash, "seq": seq})
+        elif kind == "delete":
+            run("DELETE FROM audit_records WHERE seq = :seq", params={"seq": seq})
+        elif kind == "insert":
+            run("UPDATE audit_records SET seq = seq + 1000000 WHERE seq > :seq", params={"seq": seq})
+            fake = record_values(a) | {"seq": seq + 1, "prev_hash": a.hash, "request_id": "injected"}
+            digest = hashlib.sha256(canonical(fake)).hexdigest()
+            run(f"INSERT INTO audit_records ({cols}) VALUES (" + ", ".join(f":{c.strip()}" for c in cols.split(",")) + ")",
+                params=fake | {"hash": digest, "mac": log.mac(digest)[::-1], "kind": "request", "groups": json.dumps(fake["groups"]),
+                               "detail": json.dumps(fake["detail"])})
+        elif kind == "swap":
+            run("UPDATE audit_records SET seq = -1 WHERE seq = :a", "UPDATE audit_records SET seq = :a WHERE seq = :b",
+                "UPDATE audit_records SET seq = :b WHERE seq = -1", params={"a": seq, "b": seq + 1})
+        result = log.verify()
+        detected[kind] += not result.ok
+        assert not result.ok and result.first_bad_seq is not None, (kind, seq)
+        # put everything back exactly, and check the restored log verifies (no false positive)
+        if kind == "insert":
+            run("DELETE FROM audit_records WHERE request_id = 'injected'",
+                "UPDATE audit_records SET seq = seq - 1000000 WHERE seq > 1000000")
+        elif kind == "swap":
+            restore(a)
+            restore(b)
+        else:
+            restore(a)
+        assert log.verify().ok, f"false positive after restoring a {kind}"
+    assert detected == {k: trials // len(kinds) for k in kinds}
+    # truncation (the newest records removed) only a checkpoint can reveal
+    run(f"DELETE FROM audit_records WHERE seq > {n - 5}")
+    assert log.verify().ok
+    truncated = log.verify(checkpoint)
+    assert not truncated.ok and "truncated" in truncated.reason
+    forged = dict(checkpoint, head_seq=n - 5)
+    assert "signature" in log.verify(forged).reason
+
+
+def test_auditor_api_filters_pages_exports_and_verifies(app_and_keys):
+    app, keys = app_and_keys
+    client = TestClient(app, raise_server_exceptions=False)
+    emp, aud = bearer(keys["employee"]), bearer(keys["auditor"])
+    for q in ["vacation days", "meal allowance", "passwords", "laptop"]:
+        client.post("/v1/query", json={"question": f"What about {q}?"}, headers=emp)
+    client.post("/v1/search", json={"query": "x"})  # anonymous: 401
+    assert client.get("/v1/audit/records", headers=emp).status_code == 403
+    page = client.get("/v1/audit/records?limit=2", headers=aud).json()
+    assert [r["seq"] for r in page["records"]] == [5, 4] and page["next_cursor"] == 4
+    rest = client.get(f"/v1/audit/records?limit=10&cursor={page['next_cursor']}", headers=aud).json()
+    assert [r["seq"] for r in rest["records"]] == [3, 2, 1] and rest["next_cursor"] is None
+    assert [r["seq"] for r in client.get("/v1/audit/records?status=401", headers=aud).json()["records"]] == [5]
+    assert len(client.get("/v1/audit/records?user=employee1&group=everyone", headers=aud).json()["records"]) == 4
+    assert client.get("/v1/audit/records?text=MEAL", headers=aud).json()["records"][0]["question"] == "What about meal allowance?"
+    assert client.get("/v1/audit/records/2", headers=aud).json()["request_id"]
+    lines = client.get("/v1/audit/export?format=jsonl", headers=aud).text.strip().splitlines()
+    assert [json.loads(x)["seq"] for x in lines] == [1, 2, 3, 4, 5]
+    csv_text = client.get("/v1/audit/export?format=csv", headers=aud).text
+    assert csv_text.splitlines()[0].startswith("seq,kind,ts") and len(csv_text.strip().splitlines()) >= 6
+    verdict = client.get("/v1/audit/verify", headers=aud).json()
+    assert verdict["ok"] and verdict["records"] == 5
+
+
+def test_cli_verify_and_checkpoint(app_and_keys, cli_env, tmp_path):
+    app, keys = app_and_keys
+    client = TestClient(app)
+    for _ in range(3):
+        client.post("/v1/search", json={"query": "vacation"}, headers=bearer(keys["employee"]))
+    cp = tmp_path / "checkpoint.json"
+    rag = [sys.executable, "-m", "rag.cli", "audit"]
+    assert subprocess.run([*rag, "checkpoint", "--out", str(cp)], env=cli_env, capture_output=True).returncode == 0
+    ok = subprocess.run([*rag, "verify", "--checkpoint", str(cp), "--json"], env=cli_env, capture_output=True, text=True)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["records"] == 3
+    forged = json.loads(cp.read_text()) | {"head_seq": 2}
+    cp.write_text(json.dumps(forged))
+    bad = subprocess.run([*rag, "verify", "--checkpoint", str(cp)], env=cli_env, capture_output=True, text=True)
+    assert bad.returncode == 1 and "signature" in bad.stderr
