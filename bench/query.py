@@ -82,6 +82,17 @@ def build_corpus(source_db: str, target: Path, copies: int) -> int:
     return total
 
 
+def make_key(data_dir: Path) -> str:
+    from rag.auth import keys
+    from rag.db.session import make_engine, make_sessionmaker
+    from rag.settings import Settings
+
+    with make_sessionmaker(make_engine(Settings(data_dir=data_dir, _env_file=None)))() as s:
+        _, plaintext = keys.create_key(s, keys.add_user(s, "bench", "admin", []))
+        s.commit()
+    return plaintext
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=10)
@@ -122,13 +133,15 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = {**os.environ, "RAG_DATA_DIR": str(tmp / "data"), "RAG_GENERATOR": "extractive"}
+        key = make_key(tmp / "data")
+        env = {**os.environ, "RAG_DATA_DIR": str(tmp / "data"), "RAG_GENERATOR": "extractive", "RAG_MODE": "development"}
         env.pop("RAG_DATABASE_URL", None)
         server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
-            with httpx.Client(base_url=base, timeout=60) as client:
+            auth = {"Authorization": f"Bearer {key}"}
+            with httpx.Client(base_url=base, timeout=60, headers=auth) as client:
                 for _ in range(300):
                     try:
                         if client.get("/readyz").status_code == 200:
@@ -146,7 +159,7 @@ def main() -> None:
                     r.raise_for_status()
 
                 def one(q: str) -> None:
-                    with httpx.Client(base_url=base, timeout=60) as c:
+                    with httpx.Client(base_url=base, timeout=60, headers=auth) as c:
                         c.post("/v1/search", json={"query": q, "top_k": 10}).raise_for_status()
 
                 t = time.perf_counter()

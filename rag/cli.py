@@ -233,7 +233,7 @@ def serve(host: str | None, port: int | None) -> None:
     except RagError as exc:
         _fail(str(exc))
     host, port = host or rt.settings.api_host, port or rt.settings.api_port
-    click.echo(f"serving on http://{host}:{port} (docs at /docs)", err=True)
+    click.echo(f"serving on http://{host}:{port} (OpenAPI description: GET /openapi.json with a key)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
@@ -242,40 +242,41 @@ def serve(host: str | None, port: int | None) -> None:
 @click.option("--top-k", type=click.IntRange(1, 50), help="Passages given to the model (default RAG_DEFAULT_TOP_K).")
 @click.option("--collection", help="Only this collection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON object as POST /v1/query.")
-@click.option("--no-stream", is_flag=True, help="Print the answer only when it is complete.")
 @click.option("--as", "as_user", help="Answer from what this user may read (default: an admin's view, all documents).")
-def ask(question: str, top_k: int | None, collection: str | None, as_json: bool, no_stream: bool,
-        as_user: str | None) -> None:
-    """Answer a question from the documents, with citations (the same path as POST /v1/query)."""
+def ask(question: str, top_k: int | None, collection: str | None, as_json: bool, as_user: str | None) -> None:
+    """Answer a question from the documents, with citations (the same path as POST /v1/query);
+    written to the audit log like an API request."""
+    import time
     import uuid
 
-    from api.query_routes import answer_json, check_question
+    from api.query_routes import answer_json, audit_answer, check_question
     from rag.access import readable_documents
-    from rag.answering import Answer
+    from rag.audit import AuditEntry
     from rag.search import SearchFilters
     from rag.service import build_answerer
 
     rt = _Runtime()
+    audit_log = _audit_log(rt)
+    request_id = uuid.uuid4().hex
+    started = time.perf_counter()
     try:
         principal = _principal(rt, as_user)
         question = check_question(question, rt.settings)
         answerer = build_answerer(rt.settings, rt.factory, rt.embedder)
-        events = answerer.stream(question, top_k=top_k or rt.settings.default_top_k,
-                                 filters=SearchFilters(collection=collection), access=readable_documents(principal))
-        final = None
-        for event in events:
-            if isinstance(event, Answer):
-                final = event
-            elif not as_json and not no_stream:
-                click.echo(event.text, nl=False)
+        final = answerer.answer(question, top_k=top_k or rt.settings.default_top_k,
+                                filters=SearchFilters(collection=collection), access=readable_documents(principal))
+        # the CLI reads documents too: it is audited like the API, and prints nothing it could not record
+        entry = AuditEntry(request_id=request_id, route="cli:ask", status=200, principal=principal.name,
+                           role=principal.role, groups=list(principal.groups), question=question)
+        audit_answer(entry, final)
+        entry.latency_ms = (time.perf_counter() - started) * 1000
+        audit_log.append(entry)
     except RagError as exc:
         _fail(str(exc))
     if as_json:
-        click.echo(json.dumps(answer_json(final, uuid.uuid4().hex), ensure_ascii=False))
+        click.echo(json.dumps(answer_json(final, request_id), ensure_ascii=False))
         return
-    if no_stream:
-        click.echo(final.answer, nl=False)
-    click.echo()
+    click.echo(final.answer)
     if final.notice:
         click.echo(f"({final.notice})")
     label = "Sources" if final.grounded else "Closest passages"
@@ -316,16 +317,13 @@ def search(query: str, top_k: int, as_json: bool) -> None:
 @click.option("--top-k", type=click.IntRange(1, 50), help="Passages given to the model (default RAG_DEFAULT_TOP_K).")
 @click.option("--collection", help="Only this collection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON object as POST /v1/query.")
-@click.option("--no-stream", is_flag=True, help="Print the answer only when it is complete.")
 @click.option("--as", "as_user", help="Answer from what this user may read (default: an admin's view, all documents).")
-def ask(question: str, top_k: int | None, collection: str | None, as_json: bool, no_stream: bool,
-        as_user: str | None) -> None:
+def ask(question: str, top_k: int | None, collection: str | None, as_json: bool, as_user: str | None) -> None:
     """Answer a question from the documents, with citations (the same path as POST /v1/query)."""
     import uuid
 
     from api.query_routes import answer_json, check_question
     from rag.access import readable_documents
-    from rag.answering import Answer
     from rag.search import SearchFilters
     from rag.service import build_answerer
 
@@ -345,11 +343,9 @@ def ask(question: str, top_k: int | None, collection: str | None, as_json: bool,
     except RagError as exc:
         _fail(str(exc))
     if as_json:
-        click.echo(json.dumps(answer_json(final, uuid.uuid4().hex), ensure_ascii=False))
+        click.echo(json.dumps(answer_json(final, request_id), ensure_ascii=False))
         return
-    if no_stream:
-        click.echo(final.answer, nl=False)
-    click.echo()
+    click.echo(final.answer)
     if final.notice:
         click.echo(f"({final.notice})")
     label = "Sources" if final.grounded else "Closest passages"
