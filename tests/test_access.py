@@ -111,7 +111,7 @@ def test_access_changes_apply_on_the_next_request_without_reembedding(settings, 
     assert embedder.calls == calls + 1, "only the query was embedded; the document was not"
 
 
-def test_rag_ask_as_a_user_reads_only_their_documents(settings, corpus, cli_env):
+def test_rag_ask_as_a_user_reads_only_their_documents(settings, corpus, cli_env, db):
     make_user(settings, "fin", groups=["finance"])
     name, (group, phrase) = next((n, v) for n, v in corpus.items() if v[0] == "hr")
     base = [sys.executable, "-m", "rag.cli", "ask", f"What is the internal code {phrase}?", "--json"]
@@ -124,3 +124,10 @@ def test_rag_ask_as_a_user_reads_only_their_documents(settings, corpus, cli_env)
     assert as_admin["citations"][0]["path"].endswith(name)
     missing = subprocess.run([*base, "--as", "nobody"], env=env, capture_output=True, text=True)
     assert missing.returncode == 2 and "no user 'nobody'" in missing.stderr
+    from sqlalchemy import select
+
+    from rag.db.models import AuditRecord
+
+    with db[1]() as s:
+        audited = s.scalars(select(AuditRecord).order_by(AuditRecord.seq)).all()
+    assert [(r.route, r.principal) for r in audited] == [("cli:ask", "fin"), ("cli:ask", "cli")]
