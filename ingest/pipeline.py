@@ -22,7 +22,7 @@ from ingest.doc_meta import DocMeta
 from ingest.indexing import publish
 from ingest.parse_pool import ParseConfig, ParsedFile, ParsePool
 from ingest.report import JobReport, Outcome, ProgressCallback
-from rag.db.models import Chunk, Collection, Document, Group, IngestionJob, JobFile, utcnow
+from rag.db.models import Chunk, Collection, Document, IngestionJob, JobFile, utcnow
 from rag.embedder import Embedder
 from rag.errors import NotFoundError, RagError
 from rag.settings import Settings
@@ -80,7 +80,7 @@ class Ingestor:
         report.files_total = len(found.files) + len(found.skipped)
         collection_id = self._collection_id(collection)
         existing = self._existing_documents(collection_id, root)
-        meta = DocMeta(groups, label)
+        meta = DocMeta(groups, label, root if root.is_dir() else root.parent)
 
         outcomes: list[Outcome] = [Outcome(str(p), "failed", error=why) for p, why in found.skipped]
         report.files_seen += len(found.skipped)
@@ -95,6 +95,10 @@ class Ingestor:
                 continue
             finally:
                 self.timings["hash"] += time.perf_counter() - started
+            problem = meta.for_path(str(path)).error
+            if problem:
+                outcomes.append(Outcome(str(path), "failed", error=problem))
+                continue
             known = existing.get(str(path))
             if known is not None and known == digest:
                 outcomes.append(Outcome(str(path), "unchanged"))
@@ -171,23 +175,22 @@ class Ingestor:
         outcomes: list[Outcome] = []
         offset = 0
         with self.factory() as session:
-            group_objs = meta.group_objects(session)
             for p in parsed:
                 doc_vectors = vectors[offset : offset + len(p.chunks)]
                 offset += len(p.chunks)
                 digest, size = hashes[p.path]
-                outcomes.append(self._commit_document(session, collection_id, p, digest, size, doc_vectors, meta, group_objs))
+                outcomes.append(self._commit_document(session, collection_id, p, digest, size, doc_vectors, meta))
             self._record_in(session, report, outcomes)
             session.commit()
         self.timings["write"] += time.perf_counter() - started
         on_progress(report)
 
     def _commit_document(self, session: Session, collection_id: int, parsed: ParsedFile, digest: str, size: int,
-                         vectors: np.ndarray, meta: DocMeta, group_objs: list[Group] | None) -> Outcome:
+                         vectors: np.ndarray, meta: DocMeta) -> Outcome:
         for attempt in range(2):
             try:
                 with session.begin_nested():
-                    return self._replace_chunks(session, collection_id, parsed, digest, size, vectors, meta, group_objs)
+                    return self._replace_chunks(session, collection_id, parsed, digest, size, vectors, meta)
             except IntegrityError:
                 # Another worker created this document at the same moment: its row exists now, retry once.
                 if attempt:
@@ -199,7 +202,7 @@ class Ingestor:
         return Outcome(parsed.path, "failed", seconds=parsed.seconds, error="conflicting concurrent update; retry")
 
     def _replace_chunks(self, session: Session, collection_id: int, parsed: ParsedFile, digest: str, size: int,
-                        vectors: np.ndarray, meta: DocMeta, group_objs: list[Group] | None) -> Outcome:
+                        vectors: np.ndarray, meta: DocMeta) -> Outcome:
         doc = session.scalars(
             select(Document).where(Document.collection_id == collection_id, Document.path == parsed.path).with_for_update()
         ).first()
@@ -207,15 +210,16 @@ class Ingestor:
             return Outcome(parsed.path, "unchanged", seconds=parsed.seconds)  # a concurrent worker was first
         removed = 0
         if doc is None:
+            policy = meta.for_path(parsed.path)
             doc = Document(collection_id=collection_id, path=parsed.path, sha256=digest, version=1, size_bytes=size,
-                           label=meta.label or DEFAULT_LABEL, title=parsed.title, chunk_count=0)
-            doc.groups = group_objs or []
+                           label=policy.label or DEFAULT_LABEL, title=parsed.title, chunk_count=0)
+            doc.groups = meta.group_objects(session, policy.groups) or []
             session.add(doc)
             session.flush()
         else:
             removed = session.execute(delete(Chunk).where(Chunk.document_id == doc.id)).rowcount
             doc.sha256, doc.version, doc.size_bytes, doc.title = digest, doc.version + 1, size, parsed.title
-            meta.apply(doc, group_objs)
+            meta.apply(session, doc)
         rows = [
             {
                 "document_id": doc.id,

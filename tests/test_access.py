@@ -131,3 +131,43 @@ def test_rag_ask_as_a_user_reads_only_their_documents(settings, corpus, cli_env,
     with db[1]() as s:
         audited = s.scalars(select(AuditRecord).order_by(AuditRecord.seq)).all()
     assert [(r.route, r.principal) for r in audited] == [("cli:ask", "fin"), ("cli:ask", "cli")]
+
+
+def _doc_access(db) -> dict[str, tuple[list[str], str]]:
+    from sqlalchemy import select
+
+    from rag.db.models import Document
+
+    with db[1]() as s:
+        return {d.path.rsplit("/", 2)[-2] + "/" + d.path.rsplit("/", 1)[-1]: (sorted(g.name for g in d.groups), d.label)
+                for d in s.scalars(select(Document))}
+
+
+def test_folder_policy_files_set_groups_and_labels_inherited_by_subfolders(settings, db, embedder, tmp_path):
+    root = tmp_path / "share"
+    for folder in ["hr", "hr/payroll", "public"]:
+        (root / folder).mkdir(parents=True)
+    (root / "hr" / ".rag-access.yaml").write_text("groups: [hr]\nlabel: confidential\n")
+    (root / "hr" / "payroll" / ".rag-access.yaml").write_text("label: restricted\n")
+    (root / "public" / ".rag-access.yaml").write_text("groups: [everyone]\nlabel: public\n")
+    (root / "hr" / "leave.txt").write_text("Leave policy for the people team, with all the details.")
+    (root / "hr" / "payroll" / "salaries.txt").write_text("Salary bands for every level of the company.")
+    (root / "public" / "faq.txt").write_text("Frequently asked questions about the office.")
+    (root / "readme.txt").write_text("This share holds documents of several teams.")
+    report = run_job(settings, db, embedder, root, groups=["staff"])
+    assert report.files_indexed == 4 and report.files_failed == 0
+    assert _doc_access(db) == {
+        "hr/leave.txt": (["hr"], "confidential"),
+        "payroll/salaries.txt": (["hr"], "restricted"),
+        "public/faq.txt": (["everyone"], "public"),
+        "share/readme.txt": (["staff"], "internal"),
+    }
+    # a changed policy applies on the next run without re-embedding; a broken one fails its documents
+    (root / "public" / ".rag-access.yaml").write_text("groups: [everyone, partners]\nlabel: public\n")
+    (root / "hr" / "payroll" / ".rag-access.yaml").write_text("label: top-secret\n")
+    calls = embedder.calls
+    report = run_job(settings, db, embedder, root, groups=["staff"])
+    assert embedder.calls == calls
+    assert _doc_access(db)["public/faq.txt"] == (["everyone", "partners"], "public")
+    assert report.files_failed == 1 and "label" in report.errors[0].error and "salaries" in report.errors[0].path
+    assert _doc_access(db)["payroll/salaries.txt"] == (["hr"], "restricted"), "a failed file keeps what it had"
