@@ -14,13 +14,14 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,6 +32,8 @@ GENESIS = "0" * 64
 HASHED_FIELDS = ("seq", "kind", "ts", "request_id", "principal", "role", "groups", "route", "status", "question",
                  "answer", "detail", "latency_ms", "prev_hash")
 _PG_LOCK = 0x5241_4741  # advisory lock id serialising appends across processes
+SQLITE_NO_DELETE = ("CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records "
+                    "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only (DELETE refused)'); END")
 _WEAK_KEYS = {"", "change-me", "changeme", "secret", "password", "test", "default", "audit"}
 
 
@@ -206,6 +209,47 @@ class AuditLog:
         if found != expected:
             return f"chain rewritten: record {seq} differs from the checkpoint"
         return None
+
+    def archive(self, before: str, out: Path) -> dict:
+        """Moves the oldest records (ts < `before`) to a JSON-lines file, then records the archival
+        itself in the chain. Needs the table owner's rights (the triggers are lifted for the delete,
+        inside the same transaction); the running service's role should not have them."""
+        verdict = self.verify()
+        if not verdict.ok:
+            raise RagError(f"refusing to archive a log that does not verify (record {verdict.first_bad_seq}: {verdict.reason})")
+        with self.factory() as session:
+            records = session.scalars(select(AuditRecord).where(AuditRecord.ts < before)
+                                      .order_by(AuditRecord.seq)).all()
+        if not records:
+            return {"archived_count": 0}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with open(out, "x", encoding="utf-8") as f:
+            for r in records:
+                line = json.dumps({**record_values(r), "hash": r.hash, "mac": r.mac}, sort_keys=True, ensure_ascii=False) + "\n"
+                f.write(line)
+                digest.update(line.encode())
+            f.flush()
+            os.fsync(f.fileno())
+        first, last = records[0], records[-1]
+        with self._lock, self.factory() as session:
+            postgres = session.get_bind().dialect.name == "postgresql"
+            if postgres:
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+                session.execute(text("ALTER TABLE audit_records DISABLE TRIGGER audit_records_append_only"))
+            else:
+                session.execute(text("DROP TRIGGER audit_records_no_delete"))
+            session.execute(delete(AuditRecord).where(AuditRecord.seq <= last.seq))
+            if postgres:
+                session.execute(text("ALTER TABLE audit_records ENABLE TRIGGER audit_records_append_only"))
+            else:
+                session.execute(text(SQLITE_NO_DELETE))
+            session.commit()
+        summary = {"archived_first_seq": first.seq, "archived_last_seq": last.seq, "archived_count": len(records),
+                   "archived_head_hash": last.hash, "file": out.name, "file_sha256": digest.hexdigest(), "before": before}
+        self.append(AuditEntry(request_id=secrets.token_hex(16), route="audit:archive", status=200, kind="retention",
+                               principal="retention", detail=summary))
+        return summary
 
     def count(self) -> int:
         with self.factory() as session:

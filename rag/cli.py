@@ -469,6 +469,28 @@ def audit_checkpoint(out: Path) -> None:
     click.echo(f"ok: checkpoint at record {checkpoint['head_seq']} written to {out}")
 
 
+@audit.command(name="archive")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="JSON-lines file to create.")
+@click.option("--before", help="ISO time; default: now minus RAG_AUDIT_RETENTION_DAYS.")
+def audit_archive(out: Path, before: str | None) -> None:
+    """Move records older than the retention period to FILE; the archival is itself recorded.
+    Run it as the database owner (the service's own role cannot delete audit rows)."""
+    import datetime as dt
+
+    rt = _Runtime()
+    if before is None:
+        if not rt.settings.audit_retention_days:
+            _fail("nothing to archive: give --before or set RAG_AUDIT_RETENTION_DAYS")
+        before = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=rt.settings.audit_retention_days)).isoformat()
+    if out.exists():
+        _fail(f"{out} exists")
+    try:
+        summary = _audit_log(rt).archive(before, out)
+    except RagError as exc:
+        _fail(str(exc), code=1)
+    click.echo(json.dumps(summary))
+
+
 @main.group()
 def llm() -> None:
     """The packaged open-weight model (SmolLM2-135M-Instruct)."""

@@ -239,3 +239,25 @@ def test_cli_verify_and_checkpoint(app_and_keys, cli_env, tmp_path):
     cp.write_text(json.dumps(forged))
     bad = subprocess.run([*rag, "verify", "--checkpoint", str(cp)], env=cli_env, capture_output=True, text=True)
     assert bad.returncode == 1 and "signature" in bad.stderr
+
+
+def test_archiving_moves_old_records_out_and_is_itself_recorded(db, tmp_path):
+    _, factory = db
+    log = AuditLog(factory, b"k" * 32)
+    for i in range(10):
+        log.append(AuditEntry(request_id=f"r{i}", route="/v1/search", status=200, question=f"q{i}"))
+    with factory() as s:
+        cutoff = s.scalars(select(AuditRecord.ts).where(AuditRecord.seq == 7)).one()
+    summary = log.archive(cutoff, tmp_path / "archive.jsonl")
+    assert summary["archived_count"] == 6 and summary["archived_last_seq"] == 6
+    archived = [json.loads(line) for line in (tmp_path / "archive.jsonl").read_text().splitlines()]
+    assert [a["seq"] for a in archived] == [1, 2, 3, 4, 5, 6]
+    assert hashlib.sha256((tmp_path / "archive.jsonl").read_bytes()).hexdigest() == summary["file_sha256"]
+    rest = _records(db)
+    assert [r.seq for r in rest] == [7, 8, 9, 10, 11] and rest[-1].kind == "retention"
+    assert rest[-1].detail["archived_head_hash"] == rest[0].prev_hash
+    assert log.verify().ok
+    engine, _ = db
+    with pytest.raises(Exception, match="append-only"):
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM audit_records"))
