@@ -23,18 +23,6 @@ sys.path.insert(0, str(REPO))
 DEFAULT_CORPUS = REPO.parent / "shared" / "eval" / "scifact" / "corpus.jsonl"
 
 
-def write_corpus(corpus: Path, folder: Path, limit: int | None) -> int:
-    n = 0
-    with open(corpus, encoding="utf-8") as f:
-        for line in f:
-            if limit is not None and n >= limit:
-                break
-            doc = json.loads(line)
-            (folder / f"{doc['_id']}.txt").write_text(f"{doc['title']}\n\n{doc['text']}\n", encoding="utf-8")
-            n += 1
-    return n
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -50,6 +38,7 @@ def main() -> None:
     from rag.db.models import Chunk, JobFile
     from rag.db.session import make_engine, make_sessionmaker, migrate
     from rag.embedder import load_embedder
+    from rag.evaluation import write_corpus
     from rag.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
