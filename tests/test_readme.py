@@ -77,12 +77,13 @@ def test_readme_examples_work_against_a_live_server(live_server, tmp_path):
     search, answer, streamed = outputs
     assert json.loads(search)["results"][0]["path"].endswith("time-off.md")
     body = json.loads(answer)
-    assert "27 vacation days" in body["answer"] and body["citations"][0]["n"] == 1
+    assert "27 vacation days" in body["answer"]
+    assert any(c["path"].endswith("time-off.md") and f"[{c['n']}]" in body["answer"] for c in body["citations"])
     assert "event: delta" in streamed and "event: final" in streamed
     script = tmp_path / "example.py"
     script.write_text(python.replace("localhost:8000", f"localhost:{port}"))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True,
                          env=env)
     lines = out.stdout.splitlines()
-    assert "27 vacation days" in lines[0] and lines[1].startswith("[1] ") and "time-off.md" in lines[1]
+    assert "27 vacation days" in lines[0] and re.match(r"\[\d+\] \S+time-off\.md: ", lines[1])
     assert lines[-1] == lines[0]  # the streamed answer equals the whole one
