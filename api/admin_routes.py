@@ -88,7 +88,10 @@ def build_router(factory: sessionmaker[Session]) -> APIRouter:
                        limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0)) -> list[DocumentOut]:
         """Documents the caller may read (admins: all), with their groups and labels."""
         with factory() as s:
-            query = select(Document).join(Collection).where(readable_documents(principal))
+            query = select(Document).join(Collection)
+            readable = readable_documents(principal)
+            if readable is not None:
+                query = query.where(readable)
             if collection:
                 query = query.where(Collection.name == collection)
             docs = s.scalars(query.order_by(Document.id).limit(limit).offset(offset)).all()

@@ -7,7 +7,8 @@ embeddings, as new documents) from the evaluation folder that `rag eval beir ../
 ingested, serves it with `rag serve` in a separate process (uvicorn, real HTTP), then measures on
 SciFact's test queries:
   - raw: the bare embedder + FAISS exact search in this process (the floor any API pays);
-  - /v1/search: p50/p95 latency sequentially, and throughput with N concurrent clients;
+  - /v1/search: p50/p95 latency sequentially (as an admin, and as an employee whose group reads every
+    document: the access filter is then computed per request), and throughput with N concurrent clients;
   - /v1/query (extractive generator): time split into retrieval, generation and HTTP/API overhead.
 Not a test: compare numbers only within one run.
 """
@@ -42,7 +43,7 @@ def build_corpus(source_db: str, target: Path, copies: int) -> int:
     from sqlalchemy import select
 
     from ingest.indexing import publish
-    from rag.db.models import Chunk, Collection, Document
+    from rag.db.models import Chunk, Collection, Document, Group
     from rag.db.session import make_engine, make_sessionmaker, migrate
     from rag.settings import Settings
 
@@ -61,13 +62,15 @@ def build_corpus(source_db: str, target: Path, copies: int) -> int:
     total = 0
     with factory() as s:
         coll = Collection(name="bench")
-        s.add(coll)
+        group = Group(name="bench")
+        s.add_all([coll, group])
         s.flush()
         for copy in range(copies):
             rows = []
             for d in docs:
                 doc = Document(collection_id=coll.id, path=f"{d.path}#{copy}", title=None, sha256=d.sha256,
                                size_bytes=d.size_bytes, label="internal", chunk_count=len(by_doc.get(d.id, [])))
+                doc.groups = [group]
                 s.add(doc)
                 rows.append((doc, by_doc.get(d.id, [])))
             s.flush()
@@ -82,13 +85,13 @@ def build_corpus(source_db: str, target: Path, copies: int) -> int:
     return total
 
 
-def make_key(data_dir: Path) -> str:
+def make_key(data_dir: Path, role: str) -> str:
     from rag.auth import keys
     from rag.db.session import make_engine, make_sessionmaker
     from rag.settings import Settings
 
     with make_sessionmaker(make_engine(Settings(data_dir=data_dir, _env_file=None)))() as s:
-        _, plaintext = keys.create_key(s, keys.add_user(s, "bench", "admin", []))
+        _, plaintext = keys.create_key(s, keys.add_user(s, f"bench-{role}", role, ["bench"]))
         s.commit()
     return plaintext
 
@@ -133,7 +136,8 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        key = make_key(tmp / "data")
+        key = make_key(tmp / "data", "admin")
+        employee_key = make_key(tmp / "data", "employee")
         env = {**os.environ, "RAG_DATA_DIR": str(tmp / "data"), "RAG_GENERATOR": "extractive", "RAG_MODE": "development"}
         env.pop("RAG_DATABASE_URL", None)
         server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)], env=env,
@@ -157,6 +161,15 @@ def main() -> None:
                     r = client.post("/v1/search", json={"query": q, "top_k": 10})
                     api.append((time.perf_counter() - t) * 1000)
                     r.raise_for_status()
+
+                # an employee sees the same documents through their group: the access filter is computed
+                # per request (allowed chunk ids for both searches)
+                acl = []
+                for q in queries:
+                    t = time.perf_counter()
+                    client.post("/v1/search", json={"query": q, "top_k": 10},
+                                headers={"Authorization": f"Bearer {employee_key}"}).raise_for_status()
+                    acl.append((time.perf_counter() - t) * 1000)
 
                 def one(q: str) -> None:
                     with httpx.Client(base_url=base, timeout=60, headers=auth) as c:
@@ -187,6 +200,9 @@ def main() -> None:
         "raw_p50_ms": round(statistics.median(raw), 2), "raw_p95_ms": round(pct(raw, 0.95), 2),
         "search_p50_ms": round(statistics.median(api), 2), "search_p95_ms": round(pct(api, 0.95), 2),
         "p50_ratio": round(statistics.median(api) / statistics.median(raw), 3),
+        "search_as_employee_p50_ms": round(statistics.median(acl), 2),
+        "search_as_employee_p95_ms": round(pct(acl, 0.95), 2),
+        "employee_p50_ratio": round(statistics.median(acl) / statistics.median(raw), 3),
         "sequential_qps": round(1000 / statistics.mean(api), 1),
         f"concurrent{args.concurrency}_qps": round(concurrent_qps, 1),
         "query_ms_p50": {k: round(statistics.median(v), 2) for k, v in split.items()},
