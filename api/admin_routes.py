@@ -11,7 +11,7 @@ from api.schemas import DocumentOut, DocumentPatch, KeyIn, KeyOut, UserIn, UserO
 from rag.access import readable_documents
 from rag.auth import keys as key_store
 from rag.auth.principal import Principal
-from rag.db.models import ApiKey, Collection, Document, User
+from rag.db.models import ApiKey, Collection, Document, User, utcnow
 from rag.errors import NotFoundError
 
 
@@ -108,6 +108,7 @@ def build_router(factory: sessionmaker[Session]) -> APIRouter:
                 doc.groups = key_store.groups_named(s, body.groups)
             if body.label is not None:
                 doc.label = body.label
+            doc.updated_at = utcnow()  # an access change: cached allowed sets are recomputed
             s.commit()
             return document_out(doc)
 

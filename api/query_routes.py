@@ -22,7 +22,7 @@ from api.schemas import (
     SearchResultItem,
 )
 from api.services import QueryServices
-from rag.access import readable_documents
+from rag.access import access_scope
 from rag.answering import Answer, Delta
 from rag.audit import AuditEntry
 from rag.auth.principal import Principal
@@ -100,7 +100,7 @@ def collect(services: QueryServices, question: str, principal: Principal, **kwar
     """The whole answer, checked, before anything is sent: a response leaves only after its audit
     record is written (the audit middleware withholds it otherwise), streaming included."""
     deltas, final = [], None
-    for event in services.answerer.stream(question, access=readable_documents(principal), **kwargs):
+    for event in services.answerer.stream(question, access=access_scope(principal), **kwargs):
         if isinstance(event, Delta):
             deltas.append(event.text)
         else:
@@ -118,7 +118,7 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
         are applied inside both searches, before ranking."""
         query = check_question(body.query, settings)
         result = services.answerer.searcher.search(query, body.top_k, to_filters(body.filters),
-                                                   access=readable_documents(principal))
+                                                   access=access_scope(principal))
         metrics.retrieval.observe((result.embed_ms + result.search_ms) / 1000)
         entry = getattr(request.state, "audit", None)
         audit_passages(entry, result.passages)

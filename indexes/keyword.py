@@ -27,7 +27,9 @@ class BM25KeywordIndex:
     def __init__(self, ids: np.ndarray, retriever: bm25s.BM25 | None) -> None:
         self._ids = np.asarray(ids, dtype=np.int64)
         self._retriever = retriever
-        self._row_of = {int(chunk_id): row for row, chunk_id in enumerate(self._ids)}
+        # ids come sorted from the database; the mask is then built with a vectorised binary search
+        self._sorted = bool(np.all(self._ids[1:] > self._ids[:-1])) if len(self._ids) > 1 else True
+        self._row_of = None if self._sorted else {int(chunk_id): row for row, chunk_id in enumerate(self._ids)}
 
     @classmethod
     def build(cls, ids: Sequence[int], texts: Sequence[str]) -> "BM25KeywordIndex":
@@ -49,10 +51,10 @@ class BM25KeywordIndex:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
         mask = None
         if allowed_ids is not None:
-            mask = np.zeros(len(self._ids), dtype=np.float32)
-            rows = [self._row_of[i] for i in np.asarray(allowed_ids).tolist() if i in self._row_of]
-            if not rows:
+            rows = self._rows(np.asarray(allowed_ids, dtype=np.int64))
+            if not len(rows):
                 return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+            mask = np.zeros(len(self._ids), dtype=np.float32)
             mask[rows] = 1.0
         tokens = tokenize([query])
         if not tokens or not tokens[0]:
@@ -62,6 +64,15 @@ class BM25KeywordIndex:
         rows, scores = rows[0], scores[0]
         keep = scores > 0
         return scores[keep].astype(np.float32), self._ids[rows[keep]]
+
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        """Rows of the given chunk ids (ids this index does not hold are ignored)."""
+        if not self._sorted:
+            return np.asarray([self._row_of[i] for i in ids.tolist() if i in self._row_of], dtype=np.int64)
+        pos = np.searchsorted(self._ids, ids)
+        inside = pos < len(self._ids)
+        pos, ids = pos[inside], ids[inside]
+        return pos[self._ids[pos] == ids]
 
     def save(self, folder: Path) -> None:
         target = folder / self.FOLDER

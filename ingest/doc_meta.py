@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rag.db.models import Document, Group
+from rag.db.models import Document, Group, utcnow
 
 POLICY_FILE = ".rag-access.yaml"
 LABELS = ("public", "internal", "confidential", "restricted")
@@ -112,6 +112,8 @@ class DocMeta:
         groups = self.group_objects(session, policy.groups)
         if groups is not None:
             doc.groups = groups
+        if policy.label is not None or groups is not None:
+            doc.updated_at = utcnow()  # marks an access change: cached allowed sets are recomputed
 
     def apply_to_paths(self, session: Session, collection_id: int, paths: list[str]) -> None:
         if not paths:

@@ -7,6 +7,8 @@ the database, so a revoked membership or a changed document takes effect on the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import ColumnElement, false, select
 
 from rag.auth.principal import Principal
@@ -26,3 +28,21 @@ def readable_documents(principal: Principal) -> ColumnElement[bool] | None:
         .where(Group.name.in_(principal.groups))
     )
     return Document.id.in_(allowed)
+
+
+@dataclass(frozen=True)
+class AccessScope:
+    """Hashable description of what a caller may read, so the allowed set can be cached per scope."""
+
+    groups: tuple[str, ...]
+
+    @property
+    def condition(self) -> ColumnElement[bool]:
+        return readable_documents(Principal(name="scope", role="employee", groups=self.groups))
+
+
+def access_scope(principal: Principal) -> AccessScope | None:
+    """None when nothing is hidden from the caller (admins)."""
+    if principal.sees_everything:
+        return None
+    return AccessScope(tuple(sorted(principal.groups)) if principal.may("ask") else ())

@@ -11,8 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from sqlalchemy import ColumnElement
-
+from rag.access import AccessScope
 from rag.errors import GeneratorTimeoutError, GeneratorUnavailableError
 from rag.generators.base import Generator, Usage
 from rag.grounding import GroundingChecker, SentenceGate
@@ -83,7 +82,7 @@ class QuestionAnswerer:
 
     def stream(self, question: str, *, history: list[dict[str, str]] | None = None, top_k: int = 5,
                filters: SearchFilters | None = None, allowed_document_ids: set[int] | None = None,
-               access: ColumnElement[bool] | None = None, max_tokens: int | None = None) -> Iterator[Delta | Answer]:
+               access: AccessScope | None = None, max_tokens: int | None = None) -> Iterator[Delta | Answer]:
         started = time.perf_counter()
         found = self.searcher.search(question, top_k, filters, allowed_document_ids=allowed_document_ids,
                                      access=access)

@@ -250,7 +250,7 @@ def ask(question: str, top_k: int | None, collection: str | None, as_json: bool,
     import uuid
 
     from api.query_routes import answer_json, audit_answer, check_question
-    from rag.access import readable_documents
+    from rag.access import access_scope
     from rag.audit import AuditEntry
     from rag.search import SearchFilters
     from rag.service import build_answerer
@@ -264,7 +264,7 @@ def ask(question: str, top_k: int | None, collection: str | None, as_json: bool,
         question = check_question(question, rt.settings)
         answerer = build_answerer(rt.settings, rt.factory, rt.embedder)
         final = answerer.answer(question, top_k=top_k or rt.settings.default_top_k,
-                                filters=SearchFilters(collection=collection), access=readable_documents(principal))
+                                filters=SearchFilters(collection=collection), access=access_scope(principal))
         # the CLI reads documents too: it is audited like the API, and prints nothing it could not record
         entry = AuditEntry(request_id=request_id, route="cli:ask", status=200, principal=principal.name,
                            role=principal.role, groups=list(principal.groups), question=question)

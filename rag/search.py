@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexes.generations import MANIFEST
 from indexes.snapshot import IndexSnapshot, load_snapshot
+from rag.access import AccessScope
 from rag.db.models import Chunk, Collection, Document
 from rag.embedder import Embedder
 from rag.retrieval import FusionParams, HybridRetriever, Mode
@@ -109,12 +111,37 @@ class Searcher:
         self.factory = factory
         self.live = LiveSnapshot(index_dir)
         self.fusion = fusion or FusionParams()
+        self._allowed: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._allowed_lock = threading.Lock()
 
     def allowed_chunk_ids(self, session: Session, filters: SearchFilters, allowed_document_ids: set[int] | None,
-                          access: ColumnElement[bool] | None = None) -> np.ndarray | None:
-        """None when nothing restricts the search; otherwise the chunk ids both searches may return."""
+                          access: AccessScope | None = None) -> np.ndarray | None:
+        """None when nothing restricts the search; otherwise the chunk ids both searches may return.
+
+        Cached per (scope, filters) and keyed by the documents' state (count and newest change,
+        bumped by every ingest and every access change), so a change applies on the next request
+        while unchanged corpora skip a query that returns every readable chunk id."""
         if filters.is_empty() and allowed_document_ids is None and access is None:
             return None
+        key = None
+        if allowed_document_ids is None:
+            stamp = tuple(session.execute(select(func.count(Document.id), func.max(Document.updated_at))).one())
+            key = (access, filters, stamp)
+            with self._allowed_lock:
+                if key in self._allowed:
+                    self._allowed.move_to_end(key)
+                    return self._allowed[key]
+        ids = self._query_allowed(session, filters, allowed_document_ids, access)
+        if key is not None:
+            with self._allowed_lock:
+                self._allowed[key] = ids
+                while len(self._allowed) > 64:
+                    self._allowed.popitem(last=False)
+        return ids
+
+    @staticmethod
+    def _query_allowed(session: Session, filters: SearchFilters, allowed_document_ids: set[int] | None,
+                       access: AccessScope | None) -> np.ndarray:
         query = select(Chunk.id).join(Document, Chunk.document_id == Document.id)
         if filters.collection:
             query = query.join(Collection, Document.collection_id == Collection.id).where(
@@ -126,11 +153,13 @@ class Searcher:
         if allowed_document_ids is not None:
             query = query.where(Document.id.in_(sorted(allowed_document_ids)))
         if access is not None:
-            query = query.where(access)
-        return np.fromiter(session.scalars(query), dtype=np.int64)
+            query = query.where(access.condition)
+        ids = np.fromiter(session.scalars(query), dtype=np.int64)
+        ids.setflags(write=False)  # shared by concurrent requests through the cache
+        return ids
 
     def search(self, query: str, top_k: int = 5, filters: SearchFilters | None = None, *,
-               allowed_document_ids: set[int] | None = None, access: ColumnElement[bool] | None = None,
+               allowed_document_ids: set[int] | None = None, access: AccessScope | None = None,
                mode: Mode = "hybrid") -> SearchResult:
         """`access` (see rag.access) and `allowed_document_ids` restrict both searches before ranking."""
         snapshot = self.live.get()
@@ -147,7 +176,7 @@ class Searcher:
         return SearchResult(passages, snapshot.manifest.generation, (t1 - t0) * 1000, (t2 - t1) * 1000)
 
     @staticmethod
-    def _passages(session: Session, hits, access: ColumnElement[bool] | None) -> list[Passage]:  # noqa: ANN001
+    def _passages(session: Session, hits, access: AccessScope | None) -> list[Passage]:  # noqa: ANN001
         if not hits:
             return []
         query = (
@@ -159,7 +188,7 @@ class Searcher:
         )
         if access is not None:
             # checked again at read time: access may have changed since the allowed set was computed
-            query = query.where(access)
+            query = query.where(access.condition)
         rows = session.execute(query).all()
         by_id = {row.id: row for row in rows}
         out = []

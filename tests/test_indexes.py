@@ -44,3 +44,17 @@ def test_empty_keyword_index_round_trips(tmp_path):
     index = BM25KeywordIndex.build([], [])
     index.save(tmp_path)
     assert len(BM25KeywordIndex.load(tmp_path)) == 0
+
+
+def test_keyword_mask_keeps_exactly_the_allowed_ids_sorted_or_not():
+    import numpy as np
+
+    from indexes.keyword import BM25KeywordIndex
+
+    texts = [f"shared word and token{i}" for i in range(50)]
+    for ids in (list(range(100, 150)), list(range(149, 99, -1))):
+        index = BM25KeywordIndex.build(ids, texts)
+        allowed = np.array([101, 120, 149, 5000, 7], dtype=np.int64)
+        _, found = index.search("shared word", 50, allowed)
+        assert sorted(found.tolist()) == [101, 120, 149]
+        assert index.search("shared word", 50, np.array([1, 2], dtype=np.int64))[1].tolist() == []
