@@ -39,6 +39,7 @@ from rag.settings import Settings
 log = logging.getLogger(__name__)
 AUDITED = frozenset({"/v1/search", "/v1/query", "/v1/chat/completions"})
 _QUESTION_CHARS = 10_000
+MAX_BODY_BYTES = 1_000_000  # questions are capped far below this; bigger bodies are refused unread
 
 
 def _question_of(body: bytes) -> str | None:
@@ -98,9 +99,15 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
         started = time.perf_counter()
         entry = None
         if request.url.path in AUDITED:
-            entry = AuditEntry(request_id=rid, route=request.url.path, question=_question_of(await request.body()))
+            entry = AuditEntry(request_id=rid, route=request.url.path)
             request.state.audit = entry
-        response = await call_next(request)
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+            response = error(request, 413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        else:
+            if entry is not None:
+                entry.question = _question_of(await request.body())
+            response = await call_next(request)
         if entry is not None:
             principal = getattr(request.state, "principal", None)
             if principal is not None:

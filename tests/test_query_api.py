@@ -153,6 +153,9 @@ def test_error_statuses_are_json_with_request_ids(settings, embedder, tmp_path, 
         r = client.post("/v1/query", json=body)
         assert r.status_code == status, (body, r.text)
         assert set(r.json()) == {"error", "request_id"} and r.json()["error"]["message"]
+    r = client.post("/v1/query", content=b'{"question": "' + b"x" * 2_000_000 + b'"}',
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
     r = client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]})
     assert r.status_code == 404 and "private-rag" in r.json()["error"]["message"]
     r = client.post("/v1/chat/completions", json={"model": "private-rag", "messages": [{"role": "assistant", "content": "hi"}]})
