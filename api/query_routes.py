@@ -26,7 +26,7 @@ from rag.access import access_scope
 from rag.answering import Answer, Delta
 from rag.audit import AuditEntry
 from rag.auth.principal import Principal
-from rag.errors import InvalidRequestError, QuestionTooLongError, RagError
+from rag.errors import InvalidRequestError, QuestionTooLongError
 from rag.search import Passage, SearchFilters
 from rag.settings import Settings
 
@@ -60,13 +60,6 @@ def answer_json(answer: Answer, request_id: str) -> dict:
         usage={"prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens},
         timings_ms=answer.timings_ms, dropped_sentences=answer.dropped_sentences,
     ).model_dump()
-
-
-def error_json(exc: Exception, request_id: str) -> dict:
-    from api.errors import classify
-
-    _, code, message = classify(exc)
-    return {"error": {"code": code, "message": message}, "request_id": request_id}
 
 
 def sse(event: str, data: dict) -> str:

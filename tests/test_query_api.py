@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from rag.generators.base import Usage
-from rag.generators.extractive import ExtractiveGenerator
 from rag.generators.openai_compat import OpenAICompatibleGenerator
 from rag.prompting import NOT_FOUND
 
