@@ -290,14 +290,31 @@ def ask(question: str, top_k: int | None, collection: str | None, as_json: bool,
 @click.argument("query")
 @click.option("--top-k", type=click.IntRange(1, 100), default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def search(query: str, top_k: int, as_json: bool) -> None:
-    """Hybrid (dense + BM25) search over the live index generation; prints ranked passages."""
+@click.option("--as", "as_user", help="Search what this user may read (default: an admin's view, all documents).")
+def search(query: str, top_k: int, as_json: bool, as_user: str | None) -> None:
+    """Hybrid (dense + BM25) search over the live index generation; prints ranked passages.
+    Written to the audit log like an API search."""
+    import time
+    import uuid
+
+    from api.query_routes import audit_passages
+    from rag.access import access_scope
+    from rag.audit import AuditEntry
     from rag.search import Searcher
     from rag.service import fusion_params
 
     rt = _Runtime()
+    audit_log = _audit_log(rt)
+    started = time.perf_counter()
     try:
-        found = Searcher(rt.embedder, rt.factory, rt.settings.index_dir, fusion_params(rt.settings)).search(query, top_k)
+        principal = _principal(rt, as_user)
+        found = Searcher(rt.embedder, rt.factory, rt.settings.index_dir, fusion_params(rt.settings)).search(
+            query, top_k, access=access_scope(principal))
+        entry = AuditEntry(request_id=uuid.uuid4().hex, route="cli:search", status=200, principal=principal.name,
+                           role=principal.role, groups=list(principal.groups), question=query)
+        audit_passages(entry, found.passages)
+        entry.latency_ms = (time.perf_counter() - started) * 1000
+        audit_log.append(entry)
     except RagError as exc:
         _fail(str(exc))
     results = [{"chunk_id": p.chunk_id, "document_id": p.document_id, "path": p.path, "title": p.title,

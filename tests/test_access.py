@@ -132,6 +132,14 @@ def test_rag_ask_as_a_user_reads_only_their_documents(settings, corpus, cli_env,
     with db[1]() as s:
         audited = s.scalars(select(AuditRecord).order_by(AuditRecord.seq)).all()
     assert [(r.route, r.principal) for r in audited] == [("cli:ask", "fin"), ("cli:ask", "cli")]
+    search = [sys.executable, "-m", "rag.cli", "search", phrase, "--json"]
+    as_fin = json.loads(subprocess.run([*search, "--as", "fin"], env=env, capture_output=True, text=True,
+                                       check=True).stdout)["results"]
+    assert as_fin and all("/finance/" in r["path"] for r in as_fin)
+    as_admin = json.loads(subprocess.run(search, env=env, capture_output=True, text=True, check=True).stdout)
+    assert as_admin["results"][0]["path"].endswith(name)
+    with db[1]() as s:
+        assert s.scalars(select(AuditRecord.route).order_by(AuditRecord.seq.desc()).limit(1)).one() == "cli:search"
 
 
 def _doc_access(db) -> dict[str, tuple[list[str], str]]:

@@ -196,3 +196,39 @@ def test_settings_refuse_weak_signing_secrets_outside_development(settings):
     assert resolve_key(strong) == b"k" * 40
     with pytest.raises(ConfigError):
         create_app(production)
+
+
+def test_jwks_from_an_in_network_url_and_key_rotation(tmp_path):
+    """The identity provider's keys served over HTTP on loopback; a new kid triggers a re-read."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from rag.auth.oidc import InvalidTokenError, OidcVerifier
+
+    first, second = rsa_key(), rsa_key()
+    served = {"body": json.dumps(jwks_of(first, "k1")).encode(), "hits": 0}
+
+    class Jwks(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            served["hits"] += 1
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(served["body"])
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        verifier = OidcVerifier(f"http://127.0.0.1:{server.server_address[1]}/jwks.json", ISSUER, AUDIENCE, ["RS256"])
+        assert verifier.verify(token(first)).name == "oidc:dana"
+        assert verifier.verify(token(first)).groups == ("everyone",) and served["hits"] == 1  # cached
+        served["body"] = json.dumps(jwks_of(second, "k2")).encode()  # the provider rotates its key
+        assert verifier.verify(token(second, kid="k2", role="auditor")).role == "auditor"
+        assert served["hits"] == 2
+        with pytest.raises(InvalidTokenError):
+            verifier.verify(token(rsa_key(), kid="k3"))
+    finally:
+        server.shutdown()
