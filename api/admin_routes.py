@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import require
 from api.schemas import DocumentOut, DocumentPatch, KeyIn, KeyOut, UserIn, UserOut, UserPatch
-from rag.access import readable_documents
+from rag.access import access_scope
 from rag.auth import keys as key_store
 from rag.auth.principal import Principal
 from rag.db.models import ApiKey, Collection, Document, User, utcnow
@@ -89,9 +89,9 @@ def build_router(factory: sessionmaker[Session]) -> APIRouter:
         """Documents the caller may read (admins: all), with their groups and labels."""
         with factory() as s:
             query = select(Document).join(Collection)
-            readable = readable_documents(principal)
-            if readable is not None:
-                query = query.where(readable)
+            scope = access_scope(principal)
+            if scope is not None:
+                query = query.where(scope.condition)
             if collection:
                 query = query.where(Collection.name == collection)
             docs = s.scalars(query.order_by(Document.id).limit(limit).offset(offset)).all()

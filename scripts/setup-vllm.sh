@@ -5,17 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${RAG_VLLM_VENV:-.venv-vllm}"
-PYTHON="${PYTHON:-python3.11}"
-command -v "$PYTHON" >/dev/null || PYTHON=python3
-want="$(sha256sum requirements-vllm.lock | cut -d' ' -f1)"
-if [ ! -x "$VENV/bin/vllm" ] || [ "$(cat "$VENV/.lock-sha256" 2>/dev/null)" != "$want" ]; then
-  echo "setup-vllm: building virtualenv $VENV from requirements-vllm.lock (once)" >&2
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade "pip==26.*" 2>/dev/null || true
-  # --no-deps: exactly the locked set; torch==2.13.0 is the CPU wheel, torchvision/torchaudio stay out
-  "$VENV/bin/python" -m pip install --quiet --no-deps -r requirements-vllm.lock
-  echo "$want" > "$VENV/.lock-sha256"
-fi
+./scripts/venv-from-lock.sh "$VENV" requirements-vllm.lock
 "$VENV/bin/python" -c "import torch, vllm, sys; sys.exit(0 if not torch.version.cuda else 'setup-vllm: expected a CPU torch')"
-echo "setup-vllm: ready ($VENV/bin/vllm)" >&2
+echo "setup-vllm: ready ($VENV)" >&2

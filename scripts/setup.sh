@@ -4,18 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${RAG_VENV:-.venv}"
-PYTHON="${PYTHON:-python3.11}"
-command -v "$PYTHON" >/dev/null || PYTHON=python3
-want="$(cat requirements.lock | sha256sum | cut -d' ' -f1)"
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.lock-sha256" 2>/dev/null)" != "$want" ]; then
-  echo "setup: building virtualenv $VENV from requirements.lock (a few minutes, once)" >&2
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade "pip==26.*" 2>/dev/null || true
-  # torch==2.13.0 resolves to the CPU wheel (see README); --no-deps keeps torchvision and CUDA out.
-  "$VENV/bin/python" -m pip install --quiet --no-deps -r requirements.lock
-  echo "$want" > "$VENV/.lock-sha256"
-fi
+# torch==2.13.0 resolves to the CPU wheel (see README)
+./scripts/venv-from-lock.sh "$VENV" requirements.lock
 if ! log="$("$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1)"; then
   echo "$log" >&2
   echo "setup: installing this checkout into $VENV failed" >&2
