@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api import admin_routes, audit_routes, openai_routes, query_routes
+from api import admin_routes, audit_routes, openai_routes, query_routes, routing_routes
 from api.auth import Authenticator, require
 from api.errors import classify
 from api.metrics import Metrics
@@ -37,7 +37,7 @@ from rag.generators.base import Generator
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
-AUDITED = frozenset({"/v1/search", "/v1/query", "/v1/chat/completions"})
+AUDITED = frozenset({"/v1/search", "/v1/query", "/v1/chat/completions", "/v1/route/explain"})
 _QUESTION_CHARS = 10_000
 MAX_BODY_BYTES = 1_000_000  # questions are capped far below this; bigger bodies are refused unread
 
@@ -207,6 +207,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     app.include_router(query_routes.build_router(settings, services, metrics))
     app.include_router(openai_routes.build_router(settings, services, metrics))
     app.include_router(admin_routes.build_router(factory))
+    app.include_router(routing_routes.build_router(settings, services, factory))
     app.include_router(audit_routes.build_router(factory, audit_log))
     return app
 

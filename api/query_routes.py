@@ -16,6 +16,7 @@ from api.schemas import (
     ErrorResponse,
     QueryRequest,
     QueryResponse,
+    RouteOut,
     SearchFiltersIn,
     SearchRequest,
     SearchResponse,
@@ -59,6 +60,7 @@ def answer_json(answer: Answer, request_id: str) -> dict:
                    for c in answer.citations],
         usage={"prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens},
         timings_ms=answer.timings_ms, dropped_sentences=answer.dropped_sentences,
+        route=RouteOut(**answer.route.public()),
     ).model_dump()
 
 
@@ -82,7 +84,7 @@ def audit_answer(entry: AuditEntry | None, answer: Answer) -> None:
     entry.answer = answer.answer
     entry.detail.update({
         "model": answer.model, "backend": answer.backend, "status": answer.status, "grounded": answer.grounded,
-        "fallback": answer.fallback, "route": {"target": "local", "reason": "escalation disabled"},
+        "fallback": answer.fallback, "route": answer.route.public(),
         "citations": [{"n": c.n, "chunk_id": c.chunk_id, "document_id": c.document_id} for c in answer.citations],
         "tokens": {"prompt": answer.usage.prompt_tokens, "completion": answer.usage.completion_tokens},
         "timings_ms": answer.timings_ms, "dropped_sentences": answer.dropped_sentences,
@@ -93,7 +95,7 @@ def collect(services: QueryServices, question: str, principal: Principal, **kwar
     """The whole answer, checked, before anything is sent: a response leaves only after its audit
     record is written (the audit middleware withholds it otherwise), streaming included."""
     deltas, final = [], None
-    for event in services.answerer.stream(question, access=access_scope(principal), **kwargs):
+    for event in services.answerer.stream(question, access=access_scope(principal), principal=principal, **kwargs):
         if isinstance(event, Delta):
             deltas.append(event.text)
         else:

@@ -63,6 +63,13 @@ class SearchRequest(BaseModel):
     filters: SearchFiltersIn | None = None
 
 
+class RouteExplainRequest(BaseModel):
+    question: str = Field(min_length=1)
+    user: str | None = Field(default=None, description="Decide for this user (default: the calling admin)")
+    top_k: int | None = Field(default=None, ge=1, le=50)
+    filters: SearchFiltersIn | None = None
+
+
 class SearchResultItem(BaseModel):
     chunk_id: int = Field(description="Stable id of the passage (chunk)")
     document_id: int
@@ -103,8 +110,16 @@ class CitationOut(BaseModel):
 
 
 class RouteOut(BaseModel):
+    """Which model answered and why (the router's decision; see README "Escalation")."""
+
     target: Literal["local", "external"] = "local"
     reason: str = "escalation disabled"
+    rule: str = Field(default="disabled", description="the rule that decided, e.g. eligible, question_sensitive")
+    detectors: list[str] | None = Field(default=None, description="detector:kind that fired (never the text)")
+    labels: dict[str, int] | None = Field(default=None, description="labels of the retrieved passages -> count")
+    withheld: dict[str, int] | None = Field(default=None, description="passages held back, by reason")
+    passages_sent: list[int] | None = Field(default=None, description="chunk ids sent to the external model")
+    model: str | None = Field(default=None, description="the external model, when it answered")
 
 
 class QueryResponse(BaseModel):

@@ -19,9 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rag.db.models import Document, Group, utcnow
+from rag.labels import LABELS
 
 POLICY_FILE = ".rag-access.yaml"
-LABELS = ("public", "internal", "confidential", "restricted")
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from dataclasses import replace
+from typing import Generator as Generator_
 from typing import Iterator
 
 from rag.access import AccessScope
+from rag.auth.principal import Principal
 from rag.errors import GeneratorTimeoutError, GeneratorUnavailableError
 from rag.generators.base import Generator, Usage
-from rag.grounding import GroundingChecker, SentenceGate
+from rag.grounding import GroundedAnswer, GroundingChecker, SentenceGate
 from rag.lexical import content_words, split_sentences
 from rag.prompting import NOT_FOUND, build_prompt
+from rag.routing import DISABLED, RouteDecision, Router
 from rag.search import Passage, Searcher, SearchFilters
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,7 @@ class Answer:
     support: float = 0.0
     generation: int = 0
     neutralised: int = 0
+    route: RouteDecision = DISABLED
 
 
 @dataclass(frozen=True)
@@ -70,72 +75,164 @@ def best_quote(passage_text: str, claim: str, limit: int = 300) -> str:
     return best if len(best) <= limit else best[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+@dataclass
+class _Outcome:
+    """One generator's checked answer over one set of passages."""
+
+    generator: Generator
+    prompt_passages: list[Passage]
+    result: GroundedAnswer | None
+    deltas: list[str]
+    fallback: bool = False
+    notice: str | None = None
+    first_token_at: float | None = None
+    neutralised: int = 0
+
+
 class QuestionAnswerer:
     def __init__(self, searcher: Searcher, generator: Generator, *, fallback: Generator | None = None,
-                 max_tokens: int = 256, min_support: float = 0.6, prompt_passages: int | None = None) -> None:
+                 max_tokens: int = 256, min_support: float = 0.6, prompt_passages: int | None = None,
+                 router: Router | None = None, external: Generator | None = None) -> None:
         self.searcher = searcher
         self.prompt_passages = prompt_passages
         self.generator = generator
         self.fallback = fallback
         self.max_tokens = max_tokens
         self.min_support = min_support
+        self.router = router
+        self.external = external
 
     def stream(self, question: str, *, history: list[dict[str, str]] | None = None, top_k: int = 5,
                filters: SearchFilters | None = None, allowed_document_ids: set[int] | None = None,
-               access: AccessScope | None = None, max_tokens: int | None = None) -> Iterator[Delta | Answer]:
+               access: AccessScope | None = None, max_tokens: int | None = None,
+               principal: Principal | None = None) -> Iterator[Delta | Answer]:
         started = time.perf_counter()
         found = self.searcher.search(question, top_k, filters, allowed_document_ids=allowed_document_ids,
                                      access=access)
         retrieved = time.perf_counter()
         passages = found.passages
         cap = min(max_tokens or self.max_tokens, self.max_tokens)
-        generator, fallback, notice = self.generator, False, None
-        prompt = self._prompt(generator, question, passages, history)
         usage = Usage()
-        gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question))
-        released: list[str] = []
-        first_token_at = None
-        if passages:
-            try:
-                for piece in generator.stream(prompt, cap, usage):
-                    first_token_at = first_token_at or time.perf_counter()
-                    for sentence in gate.feed(piece):
-                        released.append(sentence)
-                        yield Delta(sentence if len(released) == 1 else " " + sentence)
-            except (GeneratorUnavailableError, GeneratorTimeoutError) as exc:
-                if self.fallback is None or released:
-                    raise
-                log.warning("generator failed (%s); answering extractively", type(exc).__name__)
-                generator, fallback, notice = self.fallback, True, FALLBACK_NOTICE
-                prompt = self._prompt(generator, question, passages, history)
-                gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question))
-                for piece in generator.stream(prompt, cap, usage):
-                    for sentence in gate.feed(piece):
-                        released.append(sentence)
-                        yield Delta(sentence if len(released) == 1 else " " + sentence)
-            for sentence in gate.finish():
-                released.append(sentence)
-                yield Delta(sentence if len(released) == 1 else " " + sentence)
+        route = DISABLED
+        if self.router is not None and self.external is not None:
+            route = self.router.decide(question, passages, principal, history)
+        outcome = None
+        if route.target == "external":
+            outcome, route = self._escalate(question, route, history, cap, usage)
+        if outcome is None:
+            buffered = route.escalate_on_decline  # nothing reaches the caller until we know who answers
+            local = self._local(question, passages, history, cap, usage)
+            while True:
+                try:
+                    event = next(local)
+                except StopIteration as done:
+                    outcome = done.value
+                    break
+                if not buffered:
+                    yield event
+            if route.escalate_on_decline:
+                if outcome.result.grounded:
+                    route = route.stay_local(route.reason.split(";")[0] + "; the local model answered", "local_answered")
+                else:
+                    escalated, route = self._escalate(question, replace(route, target="external",
+                                                      rule="local_declined", reason="local model found no grounded "
+                                                      "answer; " + route.reason.split(";")[0]), history, cap, usage)
+                    outcome = escalated or outcome
+                if outcome.result.grounded:
+                    yield from (Delta(t) for t in outcome.deltas)
+        elif outcome.deltas:
+            yield from (Delta(t) for t in outcome.deltas)
         generated = time.perf_counter()
-        result = gate.result(released)
-        if not result.grounded:
+        result = outcome.result
+        if not result.grounded and result.text == NOT_FOUND:
             yield Delta(NOT_FOUND)
-        citations = self._citations(result.cited, prompt.passages, result.sentences) if result.grounded \
+        citations = self._citations(result.cited, outcome.prompt_passages, result.sentences) if result.grounded \
             else self._closest(passages, question)
         yield Answer(
-            answer=result.text, citations=citations, model=generator.model, backend=generator.backend,
-            grounded=result.grounded, status="answered" if result.grounded else "not_found",
-            fallback=fallback, notice=notice, passages=passages, usage=usage,
+            answer=result.text, citations=citations, model=outcome.generator.model,
+            backend=outcome.generator.backend, grounded=result.grounded,
+            status="answered" if result.grounded or result.text != NOT_FOUND else "not_found",
+            fallback=outcome.fallback, notice=outcome.notice, passages=passages, usage=usage,
             timings_ms={
                 "retrieval": round((retrieved - started) * 1000, 2),
                 "embed": round(found.embed_ms, 2),
                 "search": round(found.search_ms, 2),
                 "generation": round((generated - retrieved) * 1000, 2),
-                **({"first_token": round((first_token_at - retrieved) * 1000, 2)} if first_token_at else {}),
+                **({"first_token": round((outcome.first_token_at - retrieved) * 1000, 2)}
+                   if outcome.first_token_at else {}),
             },
             dropped_sentences=result.dropped_sentences, support=round(result.support, 4),
-            generation=found.generation, neutralised=prompt.neutralised,
+            generation=found.generation, neutralised=outcome.neutralised, route=route,
         )
+
+    def _local(self, question: str, passages: list[Passage], history, cap: int,  # noqa: ANN001
+               usage: Usage) -> Generator_[Delta, None, _Outcome]:
+        """The local model, streaming sentence by sentence; the extractive fallback if it is down."""
+        outcome = _Outcome(self.generator, [], GroundedAnswer(NOT_FOUND, [], False, False, 0.0), [])
+        if not passages:
+            return outcome
+        try:
+            outcome = yield from self._generate(self.generator, question, passages, history, cap, usage)
+        except (GeneratorUnavailableError, GeneratorTimeoutError) as exc:
+            if self.fallback is None or getattr(exc, "released", False):
+                raise
+            log.warning("generator failed (%s); answering extractively", type(exc).__name__)
+            outcome = yield from self._generate(self.fallback, question, passages, history, cap, usage)
+            outcome.fallback, outcome.notice = True, FALLBACK_NOTICE
+        return outcome
+
+    def _generate(self, generator: Generator, question: str, passages: list[Passage], history, cap: int,  # noqa: ANN001
+                  usage: Usage) -> Generator_[Delta, None, _Outcome]:
+        prompt = self._prompt(generator, question, passages, history)
+        gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question))
+        outcome = _Outcome(generator, prompt.passages, None, [], neutralised=prompt.neutralised)
+
+        def release(sentence: str) -> Delta:
+            outcome.deltas.append(sentence if not outcome.deltas else " " + sentence)
+            return Delta(outcome.deltas[-1])
+
+        try:
+            for piece in generator.stream(prompt, cap, usage):
+                outcome.first_token_at = outcome.first_token_at or time.perf_counter()
+                for sentence in gate.feed(piece):
+                    yield release(sentence)
+        except (GeneratorUnavailableError, GeneratorTimeoutError) as exc:
+            exc.released = bool(outcome.deltas)  # type: ignore[attr-defined]
+            raise
+        for sentence in gate.finish():
+            yield release(sentence)
+        outcome.result = gate.result([d.strip() for d in outcome.deltas])
+        return outcome
+
+    def _escalate(self, question: str, route: RouteDecision, history, cap: int,  # noqa: ANN001
+                  usage: Usage) -> tuple[_Outcome | None, RouteDecision]:
+        """The external model over the sendable passages only, collected whole (so a failure half-way
+        sends nothing to the caller); on any failure the query is answered locally."""
+        passages = list(route.send)
+        try:
+            if not passages:
+                return self._general_knowledge(question, history, cap, usage), route
+            outcome = None
+            generated = self._generate(self.external, question, passages, history, cap, usage)
+            while True:
+                try:
+                    next(generated)
+                except StopIteration as done:
+                    outcome = done.value
+                    break
+            return outcome, route
+        except Exception as exc:  # noqa: BLE001 - the vendor failing or the final scan blocking: stay local
+            log.warning("escalation failed (%s); answering locally", type(exc).__name__)
+            rule = "egress_blocked" if type(exc).__name__ == "EgressBlocked" else "external_failed"
+            return None, route.stay_local(f"escalation stopped ({exc}); answered locally", rule)
+
+    def _general_knowledge(self, question: str, history, cap: int, usage: Usage) -> _Outcome:  # noqa: ANN001
+        """No internal passage: the external model answers from general knowledge, marked as such."""
+        prompt = build_prompt(question, [], history, general=True)
+        text = " ".join("".join(self.external.stream(prompt, cap, usage)).split())
+        result = GroundedAnswer(text or NOT_FOUND, [], False, not text, 0.0)
+        return _Outcome(self.external, [], result, [text] if text else [],
+                        notice=f"General knowledge from {self.external.model}: not from your documents.")
 
     def _prompt(self, generator: Generator, question: str, passages: list[Passage], history):  # noqa: ANN001, ANN202
         """LLMs get the first `prompt_passages` passages; extraction reads them all."""

@@ -15,9 +15,9 @@ from pathlib import Path
 import click
 
 from rag.errors import RagError
+from rag.labels import LABELS
 from rag.settings import Settings
 
-LABELS = ["public", "internal", "confidential", "restricted"]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -264,7 +264,8 @@ def ask(question: str, top_k: int | None, collection: str | None, as_json: bool,
         question = check_question(question, rt.settings)
         answerer = build_answerer(rt.settings, rt.factory, rt.embedder)
         final = answerer.answer(question, top_k=top_k or rt.settings.default_top_k,
-                                filters=SearchFilters(collection=collection), access=access_scope(principal))
+                                filters=SearchFilters(collection=collection), access=access_scope(principal),
+                                principal=principal)
         # the CLI reads documents too: it is audited like the API, and prints nothing it could not record
         entry = AuditEntry(request_id=request_id, route="cli:ask", status=200, principal=principal.name,
                            role=principal.role, groups=list(principal.groups), question=question)
@@ -331,17 +332,67 @@ def search(query: str, top_k: int, as_json: bool, as_user: str | None) -> None:
 
 def _principal(rt: _Runtime, name: str | None):  # noqa: ANN202
     """The CLI runs with the machine's (admin) access unless `--as USER` narrows it to that user's."""
-    from rag.auth.keys import get_user
+    from rag.auth.keys import principal_of
     from rag.auth.principal import Principal
 
     if name is None:
         return Principal(name="cli", role="admin", via="cli")
     with rt.factory() as session:
-        user = get_user(session, name)
-        if user.disabled:
-            raise RagError(f"user '{name}' is disabled")
-        return Principal(name=user.name, role=user.role, groups=tuple(sorted(g.name for g in user.groups)),
-                         via="cli", user_id=user.id)
+        return principal_of(session, name)
+
+
+@main.group()
+def route() -> None:
+    """The escalation router: which model would answer a question, and why."""
+
+
+@route.command("explain")
+@click.argument("question")
+@click.option("--as", "as_user", help="Decide for this user (default: the CLI operator, who is in no group).")
+@click.option("--top-k", type=click.IntRange(1, 50), help="Passages retrieved (default RAG_DEFAULT_TOP_K).")
+@click.option("--collection", help="Only this collection.")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON (same as POST /v1/route/explain).")
+def route_explain(question: str, as_user: str | None, top_k: int | None, collection: str | None, as_json: bool) -> None:
+    """Dry-run the escalation policy: retrieve as the user, decide, send nothing, generate nothing."""
+    from api.query_routes import check_question
+    from rag.search import SearchFilters
+    from rag.service import build_answerer, explain_route
+
+    rt = _Runtime()
+    try:
+        principal = _principal(rt, as_user)
+        question = check_question(question, rt.settings)
+        answerer = build_answerer(rt.settings, rt.factory, rt.embedder, generator=_NoGenerator())
+        result = explain_route(answerer, question, principal, top_k=top_k or rt.settings.default_top_k,
+                               filters=SearchFilters(collection=collection))
+    except RagError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+        return
+    decision = result["route"]
+    state = "enabled" if result["escalation_enabled"] else "disabled"
+    click.echo(f"target: {decision['target']}  (rule: {decision['rule']}; escalation {state})")
+    click.echo(f"reason: {decision['reason']}")
+    for key in ("detectors", "labels", "withheld"):
+        if decision.get(key):
+            click.echo(f"{key}: {decision[key]}")
+    for p in result["passages"]:
+        mark = "send" if p["would_send"] else "keep"
+        click.echo(f"  [{p['rank']}] {mark} {p['label']:<12} {p['path']}")
+
+
+class _NoGenerator:
+    """`rag route explain` decides only: no model is loaded."""
+
+    backend = "none"
+    model = "none"
+
+    def stream(self, prompt, max_tokens, usage):  # noqa: ANN001, ANN201
+        raise RagError("route explain does not generate")
+
+    def ready(self) -> bool:
+        return False
 
 
 @main.group()

@@ -25,6 +25,9 @@ INSTRUCTION = (
     f"If the passages do not answer the question, say: {NOT_FOUND}"
 )
 
+# Escalation with no internal passage (RAG_ESCALATION__WHEN=no_context): a general question.
+GENERAL_SYSTEM_PROMPT = "You are a helpful assistant. Answer general questions briefly and factually."
+
 _NEUTRALISED = "[instruction-like text removed]"
 # Chat-template tokens of common open models and our own passage delimiters.
 _SPECIAL_TOKENS = re.compile(
@@ -73,7 +76,7 @@ def _source(passage: Passage) -> str:
 
 
 def build_prompt(question: str, passages: list[Passage], history: list[dict[str, str]] | None = None,
-                 max_passage_chars: int = 2000) -> Prompt:
+                 max_passage_chars: int = 2000, general: bool = False) -> Prompt:
     blocks = []
     changed = 0
     for n, passage in enumerate(passages, 1):
@@ -83,5 +86,9 @@ def build_prompt(question: str, passages: list[Passage], history: list[dict[str,
     context = "\n".join(blocks) if blocks else "(no passages were found)"
     user = f"{context}\n\nQuestion: {question.strip()}\n{INSTRUCTION}"
     history = [m for m in (history or []) if m.get("role") in ("user", "assistant") and m.get("content")]
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}, *history, {"role": "user", "content": user}]
+    if general:
+        system, user = GENERAL_SYSTEM_PROMPT, question.strip()
+    else:
+        system = SYSTEM_PROMPT
+    messages = [{"role": "system", "content": system}, *history, {"role": "user", "content": user}]
     return Prompt(messages=messages, question=question, passages=passages, neutralised=changed, history=history)

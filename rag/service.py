@@ -9,7 +9,10 @@ from rag.embedder import Embedder
 from rag.generators.base import Generator
 from rag.generators.extractive import ExtractiveGenerator
 from rag.retrieval import FusionParams
-from rag.search import Searcher
+from rag.routing import DISABLED, Router, build_router
+from rag.search import Searcher, SearchFilters
+from rag.access import access_scope
+from rag.auth.principal import Principal
 from rag.settings import Settings
 
 
@@ -46,5 +49,34 @@ def build_answerer(settings: Settings, factory: sessionmaker[Session], embedder:
     prompt_passages = settings.prompt_passages or None
     if prompt_passages is None and generator.backend == "embedded" and not settings.llm_model_path:
         prompt_passages = 1  # the packaged 135M model answers far better from one passage than from five
+    router, external = build_escalation(settings, factory)
     return QuestionAnswerer(searcher, generator, fallback=fallback, max_tokens=settings.max_tokens,
-                            min_support=settings.grounding_min_support, prompt_passages=prompt_passages)
+                            min_support=settings.grounding_min_support, prompt_passages=prompt_passages,
+                            router=router, external=external)
+
+
+def build_escalation(settings: Settings, factory: sessionmaker[Session]) -> tuple[Router, Generator | None]:
+    """The router always exists (it explains why a query stays local); the external client only
+    when escalation is enabled."""
+    from rag.egress import external_generator
+
+    router = build_router(settings.escalation, factory)
+    external = external_generator(settings.escalation, router.scanner) if settings.escalation.enabled else None
+    return router, external
+
+
+def explain_route(answerer: QuestionAnswerer, question: str, principal: Principal, *, top_k: int,
+                  filters: SearchFilters | None = None) -> dict:
+    """The router's decision for this question and user, without generating or sending anything."""
+    found = answerer.searcher.search(question, top_k, filters, access=access_scope(principal))
+    router = answerer.router
+    decision = router.decide(question, found.passages, principal) if router else DISABLED
+    sent = {p.chunk_id for p in decision.send} if decision.target == "external" or decision.escalate_on_decline \
+        else set()
+    return {
+        "route": decision.public(),
+        "escalation_enabled": bool(router and router.policy.enabled),
+        "user": {"name": principal.name, "role": principal.role, "groups": list(principal.groups)},
+        "passages": [{"rank": n, "chunk_id": p.chunk_id, "document_id": p.document_id, "path": p.path,
+                      "label": p.label, "would_send": p.chunk_id in sent} for n, p in enumerate(found.passages, 1)],
+    }

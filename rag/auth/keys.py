@@ -9,6 +9,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rag.auth.principal import Principal
 from rag.db.models import ApiKey, Group, User, utcnow
 from rag.errors import InvalidRequestError, NotFoundError
 
@@ -85,3 +86,12 @@ def revoke_key(session: Session, key_id: int) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = utcnow()
     return key
+
+
+def principal_of(session: Session, name: str, via: str = "cli") -> Principal:
+    """What user NAME may do and read, for acting on their behalf (`--as USER`, route explain)."""
+    user = get_user(session, name)
+    if user.disabled:
+        raise InvalidRequestError(f"user '{name}' is disabled")
+    return Principal(name=user.name, role=user.role, groups=tuple(sorted(g.name for g in user.groups)),
+                     via=via, user_id=user.id)

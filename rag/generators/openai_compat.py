@@ -24,14 +24,15 @@ class OpenAICompatibleGenerator:
     backend = "openai"
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 60.0,
-                 connect_timeout_s: float = 5.0, retries: int = 2, temperature: float = 0.0) -> None:
+                 connect_timeout_s: float = 5.0, retries: int = 2, temperature: float = 0.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.retries = retries
         self.temperature = temperature
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
-            base_url=self.base_url, headers=headers, trust_env=False,
+            base_url=self.base_url, headers=headers, trust_env=False, transport=transport, follow_redirects=False,
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
         )
 

@@ -1,0 +1,6 @@
+"""Sensitive-data detection for the escalation router: what must never leave the company."""
+
+from rag.sensitivity.detectors import Detector, Hit, default_detectors
+from rag.sensitivity.scanner import DetectionError, Scanner
+
+__all__ = ["Detector", "DetectionError", "Hit", "Scanner", "default_detectors"]
