@@ -127,7 +127,7 @@ class QueryResponse(BaseModel):
     citations: list[CitationOut] = Field(description="Cited passages; when status is not_found, the closest passages")
     model: str = Field(description="Model that produced the answer ('extractive' when no LLM was used)")
     request_id: str
-    backend: Literal["openai", "embedded", "extractive"]
+    backend: Literal["openai", "embedded", "extractive", "external"]
     status: Literal["answered", "not_found"] = Field(
         description="not_found: no supported answer, the answer says so and citations list the closest passages")
     grounded: bool
@@ -162,7 +162,7 @@ class RagExtra(BaseModel):
     grounded: bool
     fallback: bool
     notice: str | None = None
-    backend: Literal["openai", "embedded", "extractive"]
+    backend: Literal["openai", "embedded", "extractive", "external"]
     backend_model: str = Field(description="The model that produced the words")
     route: RouteOut
     timings_ms: dict[str, float]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -31,11 +33,14 @@ def _postgres_reachable() -> bool:
 _PG_OK = _postgres_reachable()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    """A fresh, empty database per test: a SQLite file, or a private schema on the PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'rag.sqlite3'}"
+DB_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def fresh_database(kind: str, folder: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file in `folder`, or a private schema on the PostgreSQL server."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'rag.sqlite3'}"
         return
     if not _PG_OK:
         if REQUIRE_POSTGRES:
@@ -45,10 +50,18 @@ def db_url(request, tmp_path):
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=DB_KINDS)
+def db_url(request, tmp_path):
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def test_every_audited_request_writes_exactly_one_record(app_and_keys, db):
     assert answered.question == "What is the meal allowance in Portugal?" and "45 EUR" in answered.answer
     d = answered.detail
     assert d["model"] == "extractive" and d["backend"] == "extractive" and d["labels"] == ["internal"]
-    assert d["route"] == {"target": "local", "reason": "escalation disabled"}
+    assert d["route"] == {"target": "local", "reason": "escalation disabled", "rule": "disabled"}
     assert d["citations"] and {"chunk_id", "document_id", "version", "score", "label"} <= set(d["retrieved"][0])
     assert {c["chunk_id"] for c in d["citations"]} <= {x["chunk_id"] for x in d["retrieved"]}
     assert "tokens" in d and answered.latency_ms > 0

@@ -33,6 +33,7 @@ ROUTES = {
     ("DELETE", "/v1/keys/{key_id}"): None,
     ("GET", "/v1/documents"): None,
     ("PATCH", "/v1/documents/{document_id}"): {"label": "internal"},
+    ("POST", "/v1/route/explain"): {"question": "How many vacation days?"},
     ("GET", "/v1/audit/records"): None,
     ("GET", "/v1/audit/records/{seq}"): None,
     ("GET", "/v1/audit/export"): None,

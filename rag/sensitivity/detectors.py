@@ -62,27 +62,44 @@ class CreditCardDetector:
         return []
 
 
+# IBAN length per country (ISO 13616 registry): a candidate must have its country's exact length
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+    "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
+    "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21,
+    "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LI": 21,
+    "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30,
+    "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
+    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
+}
+
+
 class IbanDetector:
+    """Country code, its exact IBAN length, a mostly numeric account part and the mod-97 check."""
+
     name = "iban"
-    _candidate = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
+    _candidate = re.compile(r"\b([A-Za-z]{2})(\d{2})((?:[ \-]?[A-Za-z0-9]){11,30})")
 
     @staticmethod
-    def valid(candidate: str) -> bool:
-        iban = candidate.replace(" ", "")
-        if not 15 <= len(iban) <= 34:
+    def valid(iban: str) -> bool:
+        if _IBAN_LENGTHS.get(iban[:2]) != len(iban):
             return False
-        rearranged = iban[4:] + iban[:4]
-        number = "".join(str(int(ch, 36)) for ch in rearranged)
+        bban = iban[4:]
+        if sum(ch.isdigit() for ch in bban) < 0.6 * len(bban):
+            return False
+        number = "".join(str(int(ch, 36)) for ch in iban[4:] + iban[:4])
         return int(number) % 97 == 1
 
     def find(self, views: TextViews) -> list[Hit]:
-        for text in (views.text.upper(), views.deobfuscated.upper()):
+        for text in (views.text, views.deobfuscated):
             for match in self._candidate.finditer(text):
-                # an IBAN may run into the next word; try the longest valid prefix
-                value = match.group().replace(" ", "")
-                for end in range(len(value), 14, -1):
-                    if self.valid(value[:end]):
-                        return [Hit(self.name, "iban")]
+                country = match.group(1).upper()
+                length = _IBAN_LENGTHS.get(country)
+                if length is None:
+                    continue
+                rest = re.sub(r"[ \-]", "", match.group(3)).upper()
+                if self.valid(country + match.group(2) + rest[: length - 4]):
+                    return [Hit(self.name, "iban")]
         return []
 
 
@@ -114,7 +131,8 @@ class NationalIdDetector:
     _ssn = re.compile(r"(?<![\d-])(?!000|666|9\d\d)(\d{3})([ \-.]?)(?!00)\d{2}\2(?!0000)\d{4}(?![\d-])")
     _ssn_cue = re.compile(r"\b(?:ssn|social\s+security|tax\s*id|tin|itin|sin|national\s+id)\b\D{0,20}(\d{9})(?!\d)",
                           re.IGNORECASE)
-    _nino = re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b")
+    # any two letters (the issued prefixes change; 'QQ' is the published example): shape over registry
+    _nino = re.compile(r"\b[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b")
     _sin = re.compile(r"(?<!\d)\d{3}[ \-]\d{3}[ \-]\d{3}(?!\d)")
 
     def find(self, views: TextViews) -> list[Hit]:
@@ -243,8 +261,9 @@ rahul ralph randy raymond rebecca richard rita robert roger ronald rose roy ruth
 sandra sara sarah scott sean sharon shirley sofia sophia stephanie stephen steve steven susan tanya
 teresa terry thomas timothy tom tyler victoria vincent walter wang wayne wei william yuki zachary zoe
 """.split())
-_TITLE_NAME = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau|Mme|Mlle)\.?\s+[A-Z][a-z'’\-]+")
-_FIRST_LAST = re.compile(r"\b([A-Z][a-z]+)(?=\s+(?:[A-Z]\.\s+)?[A-Z][a-z'’\-]+)")
+_SURNAME = r"[A-Z](?:['’][A-Z])?[^\W\d_]+"
+_TITLE_NAME = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau|Mme|Mlle)\.?\s+" + _SURNAME)
+_FIRST_LAST = re.compile(r"\b([A-Z][a-z]+)(?=\s+(?:[A-Z]\.\s+)?" + _SURNAME + ")")
 
 
 class PersonNameDetector:
