@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import require
-from api.query_routes import ERRORS, audit_passages, check_question, to_filters
+from api.query_routes import ERRORS, check_question, to_filters
 from api.schemas import RouteExplainRequest
 from api.services import QueryServices
 from rag.auth.keys import principal_of

@@ -19,7 +19,6 @@ from rag.labels import LABELS
 from rag.settings import Settings
 
 
-
 def _fail(message: str, code: int = 2) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)

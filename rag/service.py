@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from rag.access import access_scope
 from rag.answering import QuestionAnswerer
+from rag.auth.principal import Principal
 from rag.embedder import Embedder
 from rag.generators.base import Generator
 from rag.generators.extractive import ExtractiveGenerator
 from rag.retrieval import FusionParams
 from rag.routing import DISABLED, Router, build_router
 from rag.search import Searcher, SearchFilters
-from rag.access import access_scope
-from rag.auth.principal import Principal
 from rag.settings import Settings
 
 

@@ -1,12 +1,12 @@
 """Admin ingestion API: closed without a key, confined to RAG_INGEST_ROOTS, job status with counts."""
 
 import pytest
-from pydantic import SecretStr
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
-from ingest.worker import Worker
 from ingest.pipeline import Ingestor
+from ingest.worker import Worker
 
 from .helpers import HANDBOOK, copy_tree
 

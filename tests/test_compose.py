@@ -30,7 +30,10 @@ def test_services_volumes_and_published_ports():
 
 def test_commands_and_environment_exist_in_the_project():
     doc = _compose()
+    from rag.settings import EscalationSettings
+
     known = {f"RAG_{name.upper()}" for name in Settings.model_fields}
+    known |= {f"RAG_ESCALATION__{name.upper()}" for name in EscalationSettings.model_fields}
     commands = set(main.commands)
     for name, service in doc["services"].items():
         if name in ("postgres", "vllm"):
@@ -56,3 +59,9 @@ def test_api_generates_through_the_vllm_service_from_a_mounted_model():
     assert api["environment"]["RAG_GENERATOR_BASE_URL"] == f"http://vllm:{port}/v1"
     assert api["depends_on"]["vllm"]["condition"] == "service_healthy"
     assert "vllm" not in doc["services"]["worker"].get("depends_on", {})
+
+
+def test_escalation_is_off_unless_the_operator_turns_it_on():
+    api = _compose()["services"]["api"]["environment"]
+    assert api["RAG_ESCALATION__ENABLED"] == "${RAG_ESCALATION_ENABLED:-false}"
+    assert not any(v == "RAG_ESCALATION__API_KEY" and not str(api[v]).startswith("${") for v in api)

@@ -19,7 +19,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
@@ -366,7 +365,6 @@ def test_vendor_failure_answers_locally(world, real_embedder):
 def test_escalation_modes(world, real_embedder):
     """local_declines: the vendor only sees questions the local model could not answer;
     no_context: a question with no readable passage goes out without any."""
-    before = len(world.vendor.requests)
     declines = world.settings.model_copy(update={"escalation": escalation(world.vendor, when=["local_declines"])})
     app = create_app(declines, embedder=real_embedder)
     staff = client(declines, app, "staff-declines", "employee", ["staff"])
@@ -504,3 +502,20 @@ def test_scanner_fails_closed_on_misbehaving_detectors():
     for mode in ("raise", "hang", "garbage", "wrong_type"):
         with pytest.raises(DetectionError):
             Scanner([*good, Faulty("email", mode)], timeout_s=0.3).scan(["What is TCP?"])
+
+
+def test_person_names_from_a_local_spacy_model(tmp_path):
+    """RAG_ESCALATION__NER_MODEL_PATH loads a spaCy pipeline from a local folder (never a download):
+    here a real pipeline whose entity ruler knows a name no heuristic would catch."""
+    import spacy
+
+    from rag.sensitivity.detectors import PersonNameDetector
+    from rag.sensitivity.views import TextViews
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": "PERSON", "pattern": "Zorblax Quint"}])
+    nlp.to_disk(tmp_path / "ner")
+    with_model = PersonNameDetector(tmp_path / "ner")
+    assert with_model.find(TextViews("Ask Zorblax Quint about the budget")) == [Hit("person_name", "person_ner")]
+    assert PersonNameDetector().find(TextViews("Ask Zorblax Quint about the budget")) == []
+    assert with_model.find(TextViews("What is the difference between TCP and UDP?")) == []
