@@ -18,6 +18,10 @@ from typing import Iterable, Protocol, runtime_checkable
 from rag.sensitivity.views import TextViews
 
 
+_DIGITS_6 = re.compile(r"\d{6}")
+_DIGITS_7 = re.compile(r"\d{7}")
+
+
 @dataclass(frozen=True)
 class Hit:
     detector: str  # which detector, e.g. "email"
@@ -37,7 +41,8 @@ class EmailDetector:
     _pattern = re.compile(r"[A-Za-z0-9._%+'-]+\s*@\s*[A-Za-z0-9-]+(?:\s*\.\s*[A-Za-z0-9-]+)*\s*\.\s*[A-Za-z]{2,}")
 
     def find(self, views: TextViews) -> list[Hit]:
-        return [Hit(self.name, "email")] if any(self._pattern.search(v) for v in (views.text, views.deobfuscated)) else []
+        texts = [v for v in (views.text, views.deobfuscated) if "@" in v]  # every e-mail view has one
+        return [Hit(self.name, "email")] if any(self._pattern.search(v) for v in texts) else []
 
 
 def luhn_valid(digits: str) -> bool:
@@ -114,6 +119,8 @@ class PhoneDetector:
                       r"[^\d\n]{0,25}(\+?\d[\d\s().\-/]{5,22}\d)", re.IGNORECASE)
 
     def find(self, views: TextViews) -> list[Hit]:
+        if not _DIGITS_7.search(views.compact_digits):  # every phone number has 7+ digits in a row there
+            return []
         for text in (views.text, views.deobfuscated):
             if self._international.search(text) or self._north_american.search(text):
                 return [Hit(self.name, "phone_number")]
@@ -136,6 +143,8 @@ class NationalIdDetector:
     _sin = re.compile(r"(?<!\d)\d{3}[ \-]\d{3}[ \-]\d{3}(?!\d)")
 
     def find(self, views: TextViews) -> list[Hit]:
+        if not _DIGITS_6.search(views.compact_digits):  # every id here has 6+ digits in a row there
+            return []
         hits = []
         for text in (views.text, views.deobfuscated):
             for match in self._ssn.finditer(text):
