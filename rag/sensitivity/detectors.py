@@ -17,7 +17,6 @@ from typing import Iterable, Protocol, runtime_checkable
 
 from rag.sensitivity.views import TextViews
 
-
 _DIGITS_6 = re.compile(r"\d{6}")
 _DIGITS_7 = re.compile(r"\d{7}")
 
