@@ -18,10 +18,11 @@ class IndexSnapshot:
     keyword: BM25KeywordIndex
 
 
-def load_snapshot(index_dir: Path) -> IndexSnapshot:
+def load_snapshot(index_dir: Path, *, nprobe: int = 32) -> IndexSnapshot:
+    """Readers map the vector file read-only: API replicas on one host share it in the page cache."""
     store = GenerationStore(index_dir)
     manifest = store.current()
     if manifest is None:
         raise IndexUnavailableError("no index yet: ingest some documents first")
     folder = store.folder(manifest)
-    return IndexSnapshot(manifest, FaissVectorIndex.load(folder), BM25KeywordIndex.load(folder))
+    return IndexSnapshot(manifest, FaissVectorIndex.load(folder, nprobe=nprobe, mmap=True), BM25KeywordIndex.load(folder))

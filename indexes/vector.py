@@ -1,27 +1,79 @@
-"""Exact inner-product FAISS index keyed by chunk id, with allowed-id filtering inside the search."""
+"""FAISS vector index keyed by chunk id: exact while small, IVF above a size threshold.
+
+Exact search (`IndexIDMap2(IndexFlatIP)`) costs time linear in the number of chunks (15 ms at
+100k, 166 ms at 1M on 2 cores). Above `RAG_ANN_THRESHOLD` chunks the index is an inverted file
+(`IndexIVFFlat`, trained on the stored embeddings): a query visits `nprobe` of `nlist` cells.
+IVFFlat keeps the full float32 vectors, so every candidate's score is the exact inner product;
+recall depends only on how many cells are visited. Deletions work in place (a hash-table direct
+map), and the allowed-id filter of access control is applied inside the search in both kinds.
+A filter that leaves few chunks is searched exactly over just those chunks' vectors.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Literal
 
 import faiss
 import numpy as np
 
+Kind = Literal["exact", "ivf"]
+EXACT_FILTER_LIMIT = 20_000  # allowed sets up to this size are searched exactly over their own vectors
+
+
+def nlist_for(n: int) -> int:
+    """Cells for n vectors: about 4 sqrt(n) (FAISS's guideline), at least 39 training points each."""
+    return int(max(1, min(65_536, 4 * math.sqrt(max(n, 1)), n // 39)))
+
 
 class FaissVectorIndex:
-    """IndexIDMap2 over a flat inner-product index: exact, supports removals by id."""
-
     FILE = "vector.faiss"
 
-    def __init__(self, dim: int, index: faiss.Index | None = None) -> None:
+    def __init__(self, dim: int, index: faiss.Index | None = None, *, nprobe: int = 32) -> None:
         self.dim = dim
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.nprobe = nprobe
+        self._ids: np.ndarray | None = None  # sorted ids of an IVF index, computed when first needed
+
+    @property
+    def kind(self) -> Kind:
+        return "ivf" if isinstance(self._index, faiss.IndexIVF) else "exact"
+
+    @property
+    def nlist(self) -> int:
+        return int(self._index.nlist) if self.kind == "ivf" else 0
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
     def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        if self.kind == "exact":
+            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        if self._ids is not None:
+            return self._ids
+        invlists = self._index.invlists
+        parts = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+                 for i in range(self._index.nlist) if invlists.list_size(i)]
+        self._ids = np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+        return self._ids
+
+    @classmethod
+    def build_ivf(cls, dim: int, ids: np.ndarray, vectors: np.ndarray, *, nlist: int = 0, nprobe: int = 32,
+                  train_size: int = 200_000, seed: int = 0) -> "FaissVectorIndex":
+        """Train the cells on a sample of the stored embeddings, then add them all."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        nlist = nlist or nlist_for(len(ids))
+        sample = vectors
+        if len(vectors) > train_size:
+            sample = vectors[np.random.default_rng(seed).choice(len(vectors), train_size, replace=False)]
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        index.train(sample)
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # removals and reconstruction by id
+        built = cls(dim, index, nprobe=nprobe)
+        built.add(ids, vectors)
+        return built
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
@@ -30,10 +82,12 @@ class FaissVectorIndex:
         if vectors.shape != (len(ids), self.dim):
             raise ValueError(f"expected {len(ids)}x{self.dim} vectors, got {vectors.shape}")
         self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        self._ids = None
 
     def remove(self, ids: np.ndarray) -> int:
         if len(ids) == 0:
             return 0
+        self._ids = None
         return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
 
     def search(
@@ -41,18 +95,48 @@ class FaissVectorIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids); with `allowed_ids`, filtering happens inside FAISS, before ranking."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
-        params = None
-        if allowed_ids is not None:
-            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
-            params = faiss.SearchParameters(sel=selector)
         k = max(1, min(k, len(self))) if len(self) else 1
-        scores, ids = self._index.search(queries, k, params=params)
-        return scores, ids
+        if self.kind == "exact":
+            params = None
+            if allowed_ids is not None:
+                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64)))
+            return self._index.search(queries, k, params=params)
+        if allowed_ids is not None and len(allowed_ids) <= EXACT_FILTER_LIMIT:
+            return self._search_subset(queries, k, np.ascontiguousarray(allowed_ids, dtype=np.int64))
+        nprobe = self.nprobe
+        params = faiss.SearchParametersIVF(nprobe=nprobe)
+        if allowed_ids is not None:
+            # the filter removes a share of every cell: visit proportionally more cells
+            share = max(len(allowed_ids) / max(len(self), 1), 1e-6)
+            params = faiss.SearchParametersIVF(
+                nprobe=min(self.nlist, math.ceil(nprobe / share)),
+                sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64)))
+        else:
+            params.nprobe = min(self.nlist, nprobe)
+        return self._index.search(queries, k, params=params)
+
+    def _search_subset(self, queries: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search over a few allowed chunks' own vectors (reconstructed by id)."""
+        present = np.intersect1d(ids, self.ids(), assume_unique=True)  # ids not yet published are skipped
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        found = np.full((len(queries), k), -1, dtype=np.int64)
+        if not len(present):
+            return scores, found
+        vectors = self._index.reconstruct_batch(present)
+        sims = queries @ vectors.T
+        top = min(k, len(present))
+        order = np.argsort(-sims, axis=1)[:, :top]
+        scores[:, :top] = np.take_along_axis(sims, order, axis=1)
+        found[:, :top] = present[order]
+        return scores, found
 
     def save(self, folder: Path) -> None:
         faiss.write_index(self._index, str(folder / self.FILE))
 
     @classmethod
-    def load(cls, folder: Path) -> "FaissVectorIndex":
-        index = faiss.read_index(str(folder / cls.FILE))
-        return cls(index.d, index)
+    def load(cls, folder: Path, *, nprobe: int = 32, mmap: bool = False) -> "FaissVectorIndex":
+        """`mmap`: map an IVF index's lists read-only instead of reading them (readers of a shared
+        volume then share one copy in the page cache)."""
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        index = faiss.read_index(str(folder / cls.FILE), flags)
+        return cls(index.d, index, nprobe=nprobe)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from indexes.generations import GenerationStore, Manifest
 from indexes.keyword import BM25KeywordIndex
-from indexes.vector import FaissVectorIndex
+from indexes.vector import FaissVectorIndex, nlist_for
 from ingest.locks import index_writer_lock
 from rag.db.models import Chunk
 from rag.errors import IndexUnavailableError
@@ -83,6 +83,31 @@ def load_vector(store: GenerationStore, manifest: Manifest | None, dim: int) -> 
     return FaissVectorIndex.load(store.folder(manifest))
 
 
+@dataclass(frozen=True)
+class AnnPolicy:
+    """When the vector index turns approximate (see indexes/vector.py), and how it searches."""
+
+    threshold: int = 200_000  # chunks; IVF at or above, exact below half of it (no flapping)
+    nprobe: int = 32
+    nlist: int = 0  # 0 = about 4 sqrt(n)
+
+
+def ann_policy(settings) -> AnnPolicy:  # noqa: ANN001 - Settings
+    return AnnPolicy(threshold=settings.ann_threshold, nprobe=settings.ann_nprobe, nlist=settings.ann_nlist)
+
+
+def _wanted_kind(vector: FaissVectorIndex, n: int, ann: AnnPolicy) -> tuple[str, bool]:
+    """(kind the index should have for n chunks, whether it must be rebuilt to get there)."""
+    if vector.kind == "ivf":
+        if n < ann.threshold // 2:
+            return "exact", True
+        # retrain when the corpus outgrew the cells it was trained with (4x the chunks per cell)
+        return "ivf", not ann.nlist and vector.nlist < nlist_for(n) // 2
+    if n >= ann.threshold:
+        return "ivf", True
+    return "exact", False
+
+
 def publish(
     engine: Engine,
     factory: sessionmaker[Session],
@@ -91,8 +116,10 @@ def publish(
     *,
     keep: int = 2,
     rebuild: bool = False,
+    ann: AnnPolicy | None = None,
 ) -> PublishResult:
     """Bring the index up to the database, under the writer lock. No-op when nothing changed."""
+    ann = ann or AnnPolicy()
     store = GenerationStore(index_dir)
     with index_writer_lock(engine, index_dir):
         current = store.current()
@@ -101,14 +128,25 @@ def publish(
         vector = FaissVectorIndex(dim) if rebuild else load_vector(store, current, dim)
         with _snapshot_session(factory) as session:
             db_ids, texts = _db_ids_and_texts(session)
+            kind, restructure = _wanted_kind(vector, len(db_ids), ann)
             have = vector.ids()
             to_remove = np.setdiff1d(have, db_ids, assume_unique=True)
             to_add = np.setdiff1d(db_ids, have, assume_unique=True)
             watermark = watermark_of(db_ids)
-            if current is not None and not rebuild and current.watermark == watermark and not len(to_add) and not len(to_remove):
+            if current is not None and not rebuild and not restructure and current.watermark == watermark \
+                    and not len(to_add) and not len(to_remove):
                 return PublishResult(current, 0, 0, changed=False)
-            vector.remove(to_remove)
-            vector.add(to_add, _embeddings(session, to_add, dim))
+            if restructure or rebuild:
+                to_add, to_remove = db_ids, have
+                if kind == "ivf":
+                    vector = FaissVectorIndex.build_ivf(dim, db_ids, _embeddings(session, db_ids, dim),
+                                                        nlist=ann.nlist, nprobe=ann.nprobe)
+                else:
+                    vector = FaissVectorIndex(dim)
+                    vector.add(db_ids, _embeddings(session, db_ids, dim))
+            else:
+                vector.remove(to_remove)
+                vector.add(to_add, _embeddings(session, to_add, dim))
         keyword = BM25KeywordIndex.build(db_ids.tolist(), texts)
         del texts
 

@@ -19,7 +19,7 @@ from indexes.durable import sha256_file
 from ingest import jobs
 from ingest.discovery import discover
 from ingest.doc_meta import DocMeta
-from ingest.indexing import publish
+from ingest.indexing import ann_policy, publish
 from ingest.parse_pool import ParseConfig, ParsedFile, ParsePool
 from ingest.report import JobReport, Outcome, ProgressCallback
 from rag.db.models import Chunk, Collection, Document, IngestionJob, JobFile, utcnow
@@ -119,7 +119,8 @@ class Ingestor:
 
     def publish(self) -> None:
         started = time.perf_counter()
-        publish(self.engine, self.factory, self.settings.index_dir, self.embedder.dim, keep=self.settings.keep_generations)
+        publish(self.engine, self.factory, self.settings.index_dir, self.embedder.dim, keep=self.settings.keep_generations,
+                ann=ann_policy(self.settings))
         self.timings["publish"] += time.perf_counter() - started
         self._last_publish = time.monotonic()
 

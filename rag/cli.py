@@ -166,11 +166,12 @@ def check() -> None:
 @main.command()
 def reindex() -> None:
     """Rebuild the indexes from the database (stored embeddings: nothing is re-embedded)."""
-    from ingest.indexing import publish, stored_dim
+    from ingest.indexing import ann_policy, publish, stored_dim
 
     rt = _Runtime()
     dim = stored_dim(rt.factory) or rt.embedder.dim
-    result = publish(rt.engine, rt.factory, rt.settings.index_dir, dim, keep=rt.settings.keep_generations, rebuild=True)
+    result = publish(rt.engine, rt.factory, rt.settings.index_dir, dim, keep=rt.settings.keep_generations, rebuild=True,
+                     ann=ann_policy(rt.settings))
     gen = result.manifest.generation if result.manifest else 0
     click.echo(f"ok: generation {gen} with {result.added} chunks")
 
@@ -308,7 +309,8 @@ def search(query: str, top_k: int, as_json: bool, as_user: str | None) -> None:
     started = time.perf_counter()
     try:
         principal = _principal(rt, as_user)
-        found = Searcher(rt.embedder, rt.factory, rt.settings.index_dir, fusion_params(rt.settings)).search(
+        found = Searcher(rt.embedder, rt.factory, rt.settings.index_dir, fusion_params(rt.settings),
+                           nprobe=rt.settings.ann_nprobe).search(
             query, top_k, access=access_scope(principal))
         entry = AuditEntry(request_id=uuid.uuid4().hex, route="cli:search", status=200, principal=principal.name,
                            role=principal.role, groups=list(principal.groups), question=query)

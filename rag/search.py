@@ -72,8 +72,9 @@ class LiveSnapshot:
     when its last request finishes.
     """
 
-    def __init__(self, index_dir: Path, check_every_s: float = 1.0) -> None:
+    def __init__(self, index_dir: Path, check_every_s: float = 1.0, nprobe: int = 32) -> None:
         self.index_dir = index_dir
+        self.nprobe = nprobe
         self.check_every_s = check_every_s
         self._snapshot: IndexSnapshot | None = None
         self._stamp: tuple[int, int] | None = None
@@ -98,7 +99,7 @@ class LiveSnapshot:
                 return self._snapshot
             stamp = self._manifest_stamp()
             if self._snapshot is None or stamp != self._stamp:
-                self._snapshot = load_snapshot(self.index_dir)
+                self._snapshot = load_snapshot(self.index_dir, nprobe=self.nprobe)
                 self._stamp = stamp
             self._checked = time.monotonic()
             return self._snapshot
@@ -106,10 +107,10 @@ class LiveSnapshot:
 
 class Searcher:
     def __init__(self, embedder: Embedder, factory: sessionmaker[Session], index_dir: Path,
-                 fusion: FusionParams | None = None) -> None:
+                 fusion: FusionParams | None = None, nprobe: int = 32) -> None:
         self.embedder = embedder
         self.factory = factory
-        self.live = LiveSnapshot(index_dir)
+        self.live = LiveSnapshot(index_dir, nprobe=nprobe)
         self.fusion = fusion or FusionParams()
         self._allowed: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._allowed_lock = threading.Lock()

@@ -41,7 +41,7 @@ def build_generator(settings: Settings) -> Generator:
 
 def build_answerer(settings: Settings, factory: sessionmaker[Session], embedder: Embedder,
                    generator: Generator | None = None) -> QuestionAnswerer:
-    searcher = Searcher(embedder, factory, settings.index_dir, fusion_params(settings))
+    searcher = Searcher(embedder, factory, settings.index_dir, fusion_params(settings), nprobe=settings.ann_nprobe)
     generator = generator or build_generator(settings)
     fallback = None
     if settings.generator_fallback == "extractive" and generator.backend != "extractive":

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     worker_poll_s: float = Field(default=2.0, gt=0)
     job_stale_s: float = Field(default=300.0, gt=0, description="a running job without heartbeat this long is re-queued")
 
+    ann_threshold: int = Field(
+        default=200_000, ge=1, description="chunks at which the vector index becomes approximate (IVF); exact below half")
+    ann_nprobe: int = Field(default=32, ge=1, description="IVF cells visited per query (recall vs speed)")
+    ann_nlist: int = Field(default=0, ge=0, description="IVF cells; 0 = about 4 sqrt(chunks)")
+
     # identity, access and audit
     mode: Literal["production", "development"] = Field(
         default="production",

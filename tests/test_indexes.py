@@ -58,3 +58,71 @@ def test_keyword_mask_keeps_exactly_the_allowed_ids_sorted_or_not():
         _, found = index.search("shared word", 50, allowed)
         assert sorted(found.tolist()) == [101, 120, 149]
         assert index.search("shared word", 50, np.array([1, 2], dtype=np.int64))[1].tolist() == []
+
+
+def _clustered(n: int, dim: int = 64, centers: int = 200, seed: int = 0) -> np.ndarray:
+    """Vectors around a few hundred centres, like embeddings of documents on related topics."""
+    rng = np.random.default_rng(seed)
+    middle = rng.standard_normal((centers, dim)).astype(np.float32)
+    rows = middle[rng.integers(0, centers, n)] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32)
+    return _unit(rows)
+
+
+def test_ivf_recall_removals_filters_and_mmap_reload(tmp_path):
+    vectors = _clustered(20_000)
+    ids = np.arange(20_000, dtype=np.int64) * 7 + 3
+    exact = FaissVectorIndex(64)
+    exact.add(ids, vectors)
+    ivf = FaissVectorIndex.build_ivf(64, ids, vectors, nprobe=16)
+    assert ivf.kind == "ivf" and ivf.nlist == 512 and len(ivf) == 20_000
+    queries = _clustered(200, seed=1)
+    _, truth = exact.search(queries, 10)
+    scores, found = ivf.search(queries, 10)
+    recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
+    assert recall >= 0.95, recall
+    # scores of IVFFlat candidates are exact inner products
+    assert np.allclose(scores[:, 0], np.sum(queries * vectors[(found[:, 0] - 3) // 7], axis=1), atol=1e-5)
+
+    gone = ids[:5000]
+    assert ivf.remove(gone) == 5000 and exact.remove(gone) == 5000
+    assert np.array_equal(ivf.ids(), np.sort(ids[5000:]))
+    _, found = ivf.search(queries, 10)
+    assert not set(found.ravel()) & set(gone.tolist())
+
+    small = ids[5000:5300]  # a narrow allowed set: searched exactly over its own vectors
+    _, truth = exact.search(queries, 10, allowed_ids=small)
+    _, found = ivf.search(queries, 10, allowed_ids=np.concatenate([small, gone[:10]]))  # removed ids ignored
+    assert np.array_equal(truth, found)
+    wide = ids[5000::2]  # a wide one: IVF with the selector inside, more cells visited
+    _, truth = exact.search(queries, 10, allowed_ids=wide)
+    _, found = ivf.search(queries, 10, allowed_ids=wide)
+    assert set(found.ravel()) <= set(wide.tolist())
+    assert np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)]) >= 0.95
+
+    ivf.save(tmp_path)
+    again = FaissVectorIndex.load(tmp_path, nprobe=16, mmap=True)
+    assert again.kind == "ivf" and np.array_equal(again.search(queries, 10)[1], ivf.search(queries, 10)[1])
+
+
+def test_publish_switches_to_ivf_above_the_threshold_and_back(settings, db, embedder, tmp_path):
+    from ingest.indexing import AnnPolicy, publish
+    from indexes.snapshot import load_snapshot
+
+    from .helpers import HANDBOOK, copy_tree, run_job
+
+    engine, factory = db
+    root = copy_tree(HANDBOOK, tmp_path / "handbook")
+    run_job(settings, db, embedder, root)
+    exact = load_snapshot(settings.index_dir).vector
+    n = len(exact)
+    assert exact.kind == "exact" and n > 10
+    result = publish(engine, factory, settings.index_dir, embedder.dim, ann=AnnPolicy(threshold=n, nprobe=4))
+    assert result.changed  # same chunks, new structure
+    ivf = load_snapshot(settings.index_dir).vector
+    assert ivf.kind == "ivf" and np.array_equal(ivf.ids(), exact.ids())
+    query = embedder.embed(["How many vacation days do employees get?"])
+    ivf.nprobe = ivf.nlist  # visiting every cell is exact search
+    assert np.array_equal(ivf.search(query, 5)[1], exact.search(query, 5)[1])
+    assert not publish(engine, factory, settings.index_dir, embedder.dim, ann=AnnPolicy(threshold=n)).changed
+    back = publish(engine, factory, settings.index_dir, embedder.dim, ann=AnnPolicy(threshold=2 * n + 2))
+    assert back.changed and load_snapshot(settings.index_dir).vector.kind == "exact"
