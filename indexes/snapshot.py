@@ -18,7 +18,7 @@ class IndexSnapshot:
     keyword: BM25KeywordIndex
 
 
-def load_snapshot(index_dir: Path, *, nprobe: int = 32) -> IndexSnapshot:
+def load_snapshot(index_dir: Path, *, nprobe: int = 64) -> IndexSnapshot:
     """Readers map the vector file read-only: API replicas on one host share it in the page cache."""
     store = GenerationStore(index_dir)
     manifest = store.current()

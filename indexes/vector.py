@@ -30,7 +30,7 @@ def nlist_for(n: int) -> int:
 class FaissVectorIndex:
     FILE = "vector.faiss"
 
-    def __init__(self, dim: int, index: faiss.Index | None = None, *, nprobe: int = 32) -> None:
+    def __init__(self, dim: int, index: faiss.Index | None = None, *, nprobe: int = 64) -> None:
         self.dim = dim
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.nprobe = nprobe
@@ -59,8 +59,8 @@ class FaissVectorIndex:
         return self._ids
 
     @classmethod
-    def build_ivf(cls, dim: int, ids: np.ndarray, vectors: np.ndarray, *, nlist: int = 0, nprobe: int = 32,
-                  train_size: int = 200_000, seed: int = 0) -> "FaissVectorIndex":
+    def build_ivf(cls, dim: int, ids: np.ndarray, vectors: np.ndarray, *, nlist: int = 0, nprobe: int = 64,
+                  train_size: int = 256_000, seed: int = 0) -> "FaissVectorIndex":
         """Train the cells on a sample of the stored embeddings, then add them all."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         nlist = nlist or nlist_for(len(ids))
@@ -69,6 +69,7 @@ class FaissVectorIndex:
             sample = vectors[np.random.default_rng(seed).choice(len(vectors), train_size, replace=False)]
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
+        index.cp.niter = 10  # FAISS's default of 25 costs 2.5x the time for no measurable recall here
         index.train(sample)
         index.set_direct_map_type(faiss.DirectMap.Hashtable)  # removals and reconstruction by id
         built = cls(dim, index, nprobe=nprobe)
@@ -134,7 +135,7 @@ class FaissVectorIndex:
         faiss.write_index(self._index, str(folder / self.FILE))
 
     @classmethod
-    def load(cls, folder: Path, *, nprobe: int = 32, mmap: bool = False) -> "FaissVectorIndex":
+    def load(cls, folder: Path, *, nprobe: int = 64, mmap: bool = False) -> "FaissVectorIndex":
         """`mmap`: map an IVF index's lists read-only instead of reading them (readers of a shared
         volume then share one copy in the page cache)."""
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0

@@ -88,7 +88,7 @@ class AnnPolicy:
     """When the vector index turns approximate (see indexes/vector.py), and how it searches."""
 
     threshold: int = 200_000  # chunks; IVF at or above, exact below half of it (no flapping)
-    nprobe: int = 32
+    nprobe: int = 64
     nlist: int = 0  # 0 = about 4 sqrt(n)
 
 

@@ -72,7 +72,7 @@ class LiveSnapshot:
     when its last request finishes.
     """
 
-    def __init__(self, index_dir: Path, check_every_s: float = 1.0, nprobe: int = 32) -> None:
+    def __init__(self, index_dir: Path, check_every_s: float = 1.0, nprobe: int = 64) -> None:
         self.index_dir = index_dir
         self.nprobe = nprobe
         self.check_every_s = check_every_s
@@ -107,7 +107,7 @@ class LiveSnapshot:
 
 class Searcher:
     def __init__(self, embedder: Embedder, factory: sessionmaker[Session], index_dir: Path,
-                 fusion: FusionParams | None = None, nprobe: int = 32) -> None:
+                 fusion: FusionParams | None = None, nprobe: int = 64) -> None:
         self.embedder = embedder
         self.factory = factory
         self.live = LiveSnapshot(index_dir, nprobe=nprobe)

@@ -130,7 +130,7 @@ class Settings(BaseSettings):
 
     ann_threshold: int = Field(
         default=200_000, ge=1, description="chunks at which the vector index becomes approximate (IVF); exact below half")
-    ann_nprobe: int = Field(default=32, ge=1, description="IVF cells visited per query (recall vs speed)")
+    ann_nprobe: int = Field(default=64, ge=1, description="IVF cells visited per query (recall vs speed)")
     ann_nlist: int = Field(default=0, ge=0, description="IVF cells; 0 = about 4 sqrt(chunks)")
 
     # identity, access and audit
