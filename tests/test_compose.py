@@ -24,7 +24,8 @@ def test_services_volumes_and_published_ports():
             source = volume.split(":")[0]
             assert source.startswith(("${", "./")) or source in doc["volumes"], volume
     published = {name for name, s in doc["services"].items() if s.get("ports")}
-    assert published == {"api"}
+    assert published == {"api", "gateway"}  # the gateway only in the "replicas" profile
+    assert doc["services"]["gateway"]["profiles"] == ["replicas"]
     assert (REPO / "Dockerfile").is_file()
 
 
@@ -36,7 +37,7 @@ def test_commands_and_environment_exist_in_the_project():
     known |= {f"RAG_ESCALATION__{name.upper()}" for name in EscalationSettings.model_fields}
     commands = set(main.commands)
     for name, service in doc["services"].items():
-        if name in ("postgres", "vllm"):
+        if name in ("postgres", "vllm", "gateway"):
             continue
         command = service["command"]
         assert command[0] == "rag" and command[1] in commands, command
@@ -65,3 +66,14 @@ def test_escalation_is_off_unless_the_operator_turns_it_on():
     api = _compose()["services"]["api"]["environment"]
     assert api["RAG_ESCALATION__ENABLED"] == "${RAG_ESCALATION_ENABLED:-false}"
     assert not any(v == "RAG_ESCALATION__API_KEY" and not str(api[v]).startswith("${") for v in api)
+
+
+def test_replicas_profile_runs_a_second_api_behind_a_gateway():
+    doc = _compose()
+    api, replica = doc["services"]["api"], doc["services"]["api-replica"]
+    assert replica["environment"] == api["environment"] and replica["command"] == api["command"]
+    assert replica["volumes"] == api["volumes"]  # the same index volume: one generation, read by both
+    assert "ports" not in replica
+    gateway = doc["configs"]["gateway"]["content"]
+    assert "server api:8000;" in gateway and "server api-replica:8000;" in gateway
+    assert "proxy_buffering off" in gateway  # server-sent events pass through unbuffered
