@@ -14,6 +14,7 @@ from typing import Iterator
 
 from rag.access import AccessScope
 from rag.auth.principal import Principal
+from rag.egress import EgressBlocked
 from rag.errors import GeneratorTimeoutError, GeneratorUnavailableError
 from rag.generators.base import Generator, Usage
 from rag.grounding import GroundedAnswer, GroundingChecker, SentenceGate
@@ -119,23 +120,17 @@ class QuestionAnswerer:
         if route.target == "external":
             outcome, route = self._escalate(question, route, history, cap, usage)
         if outcome is None:
-            buffered = route.escalate_on_decline  # nothing reaches the caller until we know who answers
-            local = self._local(question, passages, history, cap, usage)
-            while True:
-                try:
-                    event = next(local)
-                except StopIteration as done:
-                    outcome = done.value
-                    break
-                if not buffered:
-                    yield event
+            # local_declines: nothing reaches the caller until we know which model answers
+            outcome = yield from _relay(self._local(question, passages, history, cap, usage),
+                                        forward=not route.escalate_on_decline)
             if route.escalate_on_decline:
+                basis = route.reason.split(";")[0]
                 if outcome.result.grounded:
-                    route = route.stay_local(route.reason.split(";")[0] + "; the local model answered", "local_answered")
+                    route = route.stay_local(basis + "; the local model answered", "local_answered")
                 else:
-                    escalated, route = self._escalate(question, replace(route, target="external",
-                                                      rule="local_declined", reason="local model found no grounded "
-                                                      "answer; " + route.reason.split(";")[0]), history, cap, usage)
+                    declined = replace(route, target="external", rule="local_declined",
+                                       reason="local model found no grounded answer; " + basis)
+                    escalated, route = self._escalate(question, declined, history, cap, usage)
                     outcome = escalated or outcome
                 if outcome.result.grounded:
                     yield from (Delta(t) for t in outcome.deltas)
@@ -211,18 +206,11 @@ class QuestionAnswerer:
         try:
             if not passages:
                 return self._general_knowledge(question, history, cap, usage), route
-            outcome = None
-            generated = self._generate(self.external, question, passages, history, cap, usage)
-            while True:
-                try:
-                    next(generated)
-                except StopIteration as done:
-                    outcome = done.value
-                    break
+            outcome = _collect(self._generate(self.external, question, passages, history, cap, usage))
             return outcome, route
         except Exception as exc:  # noqa: BLE001 - the vendor failing or the final scan blocking: stay local
             log.warning("escalation failed (%s); answering locally", type(exc).__name__)
-            rule = "egress_blocked" if type(exc).__name__ == "EgressBlocked" else "external_failed"
+            rule = "egress_blocked" if isinstance(exc, EgressBlocked) else "external_failed"
             return None, route.stay_local(f"escalation stopped ({exc}); answered locally", rule)
 
     def _general_knowledge(self, question: str, history, cap: int, usage: Usage) -> _Outcome:  # noqa: ANN001
@@ -260,6 +248,26 @@ class QuestionAnswerer:
     def _closest(passages: list[Passage], question: str, limit: int = 3) -> list[Citation]:
         """When nothing is grounded, the closest passages, quoting their sentence nearest the question."""
         return [_citation(n, p, best_quote(p.text, question)) for n, p in enumerate(passages[:limit], 1)]
+
+
+def _relay(events: Generator_[Delta, None, _Outcome], *, forward: bool) -> Generator_[Delta, None, _Outcome]:
+    """Pass a generation's deltas on (or hold them back) and return its outcome."""
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as done:
+            return done.value
+        if forward:
+            yield event
+
+
+def _collect(events: Generator_[Delta, None, _Outcome]) -> _Outcome:
+    """Run a generation to its end, passing nothing on: the answer is taken whole."""
+    try:
+        while True:
+            next(events)
+    except StopIteration as done:
+        return done.value
 
 
 def _citation(n: int, passage: Passage, quote: str) -> Citation:

@@ -105,8 +105,8 @@ def test_ivf_recall_removals_filters_and_mmap_reload(tmp_path):
 
 
 def test_publish_switches_to_ivf_above_the_threshold_and_back(settings, db, embedder, tmp_path):
-    from ingest.indexing import AnnPolicy, publish
     from indexes.snapshot import load_snapshot
+    from ingest.indexing import AnnPolicy, publish
 
     from .helpers import HANDBOOK, copy_tree, run_job
 
