@@ -28,10 +28,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _common import SCIFACT  # noqa: E402 - bench/ is the script's folder
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-SCIFACT = REPO.parent / "shared" / "eval" / "scifact"
 ALL = "st-fp32-64,st-bf16-16,st-bf16-64,ort-fp32,ort-int8"
 
 

@@ -28,14 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-SCIFACT = REPO.parent / "shared" / "eval" / "scifact"
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+from _common import SCIFACT, pct  # noqa: E402 - bench/ is the script's folder
 
 
 def build_corpus(source_db: str, target: Path, copies: int) -> int:

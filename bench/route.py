@@ -16,18 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-SCIFACT = REPO.parent / "shared" / "eval" / "scifact"
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+from _common import SCIFACT, pct  # noqa: E402 - bench/ is the script's folder
 
 
 def main() -> None:

@@ -29,16 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import REPO, SCIFACT, pct  # noqa: E402 - bench/ is the script's folder
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-SCIFACT = REPO.parent / "shared" / "eval" / "scifact"
 CACHE = Path.home() / ".cache" / "private-rag" / "bench"
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
 def rss_mib() -> float:
