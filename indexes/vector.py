@@ -97,23 +97,18 @@ class FaissVectorIndex:
         """Top-k (scores, ids); with `allowed_ids`, filtering happens inside FAISS, before ranking."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k = max(1, min(k, len(self))) if len(self) else 1
+        allowed = None if allowed_ids is None else np.ascontiguousarray(allowed_ids, dtype=np.int64)
+        if self.kind == "ivf" and allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
+            return self._search_subset(queries, k, allowed)
         if self.kind == "exact":
-            params = None
-            if allowed_ids is not None:
-                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64)))
-            return self._index.search(queries, k, params=params)
-        if allowed_ids is not None and len(allowed_ids) <= EXACT_FILTER_LIMIT:
-            return self._search_subset(queries, k, np.ascontiguousarray(allowed_ids, dtype=np.int64))
-        nprobe = self.nprobe
-        params = faiss.SearchParametersIVF(nprobe=nprobe)
-        if allowed_ids is not None:
-            # the filter removes a share of every cell: visit proportionally more cells
-            share = max(len(allowed_ids) / max(len(self), 1), 1e-6)
-            params = faiss.SearchParametersIVF(
-                nprobe=min(self.nlist, math.ceil(nprobe / share)),
-                sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64)))
+            params = faiss.SearchParameters()
         else:
-            params.nprobe = min(self.nlist, nprobe)
+            # a filter removes a share of every cell: visit proportionally more cells
+            share = 1.0 if allowed is None else max(len(allowed) / max(len(self), 1), 1e-6)
+            params = faiss.SearchParametersIVF(nprobe=min(self.nlist, math.ceil(self.nprobe / share)))
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(allowed)  # kept referenced until the search returns
+            params.sel = selector
         return self._index.search(queries, k, params=params)
 
     def _search_subset(self, queries: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
