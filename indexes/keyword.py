@@ -1,90 +1,325 @@
-"""BM25 keyword index (bm25s, Snowball-stemmed English) keyed by chunk id, with allowed-id masks."""
+"""BM25 keyword index keyed by chunk id, in immutable memory-mapped segments with tombstones.
+
+Why segments: rebuilding one BM25 index per publish costs time linear in the corpus (at a million
+chunks, minutes of tokenising for a one-file change). Here a publish tokenises only the added chunks
+into a new segment, records removals as tombstones, and carries unchanged segments over as hard
+links; small segments are merged (from their postings, no re-tokenising) and segments that are
+mostly tombstones are rewritten. Scores use corpus-wide statistics (live documents, average length,
+live document frequency per term), so any segmentation ranks exactly like one index built over the
+live chunks: BM25 as bm25s computes it ("lucene": k1 1.5, b 0.75, idf log(1 + (N-df+.5)/(df+.5))).
+
+Terms are stored as sorted 64-bit hashes (no vocabulary to load), postings as rows + term frequency;
+readers map every array read-only, so only the postings of the queried terms are paged in.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import bm25s
 import numpy as np
 import Stemmer
 
+from rag.errors import IndexUnavailableError
+
 _STEMMER = Stemmer.Stemmer("english")
 logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+K1, B = 1.5, 0.75
+FORMAT = 2
+MAX_SEGMENTS = 8  # more than this after a publish: the smallest are merged into one
+REWRITE_DELETED_SHARE = 0.3  # a segment with more tombstones than this is rewritten without them
+_ARRAYS = ("ids", "lengths", "terms", "indptr", "rows", "tf")
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     return bm25s.tokenize(list(texts), stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False)
 
 
+def _hash_terms(terms: Iterable[str]) -> np.ndarray:
+    return np.fromiter((int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
+                        for t in terms), dtype=np.uint64)
+
+
+@dataclass
+class Segment:
+    """Immutable once written. Rows are sorted by chunk id; `terms` sorted; postings per term in CSR."""
+
+    name: str
+    ids: np.ndarray  # int64 [rows]
+    lengths: np.ndarray  # int32 [rows], tokens after stopwords
+    terms: np.ndarray  # uint64 [terms], sorted hashes
+    indptr: np.ndarray  # int64 [terms + 1]
+    rows: np.ndarray  # int32 [postings]
+    tf: np.ndarray  # uint16 [postings]
+    deleted: np.ndarray  # int64, sorted rows removed since the segment was written
+
+    def __post_init__(self) -> None:
+        self.alive = None
+        if len(self.deleted):
+            self.alive = np.ones(len(self.ids), dtype=bool)
+            self.alive[self.deleted] = False
+
+    @property
+    def live(self) -> int:
+        return len(self.ids) - len(self.deleted)
+
+    @property
+    def live_length(self) -> int:
+        total = int(self.lengths.sum(dtype=np.int64))
+        return total - int(self.lengths[self.deleted].sum(dtype=np.int64)) if len(self.deleted) else total
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Live rows holding the given chunk ids (sorted ids in, sorted rows out; others ignored)."""
+        pos = np.searchsorted(self.ids, ids)
+        inside = pos < len(self.ids)
+        pos = pos[inside]
+        pos = pos[self.ids[pos] == ids[inside]]
+        return pos if self.alive is None else pos[self.alive[pos]]
+
+    def live_ids(self) -> np.ndarray:
+        return self.ids if self.alive is None else self.ids[self.alive]
+
+    def postings(self, term_hash: np.uint64) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, tf) of one term, tombstoned rows dropped."""
+        at = int(np.searchsorted(self.terms, term_hash))
+        if at >= len(self.terms) or self.terms[at] != term_hash:
+            return _EMPTY_ROWS, _EMPTY_TF
+        rows, tf = self.rows[self.indptr[at]:self.indptr[at + 1]], self.tf[self.indptr[at]:self.indptr[at + 1]]
+        if self.alive is not None:
+            keep = self.alive[rows]
+            rows, tf = rows[keep], tf[keep]
+        return rows, tf
+
+    def with_deleted(self, rows: np.ndarray) -> "Segment":
+        merged = np.union1d(self.deleted, rows).astype(np.int64)
+        return Segment(self.name, self.ids, self.lengths, self.terms, self.indptr, self.rows, self.tf, merged)
+
+    # -- building -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_tokens(cls, name: str, ids: np.ndarray, tokens: list[list[str]]) -> "Segment":
+        order = np.argsort(ids, kind="stable")
+        vocab: dict[str, int] = {}
+        term_ids: list[int] = []
+        counts: list[int] = []
+        per_row = np.zeros(len(ids), dtype=np.int64)
+        lengths = np.zeros(len(ids), dtype=np.int32)
+        for row, source in enumerate(order.tolist()):
+            doc = tokens[source]
+            lengths[row] = len(doc)
+            counted = Counter(doc)
+            per_row[row] = len(counted)
+            for term, n in counted.items():
+                term_ids.append(vocab.setdefault(term, len(vocab)))
+                counts.append(n)
+        rows = np.repeat(np.arange(len(ids), dtype=np.int32), per_row)
+        hashes = _hash_terms(vocab)[np.asarray(term_ids, dtype=np.int64)] if term_ids else np.zeros(0, np.uint64)
+        tf = np.minimum(np.asarray(counts, dtype=np.int64), 65535).astype(np.uint16)
+        return cls._from_postings(name, np.asarray(ids, dtype=np.int64)[order], lengths, hashes, rows, tf)
+
+    @classmethod
+    def _from_postings(cls, name: str, ids: np.ndarray, lengths: np.ndarray, hashes: np.ndarray,
+                       rows: np.ndarray, tf: np.ndarray) -> "Segment":
+        order = np.lexsort((rows, hashes))  # by term, then row
+        hashes, rows, tf = hashes[order], rows[order], tf[order]
+        terms, starts = np.unique(hashes, return_index=True)
+        indptr = np.append(starts, len(hashes)).astype(np.int64)
+        return cls(name, ids, lengths, terms, indptr, rows.astype(np.int32), tf, np.zeros(0, dtype=np.int64))
+
+    @classmethod
+    def merged(cls, name: str, parts: Sequence["Segment"]) -> "Segment":
+        """One segment holding the live rows of `parts`, built from their postings."""
+        ids = np.concatenate([p.live_ids() for p in parts])
+        order = np.argsort(ids, kind="stable")
+        new_row = np.empty(len(ids), dtype=np.int64)
+        new_row[order] = np.arange(len(ids))
+        lengths, hashes, rows, tfs = [], [], [], []
+        offset = 0
+        for part in parts:
+            renumber = np.full(len(part.ids), -1, dtype=np.int64)
+            live_rows = np.arange(len(part.ids)) if part.alive is None else np.flatnonzero(part.alive)
+            renumber[live_rows] = new_row[offset:offset + len(live_rows)]
+            offset += len(live_rows)
+            lengths.append(part.lengths[live_rows])
+            term_of = np.repeat(part.terms, np.diff(part.indptr))
+            mapped = renumber[part.rows]
+            keep = mapped >= 0
+            hashes.append(term_of[keep])
+            rows.append(mapped[keep])
+            tfs.append(np.asarray(part.tf)[keep])
+        ordered_lengths = np.empty(len(ids), dtype=np.int32)
+        ordered_lengths[new_row] = np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
+        return cls._from_postings(name, ids[order], ordered_lengths, np.concatenate(hashes),
+                                  np.concatenate(rows), np.concatenate(tfs))
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> None:
+        target = folder / self.name
+        target.mkdir()
+        for array in _ARRAYS:
+            np.save(target / f"{array}.npy", getattr(self, array))
+
+    @classmethod
+    def load(cls, folder: Path, name: str, deleted: np.ndarray, *, mmap: bool) -> "Segment":
+        mode = "r" if mmap else None
+        arrays = {a: np.load(folder / name / f"{a}.npy", mmap_mode=mode) for a in _ARRAYS}
+        return cls(name, deleted=deleted, **arrays)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Segment files never change once written, so generations can share them."""
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(source, target)
+
+
+_EMPTY_ROWS = np.zeros(0, dtype=np.int32)
+_EMPTY_TF = np.zeros(0, dtype=np.uint16)
+_NO_HITS = (np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64))
+
+
 class BM25KeywordIndex:
-    """Rebuilt whole for each generation: bm25s has no removals, and rebuilding is cheap next to embedding."""
+    """The keyword side of a generation: a list of segments, each with its tombstones."""
 
     FOLDER = "keyword"
 
-    def __init__(self, ids: np.ndarray, retriever: bm25s.BM25 | None) -> None:
-        self._ids = np.asarray(ids, dtype=np.int64)
-        self._retriever = retriever
-        # ids come sorted from the database; the mask is then built with a vectorised binary search
-        self._sorted = bool(np.all(self._ids[1:] > self._ids[:-1])) if len(self._ids) > 1 else True
-        self._row_of = None if self._sorted else {int(chunk_id): row for row, chunk_id in enumerate(self._ids)}
+    def __init__(self, segments: Sequence[Segment] = (), *, next_segment: int = 1) -> None:
+        self._segments = [s for s in segments if s.live]
+        self._next = next_segment
+        self._docs = sum(s.live for s in self._segments)
+        self._avg_len = (sum(s.live_length for s in self._segments) / self._docs) if self._docs else 0.0
+        self.linkable: set[str] = set()  # segments whose files already exist in the source generation
+        self._source: Path | None = None
 
     @classmethod
     def build(cls, ids: Sequence[int], texts: Sequence[str]) -> "BM25KeywordIndex":
-        if len(ids) == 0:
-            return cls(np.zeros(0, dtype=np.int64), None)
-        retriever = bm25s.BM25()
-        retriever.index(tokenize(texts), show_progress=False)
-        return cls(np.asarray(ids, dtype=np.int64), retriever)
+        return cls().updated(np.asarray(ids, dtype=np.int64), texts, np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._docs
+
+    @property
+    def segments(self) -> list[Segment]:
+        return list(self._segments)
 
     def ids(self) -> np.ndarray:
-        return self._ids.copy()
+        if not self._segments:
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(np.concatenate([s.live_ids() for s in self._segments]))
+
+    def updated(self, add_ids: np.ndarray, add_texts: Sequence[str], remove_ids: np.ndarray,
+                *, batch: int = 250_000) -> "BM25KeywordIndex":
+        """A new index: `remove_ids` tombstoned, `add_texts` tokenised into new segments, then merged
+        down to MAX_SEGMENTS. `self` is unchanged (readers may be using it)."""
+        remove_ids = np.sort(np.asarray(remove_ids, dtype=np.int64))
+        segments = []
+        for segment in self._segments:
+            rows = segment.rows_of(remove_ids) if len(remove_ids) else _EMPTY_ROWS
+            segments.append(segment.with_deleted(rows) if len(rows) else segment)
+        number = self._next
+        add_ids = np.asarray(add_ids, dtype=np.int64)
+        for start in range(0, len(add_ids), batch):
+            chunk = add_ids[start:start + batch]
+            segments.append(Segment.from_tokens(f"seg-{number:06d}", chunk, tokenize(add_texts[start:start + batch])))
+            number += 1
+        segments = [s for s in segments if s.live]
+        rewrite = [s for s in segments if len(s.deleted) > REWRITE_DELETED_SHARE * len(s.ids)]
+        others = sorted((s for s in segments if s not in rewrite), key=lambda s: s.live)
+        # merging m segments into one removes m - 1: enough to get back to MAX_SEGMENTS
+        needed = len(segments) - MAX_SEGMENTS + 1 if len(segments) > MAX_SEGMENTS else 0
+        merge = rewrite + others[:max(0, needed - len(rewrite))]
+        if merge:
+            segments = [s for s in segments if s not in merge] + [Segment.merged(f"seg-{number:06d}", merge)]
+            number += 1
+        out = BM25KeywordIndex(sorted(segments, key=lambda s: s.name), next_segment=number)
+        out._source = self._source
+        out.linkable = {s.name for s in out._segments if s.name in self.linkable}
+        return out
+
+    # -- searching ------------------------------------------------------------------------------
 
     def search(self, query: str, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids); the allowed-id mask is applied before ranking."""
-        if self._retriever is None or not len(self._ids):
-            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        mask = None
-        if allowed_ids is not None:
-            rows = self._rows(np.asarray(allowed_ids, dtype=np.int64))
-            if not len(rows):
-                return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-            mask = np.zeros(len(self._ids), dtype=np.float32)
-            mask[rows] = 1.0
+        if not self._docs:
+            return _NO_HITS
         tokens = tokenize([query])
         if not tokens or not tokens[0]:
-            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        k = min(k, len(self._ids))
-        rows, scores = self._retriever.retrieve(tokens, k=k, weight_mask=mask, show_progress=False, n_threads=1)
-        rows, scores = rows[0], scores[0]
-        keep = scores > 0
-        return scores[keep].astype(np.float32), self._ids[rows[keep]]
+            return _NO_HITS
+        if allowed_ids is not None:
+            allowed_ids = np.asarray(allowed_ids, dtype=np.int64)
+            if len(allowed_ids) > 1 and np.any(allowed_ids[1:] < allowed_ids[:-1]):
+                allowed_ids = np.sort(allowed_ids)
+        hashes = _hash_terms(tokens[0])
+        unique, counts = np.unique(hashes, return_counts=True)  # a repeated query word counts again
+        postings = [[s.postings(h) for h in unique] for s in self._segments]
+        df = np.array([sum(len(p[t][0]) for p in postings) for t in range(len(unique))], dtype=np.float64)
+        idf = np.log(1 + (self._docs - df + 0.5) / (df + 0.5)) * counts
+        candidates: list[tuple[np.ndarray, np.ndarray]] = []
+        for segment, seg_postings in zip(self._segments, postings):
+            scores = np.zeros(len(segment.ids), dtype=np.float32)
+            for weight, (rows, tf) in zip(idf, seg_postings):
+                if len(rows):
+                    tf = tf.astype(np.float32)
+                    norm = K1 * ((1 - B) + B * segment.lengths[rows] / self._avg_len)
+                    scores[rows] += np.float32(weight) * tf / (norm + tf)
+            if allowed_ids is not None:
+                keep = segment.rows_of(allowed_ids)
+                masked = np.zeros_like(scores)
+                masked[keep] = scores[keep]
+                scores = masked
+            hit = np.flatnonzero(scores > 0)
+            if len(hit) > k:
+                hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
+            candidates.append((scores[hit], segment.ids[hit]))
+        scores = np.concatenate([c[0] for c in candidates])
+        ids = np.concatenate([c[1] for c in candidates])
+        order = np.lexsort((ids, -scores))[:k]
+        return scores[order].astype(np.float32), ids[order]
 
-    def _rows(self, ids: np.ndarray) -> np.ndarray:
-        """Rows of the given chunk ids (ids this index does not hold are ignored)."""
-        if not self._sorted:
-            return np.asarray([self._row_of[i] for i in ids.tolist() if i in self._row_of], dtype=np.int64)
-        pos = np.searchsorted(self._ids, ids)
-        inside = pos < len(self._ids)
-        pos, ids = pos[inside], ids[inside]
-        return pos[self._ids[pos] == ids]
+    # -- files ----------------------------------------------------------------------------------
 
     def save(self, folder: Path) -> None:
+        """Segments already on disk in the generation this index was loaded from are hard-linked."""
         target = folder / self.FOLDER
         target.mkdir()
-        np.save(target / "ids.npy", self._ids)
-        if self._retriever is not None:
-            self._retriever.save(str(target / "bm25"))
-        (target / "meta.json").write_text(json.dumps({"count": len(self._ids), "stemmer": "english"}))
+        entries = []
+        for segment in self._segments:
+            if segment.name in self.linkable and self._source is not None:
+                (target / segment.name).mkdir()
+                for array in _ARRAYS:
+                    _link_or_copy(self._source / segment.name / f"{array}.npy", target / segment.name / f"{array}.npy")
+            else:
+                segment.save(target)
+            if len(segment.deleted):
+                np.save(target / f"{segment.name}.deleted.npy", segment.deleted)
+            entries.append({"name": segment.name, "rows": len(segment.ids), "deleted": len(segment.deleted)})
+        meta = {"format": FORMAT, "count": self._docs, "stemmer": "english", "k1": K1, "b": B,
+                "next_segment": self._next, "segments": entries}
+        (target / "meta.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
-    def load(cls, folder: Path) -> "BM25KeywordIndex":
+    def load(cls, folder: Path, *, mmap: bool = True) -> "BM25KeywordIndex":
         target = folder / cls.FOLDER
-        ids = np.load(target / "ids.npy")
-        retriever = bm25s.BM25.load(str(target / "bm25"), mmap=True) if len(ids) else None
-        return cls(ids, retriever)
+        meta = json.loads((target / "meta.json").read_text())
+        if meta.get("format") != FORMAT:
+            raise IndexUnavailableError(f"keyword index format {meta.get('format')}, expected {FORMAT}: run `rag reindex`")
+        segments = []
+        for entry in meta["segments"]:
+            tomb = target / f"{entry['name']}.deleted.npy"
+            deleted = np.load(tomb) if entry["deleted"] else np.zeros(0, dtype=np.int64)
+            segments.append(Segment.load(target, entry["name"], deleted, mmap=mmap))
+        index = cls(segments, next_segment=meta["next_segment"])
+        index._source = target
+        index.linkable = {s.name for s in index._segments}
+        return index

@@ -24,6 +24,7 @@ from rag.db.models import Chunk
 from rag.errors import IndexUnavailableError
 
 _FETCH = 2000
+_TOKENIZE_BATCH = 250_000
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,17 @@ def _snapshot_session(factory: sessionmaker[Session]) -> Session:
     return session
 
 
-def _db_ids_and_texts(session: Session) -> tuple[np.ndarray, list[str]]:
-    ids: list[int] = []
-    texts: list[str] = []
-    for chunk_id, text in session.execute(select(Chunk.id, Chunk.text).order_by(Chunk.id)).yield_per(5000):
-        ids.append(chunk_id)
-        texts.append(text)
-    return np.asarray(ids, dtype=np.int64), texts
+def _db_ids(session: Session) -> np.ndarray:
+    return np.fromiter(session.scalars(select(Chunk.id).order_by(Chunk.id)), dtype=np.int64)
+
+
+def _texts(session: Session, ids: np.ndarray) -> list[str]:
+    """Texts of the given chunks, in their order: only what the keyword index must tokenise."""
+    text_of: dict[int, str] = {}
+    for start in range(0, len(ids), _FETCH):
+        batch = [int(i) for i in ids[start : start + _FETCH]]
+        text_of.update(iter(session.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(batch))).tuples()))
+    return [text_of[int(i)] for i in ids]
 
 
 def _embeddings(session: Session, ids: np.ndarray, dim: int) -> np.ndarray:
@@ -81,6 +86,29 @@ def load_vector(store: GenerationStore, manifest: Manifest | None, dim: int) -> 
     if manifest is None:
         return FaissVectorIndex(dim)
     return FaissVectorIndex.load(store.folder(manifest))
+
+
+def load_keyword(store: GenerationStore, manifest: Manifest | None) -> BM25KeywordIndex:
+    """The live keyword index to build upon; empty (so rebuilt) when there is none or its format is old."""
+    if manifest is None:
+        return BM25KeywordIndex()
+    try:
+        return BM25KeywordIndex.load(store.folder(manifest), mmap=True)
+    except IndexUnavailableError:
+        return BM25KeywordIndex()
+
+
+def _update_keyword(session: Session, keyword: BM25KeywordIndex, db_ids: np.ndarray) -> BM25KeywordIndex:
+    """Tokenise only the chunks the keyword index lacks, in batches (bounded memory on a rebuild)."""
+    have = keyword.ids()
+    to_remove = np.setdiff1d(have, db_ids, assume_unique=True)
+    to_add = np.setdiff1d(db_ids, have, assume_unique=True)
+    if not len(to_add):
+        return keyword.updated(to_add, [], to_remove) if len(to_remove) else keyword
+    for start in range(0, len(to_add), _TOKENIZE_BATCH):
+        batch = to_add[start:start + _TOKENIZE_BATCH]
+        keyword = keyword.updated(batch, _texts(session, batch), to_remove if start == 0 else to_remove[:0])
+    return keyword
 
 
 @dataclass(frozen=True)
@@ -126,15 +154,17 @@ def publish(
         if current is not None and store.verify(current):
             rebuild = True  # a damaged generation is never built upon
         vector = FaissVectorIndex(dim) if rebuild else load_vector(store, current, dim)
+        keyword = BM25KeywordIndex() if rebuild else load_keyword(store, current)
         with _snapshot_session(factory) as session:
-            db_ids, texts = _db_ids_and_texts(session)
+            db_ids = _db_ids(session)
             kind, restructure = _wanted_kind(vector, len(db_ids), ann)
             have = vector.ids()
             to_remove = np.setdiff1d(have, db_ids, assume_unique=True)
             to_add = np.setdiff1d(db_ids, have, assume_unique=True)
             watermark = watermark_of(db_ids)
+            keyword_current = len(keyword) == len(db_ids) and np.array_equal(keyword.ids(), db_ids)
             if current is not None and not rebuild and not restructure and current.watermark == watermark \
-                    and not len(to_add) and not len(to_remove):
+                    and not len(to_add) and not len(to_remove) and keyword_current:
                 return PublishResult(current, 0, 0, changed=False)
             if restructure or rebuild:
                 to_add, to_remove = db_ids, have
@@ -147,8 +177,7 @@ def publish(
             else:
                 vector.remove(to_remove)
                 vector.add(to_add, _embeddings(session, to_add, dim))
-        keyword = BM25KeywordIndex.build(db_ids.tolist(), texts)
-        del texts
+            keyword = _update_keyword(session, keyword, db_ids)
 
         def write(folder: Path) -> None:
             vector.save(folder)
@@ -174,8 +203,11 @@ def check(factory: sessionmaker[Session], index_dir: Path) -> list[str]:
     if problems:
         return problems
     folder = store.folder(manifest)
-    vector_ids = FaissVectorIndex.load(folder).ids()
-    keyword_ids = BM25KeywordIndex.load(folder).ids()
+    try:
+        vector_ids = FaissVectorIndex.load(folder).ids()
+        keyword_ids = BM25KeywordIndex.load(folder).ids()
+    except IndexUnavailableError as exc:
+        return [str(exc)]
     for name, ids in (("vector", vector_ids), ("keyword", keyword_ids)):
         if len(np.unique(ids)) != len(ids):
             problems.append(f"{name} index holds duplicate chunk ids")
