@@ -61,7 +61,8 @@ def _texts(session: Session, ids: np.ndarray) -> list[str]:
     text_of: dict[int, str] = {}
     for start in range(0, len(ids), _FETCH):
         batch = [int(i) for i in ids[start : start + _FETCH]]
-        text_of.update(iter(session.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(batch))).tuples()))
+        rows = session.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(batch)))
+        text_of.update((chunk_id, text) for chunk_id, text in rows)
     return [text_of[int(i)] for i in ids]
 
 

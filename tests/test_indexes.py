@@ -126,3 +126,47 @@ def test_publish_switches_to_ivf_above_the_threshold_and_back(settings, db, embe
     assert not publish(engine, factory, settings.index_dir, embedder.dim, ann=AnnPolicy(threshold=n)).changed
     back = publish(engine, factory, settings.index_dir, embedder.dim, ann=AnnPolicy(threshold=2 * n + 2))
     assert back.changed and load_snapshot(settings.index_dir).vector.kind == "exact"
+
+
+def test_publish_tokenises_only_what_changed_and_shares_the_rest(settings, db, embedder, tmp_path):
+    """A re-ingest that changes one file adds a small segment and tombstones; the big segment is
+    shared with the previous generation (same file), and the ranking equals a fresh build."""
+    import os
+
+    from sqlalchemy import select
+
+    from indexes.keyword import BM25KeywordIndex
+    from indexes.snapshot import load_snapshot
+    from ingest.indexing import check
+    from rag.db.models import Chunk
+
+    from .helpers import HANDBOOK, copy_tree, run_job
+
+    engine, factory = db
+    root = copy_tree(HANDBOOK, tmp_path / "handbook")
+    run_job(settings, db, embedder, root)
+    before = load_snapshot(settings.index_dir)
+    [first_segment] = before.keyword.segments
+    changed = sorted(p for p in root.rglob("*.md"))[0]
+    changed.write_text(changed.read_text() + "\n\nThe quarterly zephyrine audit is due every March.\n")
+    run_job(settings, db, embedder, root)
+    after = load_snapshot(settings.index_dir)
+    assert after.manifest.generation == before.manifest.generation + 1
+    names = [s.name for s in after.keyword.segments]
+    assert first_segment.name in names and len(names) == 2
+    old_file = settings.index_dir / before.manifest.folder / "keyword" / first_segment.name / "rows.npy"
+    new_file = settings.index_dir / after.manifest.folder / "keyword" / first_segment.name / "rows.npy"
+    assert os.stat(old_file).st_ino == os.stat(new_file).st_ino
+    shared = next(s for s in after.keyword.segments if s.name == first_segment.name)
+    new = next(s for s in after.keyword.segments if s.name != first_segment.name)
+    assert len(shared.deleted) > 0 and len(new.ids) == len(shared.deleted)  # the file's chunks, re-chunked
+    assert check(factory, settings.index_dir) == []
+    with factory() as session:
+        rows = session.execute(select(Chunk.id, Chunk.text).order_by(Chunk.id)).all()
+    fresh = BM25KeywordIndex.build([r[0] for r in rows], [r[1] for r in rows])
+    for query in ("zephyrine audit", "vacation days", "expense receipts travel", "laptop security"):
+        ours, theirs = after.keyword.search(query, 8), fresh.search(query, 8)
+        assert ours[1].tolist() == theirs[1].tolist()
+        assert np.allclose(ours[0], theirs[0], rtol=1e-5)
+    found = after.keyword.search("zephyrine", 3)[1].tolist()
+    assert found and set(found) <= set(new.ids.tolist())
