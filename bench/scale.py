@@ -11,8 +11,13 @@ are SciFact's real test claims, embedded. Measures, in one run:
   - search p50/p95 of both, recall@10 of IVF against exact, per nprobe (the speedup is against the
     exact search of the same run);
   - deletes per second (batches of 100 ids) for both;
-  - RSS of a fresh process that loads the embedder and maps the IVF index the way an API process
-    does, against the sum of its parts (model RSS + index file bytes).
+  - the keyword index over N synthetic chunk texts (windows of the same abstracts): build time and
+    bytes of the segmented index (indexes/keyword.py) against bm25s built whole (what every
+    publish used to do), an incremental publish (+1,000 / -1,000 chunks) against that full build,
+    the worst-case merge of every segment, and search p50/p95 of both, unfiltered and with an ACL
+    mask of 30% of the chunks (`--skip-keyword` leaves it out);
+  - RSS of a fresh process that loads the embedder and maps the IVF and keyword indexes the way an
+    API process does, against the sum of its parts (model RSS + index file bytes).
 Not a test: compare numbers only within one run.
 """
 
@@ -52,13 +57,17 @@ def seeds_and_queries() -> tuple[np.ndarray, np.ndarray]:
 
         embedder = load_embedder(Settings(_env_file=None))
         docs = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
-        test_ids = {line.split("\t")[0] for line in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]}
-        claims = [q["text"] for q in map(json.loads, (SCIFACT / "queries.jsonl").read_text().splitlines())
-                  if q["_id"] in test_ids]
+        claims = claim_texts(10**9)
         print(f"embedding {len(docs)} abstracts and {len(claims)} claims once (cached in {CACHE})", file=sys.stderr)
         np.save(docs_file, embedder.embed([f"{d['title']} {d['text']}" for d in docs]))
         np.save(queries_file, embedder.embed(claims))
     return np.load(docs_file), np.load(queries_file)
+
+
+def claim_texts(limit: int) -> list[str]:
+    test_ids = {line.split("\t")[0] for line in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]}
+    return [q["text"] for q in map(json.loads, (SCIFACT / "queries.jsonl").read_text().splitlines())
+            if q["_id"] in test_ids][:limit]
 
 
 def synthetic(seeds: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -73,6 +82,96 @@ def synthetic(seeds: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
         rows = (1 - mix) * seeds[a] + mix * seeds[b] + rng.normal(0, 0.025, (m, seeds.shape[1])).astype(np.float32)
         out[start:start + m] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
     return out
+
+
+def synthetic_texts(docs: list[str], n: int, seed: int = 2) -> list[str]:
+    """Chunk-sized windows (~120 words) of one abstract followed by a few words of a second one."""
+    rng = np.random.default_rng(seed)
+    words = [d.split() for d in docs]
+    out = []
+    for a, b, start, extra in zip(rng.integers(0, len(words), n), rng.integers(0, len(words), n),
+                                  rng.integers(0, 200, n), rng.integers(0, 40, n)):
+        first, second = words[a], words[b]
+        start = int(start) % max(1, len(first) - 120)
+        out.append(" ".join(first[start:start + 120] + second[:extra]))
+    return out
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def keyword_bench(n: int, claims: list[str], tmp: Path, say) -> dict:  # noqa: ANN001
+    """Segmented BM25 vs bm25s built whole, at n chunks; leaves the segmented index in tmp/kw."""
+    import bm25s
+
+    from indexes.keyword import BM25KeywordIndex, Segment, tokenize
+
+    docs = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
+    texts = synthetic_texts([f"{d['title']} {d['text']}" for d in docs], n)
+    ids = np.arange(n, dtype=np.int64) + 1
+    t = time.perf_counter()
+    index = BM25KeywordIndex.build(ids, texts)
+    (tmp / "kw").mkdir()
+    index.save(tmp / "kw")
+    build_s = time.perf_counter() - t
+    kw_bytes = folder_bytes(tmp / "kw" / "keyword")
+
+    t = time.perf_counter()
+    whole = bm25s.BM25()
+    whole.index(tokenize(texts), show_progress=False)
+    whole.save(str(tmp / "bm25s"))
+    whole_build_s = time.perf_counter() - t
+    whole_bytes = folder_bytes(tmp / "bm25s")
+    del whole
+    whole = bm25s.BM25.load(str(tmp / "bm25s"), mmap=True)
+    say(f"keyword: {n:,} chunk texts; segmented build {build_s:.1f} s ({kw_bytes / 2**20:,.0f} MiB) vs bm25s whole "
+        f"{whole_build_s:.1f} s ({whole_bytes / 2**20:,.0f} MiB)")
+
+    rng = np.random.default_rng(3)
+    new_texts = synthetic_texts([f"{d['title']} {d['text']}" for d in docs], 1000, seed=4)
+    loaded = BM25KeywordIndex.load(tmp / "kw")
+    t = time.perf_counter()
+    updated = loaded.updated(np.arange(n + 1, n + 1001, dtype=np.int64), new_texts,
+                             rng.choice(ids, 1000, replace=False))
+    (tmp / "kw2").mkdir()
+    updated.save(tmp / "kw2")
+    incremental_s = time.perf_counter() - t
+    t = time.perf_counter()
+    Segment.merged("seg-merged", updated.segments)
+    merge_s = time.perf_counter() - t
+    say(f"  publish +1,000/-1,000: {incremental_s:.2f} s vs full rebuild {whole_build_s:.1f} s "
+        f"({whole_build_s / incremental_s:,.0f}x); merging all {len(updated.segments)} segments: {merge_s:.1f} s")
+
+    allowed = np.sort(rng.choice(ids, int(0.3 * n), replace=False))
+    mask = np.zeros(n, dtype=np.float32)
+    mask[allowed - 1] = 1.0
+    rows = {}
+    for name, search in (
+        ("segmented", lambda q: loaded.search(q, 10)),
+        ("bm25s", lambda q: whole.retrieve(tokenize([q]), k=10, show_progress=False, n_threads=1)),
+        ("segmented_acl30", lambda q: loaded.search(q, 10, allowed)),
+        ("bm25s_acl30", lambda q: whole.retrieve(tokenize([q]), k=10, weight_mask=mask, show_progress=False,
+                                                 n_threads=1)),
+    ):
+        times = []
+        for claim in claims:
+            t = time.perf_counter()
+            search(claim)
+            times.append((time.perf_counter() - t) * 1000)
+        rows[name] = {"p50_ms": round(statistics.median(times), 2), "p95_ms": round(pct(times, 0.95), 2)}
+    same = 0
+    for claim in claims:
+        ours = loaded.search(claim, 10, allowed)[1]
+        theirs, _ = whole.retrieve(tokenize([claim]), k=10, weight_mask=mask, show_progress=False, n_threads=1)
+        same += set(ours.tolist()) == set((theirs[0] + 1).tolist())
+    for name, row in rows.items():
+        say(f"  search {name:16}: p50 {row['p50_ms']:7.2f} ms, p95 {row['p95_ms']:7.2f} ms")
+    say(f"  same top-10 as bm25s under the ACL mask: {same}/{len(claims)} claims")
+    return {"build_s": round(build_s, 1), "bytes": kw_bytes, "bm25s_build_s": round(whole_build_s, 1),
+            "bm25s_bytes": whole_bytes, "publish_1000_s": round(incremental_s, 2),
+            "publish_speedup": round(whole_build_s / incremental_s, 1), "merge_all_s": round(merge_s, 1),
+            "search": rows, "same_top10_acl": same, "queries": len(claims)}
 
 
 def timed_search(index, queries: np.ndarray, k: int = 10) -> tuple[list[float], np.ndarray]:  # noqa: ANN001
@@ -110,8 +209,14 @@ embedder = load_embedder(Settings(_env_file=None))
 embedder.embed(['warm up'])
 model = rss()
 index = FaissVectorIndex.load(Path(sys.argv[2]), nprobe=int(sys.argv[3]), mmap=True)
+keyword = None
+if sys.argv[4] != '-':
+    from indexes.keyword import BM25KeywordIndex
+    keyword = BM25KeywordIndex.load(Path(sys.argv[4]))
 for text in ['effects of vitamin D on bone density', 'gene expression in tumour cells'] * 25:
     index.search(embedder.embed([text]), 10)
+    if keyword is not None:
+        keyword.search(text, 10)
 print(json.dumps({'base_mib': base, 'model_mib': model, 'api_mib': rss()}))
 """
 
@@ -122,6 +227,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--nprobe", default="16,32,64,128")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--skip-keyword", action="store_true")
     args = parser.parse_args()
     import faiss
 
@@ -169,22 +275,26 @@ def main() -> None:
         good = [r for r in rows if r["recall@10"] >= 0.98]
         best = max(good, key=lambda r: r["speedup"]) if good else max(rows, key=lambda r: r["recall@10"])
 
+        kw = None if args.skip_keyword else keyword_bench(args.n, claim_texts(args.queries), Path(tmp), say)
+        kw_folder = "-" if kw is None else str(Path(tmp) / "kw")
         api = json.loads(subprocess.run([sys.executable, "-c", API_PROCESS, str(REPO), str(Path(tmp) / "ivf"),
-                                         str(best["nprobe"])], capture_output=True, text=True, check=True).stdout)
+                                         str(best["nprobe"]), kw_folder],
+                                        capture_output=True, text=True, check=True).stdout)
     ivf_deletes = deletes_per_second(ivf, ids)
     exact_deletes = deletes_per_second(exact, ids)
-    parts = api["model_mib"] + ivf_bytes / 2**20
+    kw_mib = 0 if kw is None else kw["bytes"] / 2**20
+    parts = api["model_mib"] + ivf_bytes / 2**20 + kw_mib
     say(f"deletes: ivf {ivf_deletes:,.0f}/s vs exact {exact_deletes:,.0f}/s")
-    say(f"API process (embedder + mapped IVF index, 50 searches): RSS {api['api_mib']:,.0f} MiB vs model "
-        f"{api['model_mib']:,.0f} MiB + index file {ivf_bytes / 2**20:,.0f} MiB = {parts:,.0f} MiB "
-        f"(ratio {api['api_mib'] / parts:.2f}; the keyword index is not part of this run)")
+    say(f"API process (embedder + mapped IVF and keyword indexes, 50 hybrid searches): RSS {api['api_mib']:,.0f} MiB "
+        f"vs model {api['model_mib']:,.0f} MiB + vector file {ivf_bytes / 2**20:,.0f} MiB + keyword files "
+        f"{kw_mib:,.0f} MiB = {parts:,.0f} MiB (ratio {api['api_mib'] / parts:.2f})")
     result = {
         "n": args.n, "exact_p50_ms": round(exact_p50, 3), "ann_p50_ms": best["p50_ms"], "speedup": best["speedup"],
         "recall@10": best["recall@10"], "nprobe": best["nprobe"], "nlist": ivf.nlist,
         "exact_build_s": round(exact_build, 1), "ann_build_s": round(ivf_build, 1),
         "exact_bytes": exact_bytes, "ann_bytes": ivf_bytes,
         "deletes_per_s": {"ann": round(ivf_deletes), "exact": round(exact_deletes)},
-        "api_rss_mib": round(api["api_mib"]), "api_rss_ratio": round(api["api_mib"] / parts, 3), "sweep": rows,
+        "api_rss_mib": round(api["api_mib"]), "api_rss_ratio": round(api["api_mib"] / parts, 3), "sweep": rows, "keyword": kw,
     }
     if args.json:
         print(json.dumps(result))
