@@ -19,7 +19,8 @@ import json
 import logging
 import os
 import shutil
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -37,6 +38,7 @@ K1, B = 1.5, 0.75
 FORMAT = 2
 MAX_SEGMENTS = 8  # more than this after a publish: the smallest are merged into one
 REWRITE_DELETED_SHARE = 0.3  # a segment with more tombstones than this is rewritten without them
+_MASK_CACHE = 16  # allowed sets whose row masks are kept (1 byte per chunk each)
 _ARRAYS = ("ids", "lengths", "terms", "indptr", "rows", "tf")
 
 
@@ -67,6 +69,14 @@ class Segment:
         if len(self.deleted):
             self.alive = np.ones(len(self.ids), dtype=bool)
             self.alive[self.deleted] = False
+        self._norm: tuple[float, np.ndarray] | None = None
+
+    def length_norm(self, avg_len: float) -> np.ndarray:
+        """k1 (1 - b + b len/avg) per row, float32: computed once per generation, not per posting."""
+        if self._norm is None or self._norm[0] != avg_len:
+            norm = (K1 * ((1 - B) + B * np.asarray(self.lengths, dtype=np.float32) / np.float32(avg_len)))
+            self._norm = (avg_len, norm.astype(np.float32))
+        return self._norm[1]
 
     @property
     def live(self) -> int:
@@ -84,6 +94,12 @@ class Segment:
         pos = pos[inside]
         pos = pos[self.ids[pos] == ids[inside]]
         return pos if self.alive is None else pos[self.alive[pos]]
+
+    def allowed_rows(self, sorted_allowed: np.ndarray) -> np.ndarray:
+        """Boolean mask over this segment's rows: which hold allowed (and live) ids."""
+        mask = np.zeros(len(self.ids), dtype=bool)
+        mask[self.rows_of(sorted_allowed)] = True
+        return mask
 
     def live_ids(self) -> np.ndarray:
         return self.ids if self.alive is None else self.ids[self.alive]
@@ -172,7 +188,8 @@ class Segment:
     @classmethod
     def load(cls, folder: Path, name: str, deleted: np.ndarray, *, mmap: bool) -> "Segment":
         mode = "r" if mmap else None
-        arrays = {a: np.load(folder / name / f"{a}.npy", mmap_mode=mode) for a in _ARRAYS}
+        # plain ndarray views of the mapping: np.memmap's per-slice bookkeeping costs ~1 ms a query
+        arrays = {a: np.load(folder / name / f"{a}.npy", mmap_mode=mode).view(np.ndarray) for a in _ARRAYS}
         return cls(name, deleted=deleted, **arrays)
 
 
@@ -182,6 +199,14 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:  # a file system without hard links
         shutil.copyfile(source, target)
+
+
+def _members(ids: np.ndarray, sorted_allowed: np.ndarray) -> np.ndarray:
+    """Which of `ids` are in `sorted_allowed` (cost grows with the matches, not the corpus)."""
+    if not len(sorted_allowed):
+        return np.zeros(len(ids), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_allowed, ids), len(sorted_allowed) - 1)
+    return sorted_allowed[pos] == ids
 
 
 _EMPTY_ROWS = np.zeros(0, dtype=np.int32)
@@ -199,6 +224,8 @@ class BM25KeywordIndex:
         self._next = next_segment
         self._docs = sum(s.live for s in self._segments)
         self._avg_len = (sum(s.live_length for s in self._segments) / self._docs) if self._docs else 0.0
+        self._mask_cache: OrderedDict[int, tuple[np.ndarray, list[np.ndarray]]] = OrderedDict()
+        self._mask_lock = threading.Lock()
         self.linkable: set[str] = set()  # segments whose files already exist in the source generation
         self._source: Path | None = None
 
@@ -266,19 +293,18 @@ class BM25KeywordIndex:
         df = np.array([sum(len(p[t][0]) for p in postings) for t in range(len(unique))], dtype=np.float64)
         idf = np.log(1 + (self._docs - df + 0.5) / (df + 0.5)) * counts
         candidates: list[tuple[np.ndarray, np.ndarray]] = []
-        for segment, seg_postings in zip(self._segments, postings):
+        masks = None if allowed_ids is None else self._masks_for(allowed_ids)
+        for number, (segment, seg_postings) in enumerate(zip(self._segments, postings)):
             scores = np.zeros(len(segment.ids), dtype=np.float32)
+            norm = segment.length_norm(self._avg_len)
             for weight, (rows, tf) in zip(idf, seg_postings):
                 if len(rows):
                     tf = tf.astype(np.float32)
-                    norm = K1 * ((1 - B) + B * segment.lengths[rows] / self._avg_len)
-                    scores[rows] += np.float32(weight) * tf / (norm + tf)
-            if allowed_ids is not None:
-                keep = segment.rows_of(allowed_ids)
-                masked = np.zeros_like(scores)
-                masked[keep] = scores[keep]
-                scores = masked
+                    scores[rows] += np.float32(weight) * tf / (norm[rows] + tf)
             hit = np.flatnonzero(scores > 0)
+            if masks is not None:  # before ranking: only allowed rows compete for the top k
+                hit = hit[masks[number][hit]] if masks[number] is not None else \
+                    hit[_members(segment.ids[hit], allowed_ids)]
             if len(hit) > k:
                 hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
             candidates.append((scores[hit], segment.ids[hit]))
@@ -286,6 +312,24 @@ class BM25KeywordIndex:
         ids = np.concatenate([c[1] for c in candidates])
         order = np.lexsort((ids, -scores))[:k]
         return scores[order].astype(np.float32), ids[order]
+
+    def _masks_for(self, allowed_ids: np.ndarray) -> list[np.ndarray | None]:
+        """Row masks per segment for a shared allowed set (read-only arrays: the searcher's cached
+        sets, reused across requests), built once; for other sets, None = test the matches only."""
+        if allowed_ids.flags.writeable:
+            return [None] * len(self._segments)
+        key = id(allowed_ids)
+        with self._mask_lock:
+            cached = self._mask_cache.get(key)
+            if cached is not None and cached[0] is allowed_ids:
+                self._mask_cache.move_to_end(key)
+                return cached[1]
+        masks = [segment.allowed_rows(allowed_ids) for segment in self._segments]
+        with self._mask_lock:
+            self._mask_cache[key] = (allowed_ids, masks)  # holding the array keeps its id unique
+            while len(self._mask_cache) > _MASK_CACHE:
+                self._mask_cache.popitem(last=False)
+        return masks
 
     # -- files ----------------------------------------------------------------------------------
 

@@ -155,7 +155,7 @@ class Searcher:
             query = query.where(Document.id.in_(sorted(allowed_document_ids)))
         if access is not None:
             query = query.where(access.condition)
-        ids = np.fromiter(session.scalars(query), dtype=np.int64)
+        ids = np.sort(np.fromiter(session.scalars(query), dtype=np.int64))  # sorted once, not per search
         ids.setflags(write=False)  # shared by concurrent requests through the cache
         return ids
 

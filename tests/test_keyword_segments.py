@@ -81,12 +81,18 @@ def test_allowed_ids_filter_before_ranking(scifact):
     ids = sorted(texts)[:300]
     index = _add(_add(BM25KeywordIndex(), texts, ids[:150]), texts, ids[150:])
     allowed = np.array(ids[::7][::-1] + [5, 999_999], dtype=np.int64)  # unsorted, with unknown ids
+    shared = np.sort(allowed)
+    shared.setflags(write=False)  # like the searcher's cached sets: row masks are built once and reused
+    index = index.updated(np.zeros(0, dtype=np.int64), [], np.array(ids[::14]))  # tombstones stay out too
     for query in queries[:10]:
         full = _ours(index, query)
-        filtered = _ours(index, query, allowed)
-        assert filtered == {i: s for i, s in full.items() if i in set(allowed.tolist())}
-        top3 = index.search(query, 3, allowed)[1].tolist()
-        assert top3 == list(filtered)[:3]  # the top of the allowed set, not the allowed part of a top
+        expected = {i: s for i, s in full.items() if i in set(allowed.tolist())}
+        for variant in (allowed, shared, shared):
+            filtered = _ours(index, query, variant)
+            assert filtered == expected
+            top3 = index.search(query, 3, variant)[1].tolist()
+            assert top3 == list(filtered)[:3]  # the top of the allowed set, not the allowed part of a top
+    assert not set(ids[::14]) & set(index.search(queries[0], 300, shared)[1].tolist())
     assert index.search(queries[0], 5, np.array([1, 2], dtype=np.int64))[1].tolist() == []
 
 
