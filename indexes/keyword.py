@@ -51,7 +51,7 @@ def _hash_terms(terms: Iterable[str]) -> np.ndarray:
                         for t in terms), dtype=np.uint64)
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the fields are arrays
 class Segment:
     """Immutable once written. Rows are sorted by chunk id; `terms` sorted; postings per term in CSR."""
 
