@@ -357,7 +357,8 @@ class BM25KeywordIndex:
         target = folder / cls.FOLDER
         meta = json.loads((target / "meta.json").read_text())
         if meta.get("format") != FORMAT:
-            raise IndexUnavailableError(f"keyword index format {meta.get('format')}, expected {FORMAT}: run `rag reindex`")
+            raise IndexUnavailableError("the keyword index was written by another version of private-rag: "
+                                        "run `rag reindex` (or ingest) to rebuild it")
         segments = []
         for entry in meta["segments"]:
             tomb = target / f"{entry['name']}.deleted.npy"
