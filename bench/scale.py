@@ -107,8 +107,8 @@ def keyword_bench(n: int, claims: list[str], tmp: Path, say) -> dict:  # noqa: A
 
     from indexes.keyword import BM25KeywordIndex, Segment, tokenize
 
-    docs = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
-    texts = synthetic_texts([f"{d['title']} {d['text']}" for d in docs], n)
+    abstracts = [f"{d['title']} {d['text']}" for d in map(json.loads, (SCIFACT / "corpus.jsonl").read_text().splitlines())]
+    texts = synthetic_texts(abstracts, n)
     ids = np.arange(n, dtype=np.int64) + 1
     t = time.perf_counter()
     index = BM25KeywordIndex.build(ids, texts)
@@ -129,7 +129,7 @@ def keyword_bench(n: int, claims: list[str], tmp: Path, say) -> dict:  # noqa: A
         f"{whole_build_s:.1f} s ({whole_bytes / 2**20:,.0f} MiB)")
 
     rng = np.random.default_rng(3)
-    new_texts = synthetic_texts([f"{d['title']} {d['text']}" for d in docs], 1000, seed=4)
+    new_texts = synthetic_texts(abstracts, 1000, seed=4)
     loaded = BM25KeywordIndex.load(tmp / "kw")
     t = time.perf_counter()
     updated = loaded.updated(np.arange(n + 1, n + 1001, dtype=np.int64), new_texts,

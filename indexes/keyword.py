@@ -74,8 +74,8 @@ class Segment:
     def length_norm(self, avg_len: float) -> np.ndarray:
         """k1 (1 - b + b len/avg) per row, float32: computed once per generation, not per posting."""
         if self._norm is None or self._norm[0] != avg_len:
-            norm = (K1 * ((1 - B) + B * np.asarray(self.lengths, dtype=np.float32) / np.float32(avg_len)))
-            self._norm = (avg_len, norm.astype(np.float32))
+            lengths = np.asarray(self.lengths, dtype=np.float32)
+            self._norm = (avg_len, K1 * ((1 - B) + B * lengths / np.float32(avg_len)))
         return self._norm[1]
 
     @property
@@ -89,10 +89,8 @@ class Segment:
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Live rows holding the given chunk ids (sorted ids in, sorted rows out; others ignored)."""
-        pos = np.searchsorted(self.ids, ids)
-        inside = pos < len(self.ids)
-        pos = pos[inside]
-        pos = pos[self.ids[pos] == ids[inside]]
+        pos, found = _find(self.ids, ids)
+        pos = pos[found]
         return pos if self.alive is None else pos[self.alive[pos]]
 
     def allowed_rows(self, sorted_allowed: np.ndarray) -> np.ndarray:
@@ -201,12 +199,12 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def _members(ids: np.ndarray, sorted_allowed: np.ndarray) -> np.ndarray:
-    """Which of `ids` are in `sorted_allowed` (cost grows with the matches, not the corpus)."""
-    if not len(sorted_allowed):
-        return np.zeros(len(ids), dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_allowed, ids), len(sorted_allowed) - 1)
-    return sorted_allowed[pos] == ids
+def _find(sorted_values: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position of each value in `sorted_values`, whether it is there)."""
+    if not len(sorted_values):
+        return np.zeros(len(values), dtype=np.int64), np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return pos, sorted_values[pos] == values
 
 
 _EMPTY_ROWS = np.zeros(0, dtype=np.int32)
@@ -220,7 +218,7 @@ class BM25KeywordIndex:
     FOLDER = "keyword"
 
     def __init__(self, segments: Sequence[Segment] = (), *, next_segment: int = 1) -> None:
-        self._segments = [s for s in segments if s.live]
+        self._segments = list(segments)  # `updated` drops segments with no live rows
         self._next = next_segment
         self._docs = sum(s.live for s in self._segments)
         self._avg_len = (sum(s.live_length for s in self._segments) / self._docs) if self._docs else 0.0
@@ -304,7 +302,7 @@ class BM25KeywordIndex:
             hit = np.flatnonzero(scores > 0)
             if masks is not None:  # before ranking: only allowed rows compete for the top k
                 hit = hit[masks[number][hit]] if masks[number] is not None else \
-                    hit[_members(segment.ids[hit], allowed_ids)]
+                    hit[_find(allowed_ids, segment.ids[hit])[1]]  # cost grows with the matches
             if len(hit) > k:
                 hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
             candidates.append((scores[hit], segment.ids[hit]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 from sqlalchemy import Engine, select
@@ -56,24 +57,31 @@ def _db_ids(session: Session) -> np.ndarray:
     return np.fromiter(session.scalars(select(Chunk.id).order_by(Chunk.id)), dtype=np.int64)
 
 
-def _texts(session: Session, ids: np.ndarray) -> list[str]:
-    """Texts of the given chunks, in their order: only what the keyword index must tokenise."""
-    text_of: dict[int, str] = {}
+def _column_of(session: Session, column, ids: np.ndarray) -> Iterator[tuple[int, Any]]:  # noqa: ANN001
+    """(chunk id, value) for the given chunks, in batches of ids (order not kept)."""
     for start in range(0, len(ids), _FETCH):
         batch = [int(i) for i in ids[start : start + _FETCH]]
-        rows = session.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(batch)))
-        text_of.update((chunk_id, text) for chunk_id, text in rows)
+        for chunk_id, value in session.execute(select(Chunk.id, column).where(Chunk.id.in_(batch))):
+            yield chunk_id, value
+
+
+def _texts(session: Session, ids: np.ndarray) -> list[str]:
+    """Texts of the given chunks, in their order: only what the keyword index must tokenise."""
+    text_of = dict(_column_of(session, Chunk.text, ids))
     return [text_of[int(i)] for i in ids]
 
 
 def _embeddings(session: Session, ids: np.ndarray, dim: int) -> np.ndarray:
     out = np.empty((len(ids), dim), dtype=np.float32)
     row_of = {int(i): n for n, i in enumerate(ids)}
-    for start in range(0, len(ids), _FETCH):
-        batch = [int(i) for i in ids[start : start + _FETCH]]
-        for chunk_id, blob in session.execute(select(Chunk.id, Chunk.embedding).where(Chunk.id.in_(batch))):
-            out[row_of[chunk_id]] = np.frombuffer(blob, dtype="<f4")
+    for chunk_id, blob in _column_of(session, Chunk.embedding, ids):
+        out[row_of[chunk_id]] = np.frombuffer(blob, dtype="<f4")
     return out
+
+
+def _diff(have: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids to remove, ids to add) to turn `have` into `want`; both hold unique ids."""
+    return np.setdiff1d(have, want, assume_unique=True), np.setdiff1d(want, have, assume_unique=True)
 
 
 def stored_dim(factory: sessionmaker[Session]) -> int | None:
@@ -99,11 +107,9 @@ def load_keyword(store: GenerationStore, manifest: Manifest | None) -> BM25Keywo
         return BM25KeywordIndex()
 
 
-def _update_keyword(session: Session, keyword: BM25KeywordIndex, db_ids: np.ndarray) -> BM25KeywordIndex:
+def _update_keyword(session: Session, keyword: BM25KeywordIndex, to_add: np.ndarray,
+                    to_remove: np.ndarray) -> BM25KeywordIndex:
     """Tokenise only the chunks the keyword index lacks, in batches (bounded memory on a rebuild)."""
-    have = keyword.ids()
-    to_remove = np.setdiff1d(have, db_ids, assume_unique=True)
-    to_add = np.setdiff1d(db_ids, have, assume_unique=True)
     if not len(to_add):
         return keyword.updated(to_add, [], to_remove) if len(to_remove) else keyword
     for start in range(0, len(to_add), _TOKENIZE_BATCH):
@@ -160,12 +166,11 @@ def publish(
             db_ids = _db_ids(session)
             kind, restructure = _wanted_kind(vector, len(db_ids), ann)
             have = vector.ids()
-            to_remove = np.setdiff1d(have, db_ids, assume_unique=True)
-            to_add = np.setdiff1d(db_ids, have, assume_unique=True)
+            to_remove, to_add = _diff(have, db_ids)
+            keyword_remove, keyword_add = _diff(keyword.ids(), db_ids)
             watermark = watermark_of(db_ids)
-            keyword_current = len(keyword) == len(db_ids) and np.array_equal(keyword.ids(), db_ids)
             if current is not None and not rebuild and not restructure and current.watermark == watermark \
-                    and not len(to_add) and not len(to_remove) and keyword_current:
+                    and not len(to_add) and not len(to_remove) and not len(keyword_add) and not len(keyword_remove):
                 return PublishResult(current, 0, 0, changed=False)
             if restructure or rebuild:
                 to_add, to_remove = db_ids, have
@@ -178,7 +183,7 @@ def publish(
             else:
                 vector.remove(to_remove)
                 vector.add(to_add, _embeddings(session, to_add, dim))
-            keyword = _update_keyword(session, keyword, db_ids)
+            keyword = _update_keyword(session, keyword, keyword_add, keyword_remove)
 
         def write(folder: Path) -> None:
             vector.save(folder)
