@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import require
 from api.schemas import DocumentOut, DocumentPatch, KeyIn, KeyOut, UserIn, UserOut, UserPatch
-from rag.access import access_scope
-from rag.auth import keys as key_store
+from rag import documents, users
 from rag.auth.principal import Principal
-from rag.db.models import ApiKey, Collection, Document, User, utcnow
-from rag.errors import NotFoundError
+from rag.db.models import ApiKey, Document, User
 
 
 def user_out(user: User) -> UserOut:
@@ -20,10 +19,13 @@ def user_out(user: User) -> UserOut:
                    disabled=user.disabled)
 
 
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
 def key_out(key: ApiKey, plaintext: str | None = None) -> KeyOut:
-    iso = lambda t: t.isoformat() if t else None  # noqa: E731
-    return KeyOut(id=key.id, user=key.user.name, name=key.name, prefix=key.prefix, created_at=iso(key.created_at),
-                  last_used_at=iso(key.last_used_at), revoked_at=iso(key.revoked_at), key=plaintext)
+    return KeyOut(id=key.id, user=key.user.name, name=key.name, prefix=key.prefix, created_at=_iso(key.created_at),
+                  last_used_at=_iso(key.last_used_at), revoked_at=_iso(key.revoked_at), key=plaintext)
 
 
 def document_out(doc: Document) -> DocumentOut:
@@ -41,75 +43,50 @@ def build_router(factory: sessionmaker[Session]) -> APIRouter:
     def create_user(body: UserIn) -> UserOut:
         """Create a user (employee, admin or auditor) with groups; then give them a key."""
         with factory() as s:
-            user = key_store.add_user(s, body.name, body.role, body.groups)
-            s.commit()
+            user, _ = users.create_user(s, body.name, body.role, body.groups)
             return user_out(user)
 
     @router.get("/v1/users", response_model=list[UserOut], dependencies=[Manage])
     def list_users() -> list[UserOut]:
         with factory() as s:
-            return [user_out(u) for u in s.scalars(select(User).order_by(User.name))]
+            return [user_out(u) for u in users.list_users(s)]
 
     @router.patch("/v1/users/{name}", response_model=UserOut, dependencies=[Manage])
     def update_user(name: str, body: UserPatch) -> UserOut:
         """Change groups or disable a user: effective on their next request."""
         with factory() as s:
-            user = key_store.get_user(s, name)
-            if body.groups is not None:
-                user.groups = key_store.groups_named(s, body.groups)
-            if body.disabled is not None:
-                user.disabled = body.disabled
-            s.commit()
-            return user_out(user)
+            return user_out(users.update_user(s, name, groups=body.groups, disabled=body.disabled))
 
     @router.post("/v1/users/{name}/keys", status_code=201, response_model=KeyOut, dependencies=[Manage])
     def create_key(name: str, body: KeyIn | None = None) -> KeyOut:
         """A new API key for the user. The key is in this response only; store it now."""
         with factory() as s:
-            key, plaintext = key_store.create_key(s, key_store.get_user(s, name), body.name if body else None)
-            s.commit()
+            key, plaintext = users.issue_key(s, name, body.name if body else None)
             return key_out(key, plaintext)
 
     @router.get("/v1/keys", response_model=list[KeyOut], dependencies=[Manage])
     def list_keys() -> list[KeyOut]:
         with factory() as s:
-            return [key_out(k) for k in s.scalars(select(ApiKey).order_by(ApiKey.id))]
+            return [key_out(k) for k in users.list_keys(s)]
 
     @router.delete("/v1/keys/{key_id}", response_model=KeyOut, dependencies=[Manage])
     def revoke_key(key_id: int) -> KeyOut:
         """Revoke a key: refused from the next request on."""
         with factory() as s:
-            key = key_store.revoke_key(s, key_id)
-            s.commit()
-            return key_out(key)
+            return key_out(users.revoke_key(s, key_id))
 
     @router.get("/v1/documents", response_model=list[DocumentOut], tags=["query"])
     def list_documents(principal: Principal = Ask, collection: str | None = None,
                        limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0)) -> list[DocumentOut]:
         """Documents the caller may read (admins: all), with their groups and labels."""
         with factory() as s:
-            query = select(Document).join(Collection)
-            scope = access_scope(principal)
-            if scope is not None:
-                query = query.where(scope.condition)
-            if collection:
-                query = query.where(Collection.name == collection)
-            docs = s.scalars(query.order_by(Document.id).limit(limit).offset(offset)).all()
-            return [document_out(d) for d in docs]
+            return [document_out(d) for d in documents.readable(s, principal, collection=collection, limit=limit,
+                                                                offset=offset)]
 
     @router.patch("/v1/documents/{document_id}", response_model=DocumentOut, dependencies=[Manage])
     def update_document(document_id: int, body: DocumentPatch) -> DocumentOut:
         """Change who may read a document, or its label, without re-embedding; effective at once."""
         with factory() as s:
-            doc = s.get(Document, document_id)
-            if doc is None:
-                raise NotFoundError(f"no document {document_id}")
-            if body.groups is not None:
-                doc.groups = key_store.groups_named(s, body.groups)
-            if body.label is not None:
-                doc.label = body.label
-            doc.updated_at = utcnow()  # an access change: cached allowed sets are recomputed
-            s.commit()
-            return document_out(doc)
+            return document_out(documents.relabel(s, document_id, groups=body.groups, label=body.label))
 
     return router

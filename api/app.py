@@ -6,55 +6,33 @@ exactly one audit record before its response leaves; when that write fails the r
 replaced by a 503 and the answer is withheld.
 """
 
-import json
 import logging
 import time
 import uuid
-from pathlib import Path
+from typing import Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from api import admin_routes, audit_routes, openai_routes, query_routes, routing_routes
+from api import admin_routes, audit_routes, ingest_routes, openai_routes, query_routes, routing_routes
 from api.auth import Authenticator, require
 from api.errors import classify
 from api.metrics import Metrics
-from api.schemas import ErrorResponse, FileError, IngestRequest, JobStatus
+from api.schemas import ErrorResponse
 from api.services import QueryServices
-from ingest import jobs
-from ingest.discovery import check_within_roots
-from rag.audit import AuditEntry, AuditLog, AuditUnavailableError, resolve_key
-from rag.db.models import IngestionJob, JobFile
+from rag.audit import AuditEntry, HashChainAuditLog, question_from_body, resolve_key
 from rag.db.session import make_engine, make_sessionmaker, migrate
-from rag.embedder import Embedder
-from rag.errors import NotFoundError, RagError
-from rag.generators.base import Generator
+from rag.errors import AuditUnavailableError, RagError
+from rag.protocols import Embedder, Generator
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 AUDITED = frozenset({"/v1/search", "/v1/query", "/v1/chat/completions", "/v1/route/explain"})
-_QUESTION_CHARS = 10_000
 MAX_BODY_BYTES = 1_000_000  # questions are capped far below this; bigger bodies are refused unread
-
-
-def _question_of(body: bytes) -> str | None:
-    """Best effort, for requests refused before their body was validated."""
-    try:
-        data = json.loads(body or b"null")
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    value = data.get("question") or data.get("query")
-    if value is None and isinstance(data.get("messages"), list):
-        users = [m.get("content") for m in data["messages"] if isinstance(m, dict) and m.get("role") == "user"]
-        value = users[-1] if users else None
-    return value[:_QUESTION_CHARS] if isinstance(value, str) else None
 
 
 def create_app(settings: Settings, *, embedder: Embedder | None = None, generator: Generator | None = None) -> FastAPI:
@@ -62,7 +40,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     engine = make_engine(settings)
     migrate(engine)
     factory = make_sessionmaker(engine)
-    audit_log = AuditLog(factory, resolve_key(settings))  # refuses to start without a proper key in production
+    audit_log = HashChainAuditLog(factory, resolve_key(settings))  # refuses to start without a proper key in production
     app = FastAPI(
         title="private-rag", version="0.1.0", openapi_url=None, docs_url=None, redoc_url=None,
         responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
@@ -78,10 +56,6 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     app.state.audit_log = audit_log
     app.state.authenticator = Authenticator(settings, factory)
 
-    def session() -> Session:
-        with factory() as s:
-            yield s
-
     Manage = Depends(require("manage"))
 
     def error(request: Request, status: int, code: str, message: str) -> JSONResponse:
@@ -92,7 +66,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
         return JSONResponse({"error": {"code": code, "message": message}, "request_id": rid}, status_code=status)
 
     @app.middleware("http")
-    async def request_context(request: Request, call_next):  # noqa: ANN001, ANN202
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         given = request.headers.get("x-request-id", "")
         rid = given if given.isascii() and 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
         request.state.request_id = rid
@@ -106,7 +80,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
             response = error(request, 413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
         else:
             if entry is not None:
-                entry.question = _question_of(await request.body())
+                entry.question = question_from_body(await request.body())
             response = await call_next(request)
         if entry is not None:
             principal = getattr(request.state, "principal", None)
@@ -163,7 +137,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
             with factory() as s:
                 s.execute(text("SELECT 1"))
             checks["database"] = "ok"
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - readiness reports any failure as a state, never raises
             checks["database"], ok = "unreachable", False
         try:
             snapshot = services.answerer.searcher.live.get()
@@ -172,7 +146,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
             checks["index"], ok = f"unavailable: {exc}", False
         try:
             generator_ok = services.answerer.generator.ready()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - readiness reports any failure as a state, never raises
             generator_ok = False
         if generator_ok:
             checks["generator"] = "ok"
@@ -187,40 +161,13 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
         """Prometheus text format: requests and latency by route, retrieval and generation time, tokens."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/ingest/jobs", status_code=202, response_model=JobStatus, dependencies=[Manage], tags=["admin"])
-    def create_ingest_job(body: IngestRequest, s: Session = Depends(session)) -> JobStatus:
-        """Queue an ingestion job for the workers. Paths outside RAG_INGEST_ROOTS are refused (403)."""
-        target = check_within_roots(Path(body.path), settings.ingest_roots)
-        if not target.exists():
-            raise NotFoundError("path not found inside the ingest roots")
-        job = jobs.create_job(s, str(target), body.collection, body.groups, body.label)
-        return _status(s, job)
-
-    @app.get("/v1/ingest/jobs/{job_id}", response_model=JobStatus, dependencies=[Manage], tags=["admin"])
-    def get_ingest_job(job_id: int, s: Session = Depends(session)) -> JobStatus:
-        """A job's state, its counts so far, and the files that failed with their reasons."""
-        job = s.get(IngestionJob, job_id)
-        if job is None:
-            raise NotFoundError(f"no ingestion job {job_id}")
-        return _status(s, job)
-
     app.include_router(query_routes.build_router(settings, services, metrics))
     app.include_router(openai_routes.build_router(settings, services, metrics))
+    app.include_router(ingest_routes.build_router(settings, factory))
     app.include_router(admin_routes.build_router(factory))
     app.include_router(routing_routes.build_router(settings, services, factory))
     app.include_router(audit_routes.build_router(factory, audit_log))
     return app
-
-
-def _status(s: Session, job: IngestionJob) -> JobStatus:
-    failed = s.scalars(select(JobFile).where(JobFile.job_id == job.id, JobFile.status == "failed").limit(1000))
-    return JobStatus(
-        job_id=job.id, state=job.state, path=job.path, collection=job.collection, files_total=job.files_total,
-        files_seen=job.files_seen, files_indexed=job.files_indexed, files_unchanged=job.files_unchanged,
-        files_deleted=job.files_deleted, files_failed=job.files_failed, chunks_added=job.chunks_added,
-        chunks_removed=job.chunks_removed, error=job.error,
-        errors=[FileError(path=f.path, error=f.error or "") for f in failed],
-    )
 
 
 def app_from_env() -> FastAPI:

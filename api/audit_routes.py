@@ -9,14 +9,14 @@ from typing import Iterator, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy import String, cast, or_, select
+from sqlalchemy import Select, String, cast, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import require
 from api.schemas import AuditPage, AuditRecordOut
-from rag.audit import AuditLog
 from rag.db.models import AuditRecord
 from rag.errors import NotFoundError
+from rag.protocols import AuditLog
 
 EXPORT_FIELDS = list(AuditRecordOut.model_fields)
 
@@ -37,7 +37,7 @@ class AuditFilters:
         self.user, self.group, self.since, self.until = user, group, since, until
         self.route, self.status, self.text = route, status, text
 
-    def apply(self, query):  # noqa: ANN001, ANN201
+    def apply(self, query: Select) -> Select:
         if self.user:
             query = query.where(AuditRecord.principal == self.user)
         if self.group:
@@ -81,13 +81,14 @@ def build_router(factory: sessionmaker[Session], audit_log: AuditLog) -> APIRout
         return record_out(record)
 
     @router.get("/v1/audit/export")
-    def export(format: Literal["jsonl", "csv"] = "jsonl", filters: AuditFilters = Depends()) -> StreamingResponse:  # noqa: A002
+    def export(fmt: Literal["jsonl", "csv"] = Query(default="jsonl", alias="format"),
+               filters: AuditFilters = Depends()) -> StreamingResponse:
         """All matching records, oldest first, streamed (JSON lines or CSV)."""
 
         def rows() -> Iterator[str]:
             with factory() as s:
                 records = s.scalars(filters.apply(select(AuditRecord)).order_by(AuditRecord.seq)).yield_per(500)
-                if format == "csv":
+                if fmt == "csv":
                     buffer = io.StringIO()
                     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
                     writer.writeheader()
@@ -104,9 +105,9 @@ def build_router(factory: sessionmaker[Session], audit_log: AuditLog) -> APIRout
                     for r in records:
                         yield json.dumps(record_out(r).model_dump(), ensure_ascii=False) + "\n"
 
-        media = "text/csv" if format == "csv" else "application/x-ndjson"
+        media = "text/csv" if fmt == "csv" else "application/x-ndjson"
         return StreamingResponse(rows(), media_type=media,
-                                 headers={"Content-Disposition": f'attachment; filename="audit.{format}"'})
+                                 headers={"Content-Disposition": f'attachment; filename="audit.{fmt}"'})
 
     @router.get("/v1/audit/verify")
     def verify() -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from rag.types import Answer
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -23,7 +25,7 @@ class Metrics:
         self.answers = Counter("rag_answers", "Answers by status and backend; fallback marks extractive fallbacks",
                                ["status", "backend", "fallback"], registry=self.registry)
 
-    def observe_answer(self, answer) -> None:  # noqa: ANN001 - rag.answering.Answer
+    def observe_answer(self, answer: Answer) -> None:
         self.retrieval.observe(answer.timings_ms.get("retrieval", 0.0) / 1000)
         self.generation.labels(answer.backend).observe(answer.timings_ms.get("generation", 0.0) / 1000)
         self.tokens.labels("prompt", answer.backend).inc(answer.usage.prompt_tokens)

@@ -18,13 +18,15 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
 from api.metrics import Metrics
-from api.query_routes import ERRORS, answer_json, audit_answer, check_question, collect
+from api.query_routes import ERRORS, answer_json, collect
 from api.schemas import ChatCompletionOut, ChatRequest
 from api.services import QueryServices
-from rag.answering import Answer
+from rag.audit import AuditEntry, record_answer
 from rag.auth.principal import Principal
 from rag.errors import InvalidRequestError, NotFoundError
+from rag.service import check_question
 from rag.settings import Settings
+from rag.types import Answer
 
 MODEL_ID = "private-rag"
 
@@ -61,22 +63,23 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
         """The one model this service exposes: retrieval-augmented answers from the documents."""
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "private-rag"}]}
 
-    @router.post("/v1/chat/completions", responses={**ERRORS, 200: {"model": ChatCompletionOut}})
-    async def chat_completions(body: ChatRequest, request: Request, principal: Principal = Ask):  # noqa: ANN201
+    @router.post("/v1/chat/completions", response_model=None, responses={**ERRORS, 200: {"model": ChatCompletionOut}})
+    async def chat_completions(body: ChatRequest, request: Request, principal: Principal = Ask) -> dict | StreamingResponse:
         """OpenAI Chat Completions (streaming included); `rag` carries citations and grounding status."""
         if body.model != MODEL_ID:
             raise NotFoundError(f"model '{body.model[:100]}' does not exist; use '{MODEL_ID}' (GET /v1/models)")
         question, history = split_conversation(body)
         question = check_question(question, settings)
         rid = request.state.request_id
-        entry = getattr(request.state, "audit", None)
+        entry: AuditEntry | None = getattr(request.state, "audit", None)
         if entry is not None:
             entry.question = question
         deltas, final = await run_in_threadpool(
             collect, services, question, principal, history=history, top_k=body.top_k or settings.default_top_k,
             max_tokens=body.max_completion_tokens or body.max_tokens)
         metrics.observe_answer(final)
-        audit_answer(entry, final)
+        if entry is not None:
+            record_answer(entry, final)
         created = int(time.time())
         cid = f"chatcmpl-{rid}"
         usage = {"prompt_tokens": final.usage.prompt_tokens, "completion_tokens": final.usage.completion_tokens,
@@ -89,7 +92,7 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
                 "usage": usage, "rag": rag_extra(final, rid),
             }
 
-        def chunk(delta: dict, finish: str | None = None, **extra) -> str:  # noqa: ANN003
+        def chunk(delta: dict, finish: str | None = None, **extra: object) -> str:
             data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
             return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"

@@ -24,12 +24,11 @@ from api.schemas import (
 )
 from api.services import QueryServices
 from rag.access import access_scope
-from rag.answering import Answer, Delta
-from rag.audit import AuditEntry
+from rag.audit import AuditEntry, record_answer, record_passages
 from rag.auth.principal import Principal
-from rag.errors import InvalidRequestError, QuestionTooLongError
-from rag.search import Passage, SearchFilters
+from rag.service import check_question
 from rag.settings import Settings
+from rag.types import Answer, Delta, SearchFilters
 
 ERRORS = {status: {"model": ErrorResponse} for status in (413, 422, 503, 504)}
 
@@ -40,15 +39,6 @@ def to_filters(filters: SearchFiltersIn | None) -> SearchFilters:
     labels = filters.label if isinstance(filters.label, list) else ([filters.label] if filters.label else None)
     return SearchFilters(collection=filters.collection, path_prefix=filters.path_prefix,
                          labels=tuple(labels) if labels else None)
-
-
-def check_question(text: str, settings: Settings) -> str:
-    text = text.strip()
-    if len(text) > settings.max_question_chars:
-        raise QuestionTooLongError(f"question is {len(text)} characters; the limit is {settings.max_question_chars}")
-    if not text:
-        raise InvalidRequestError("the question is empty")
-    return text
 
 
 def answer_json(answer: Answer, request_id: str) -> dict:
@@ -68,30 +58,7 @@ def sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def audit_passages(entry: AuditEntry | None, passages: list[Passage]) -> None:
-    if entry is None:
-        return
-    entry.detail["retrieved"] = [
-        {"chunk_id": p.chunk_id, "document_id": p.document_id, "version": p.document_version,
-         "score": round(p.score, 6), "label": p.label} for p in passages]
-    entry.detail["labels"] = sorted({p.label for p in passages})
-
-
-def audit_answer(entry: AuditEntry | None, answer: Answer) -> None:
-    if entry is None:
-        return
-    audit_passages(entry, answer.passages)
-    entry.answer = answer.answer
-    entry.detail.update({
-        "model": answer.model, "backend": answer.backend, "status": answer.status, "grounded": answer.grounded,
-        "fallback": answer.fallback, "route": answer.route.public(),
-        "citations": [{"n": c.n, "chunk_id": c.chunk_id, "document_id": c.document_id} for c in answer.citations],
-        "tokens": {"prompt": answer.usage.prompt_tokens, "completion": answer.usage.completion_tokens},
-        "timings_ms": answer.timings_ms, "dropped_sentences": answer.dropped_sentences,
-    })
-
-
-def collect(services: QueryServices, question: str, principal: Principal, **kwargs) -> tuple[list[str], Answer]:  # noqa: ANN003
+def collect(services: QueryServices, question: str, principal: Principal, **kwargs: object) -> tuple[list[str], Answer]:
     """The whole answer, checked, before anything is sent: a response leaves only after its audit
     record is written (the audit middleware withholds it otherwise), streaming included."""
     deltas, final = [], None
@@ -115,8 +82,9 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
         result = services.answerer.searcher.search(query, body.top_k, to_filters(body.filters),
                                                    access=access_scope(principal))
         metrics.retrieval.observe((result.embed_ms + result.search_ms) / 1000)
-        entry = getattr(request.state, "audit", None)
-        audit_passages(entry, result.passages)
+        entry: AuditEntry | None = getattr(request.state, "audit", None)
+        if entry is not None:
+            record_passages(entry, result.passages)
         return SearchResponse(
             request_id=request.state.request_id, generation=result.generation,
             results=[SearchResultItem(chunk_id=p.chunk_id, document_id=p.document_id, path=p.path, title=p.title,
@@ -129,7 +97,7 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
         **ERRORS, 200: {"content": {"text/event-stream": {"description": "With stream: `event: delta` "
                         "(data {text}) per grounded sentence, then `event: final` (data: the QueryResponse), "
                         "or `event: error` (data: an error body)"}}}})
-    async def query(body: QueryRequest, request: Request, principal: Principal = Ask):  # noqa: ANN201
+    async def query(body: QueryRequest, request: Request, principal: Principal = Ask) -> dict | StreamingResponse:
         """Answer a question from the documents the caller may read, with [n] citations checked
         against the passages."""
         question = check_question(body.question, settings)
@@ -138,7 +106,9 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
             filters=to_filters(body.filters), max_tokens=body.max_tokens)
         rid = request.state.request_id
         metrics.observe_answer(final)
-        audit_answer(getattr(request.state, "audit", None), final)
+        entry: AuditEntry | None = getattr(request.state, "audit", None)
+        if entry is not None:
+            record_answer(entry, final)
         payload = answer_json(final, rid)
         if not (body.stream or "text/event-stream" in request.headers.get("accept", "")):
             return payload

@@ -6,12 +6,13 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import require
-from api.query_routes import ERRORS, check_question, to_filters
+from api.query_routes import ERRORS, to_filters
 from api.schemas import RouteExplainRequest
 from api.services import QueryServices
-from rag.auth.keys import principal_of
 from rag.auth.principal import Principal
+from rag.service import check_question, explain_route
 from rag.settings import Settings
+from rag.users import principal_of
 
 
 def build_router(settings: Settings, services: QueryServices, factory: sessionmaker[Session]) -> APIRouter:
@@ -21,8 +22,6 @@ def build_router(settings: Settings, services: QueryServices, factory: sessionma
     def explain(body: RouteExplainRequest, request: Request, principal: Principal = Depends(require("manage"))) -> dict:
         """Retrieve as `user` (default: the calling admin) and return the router's decision: target,
         rule, reason, detectors, labels and which passages would be sent. Nothing is generated or sent."""
-        from rag.service import explain_route
-
         question = check_question(body.question, settings)
         subject = principal
         if body.user:

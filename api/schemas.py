@@ -1,17 +1,20 @@
-"""Request and response bodies of the admin ingestion API."""
+"""Request and response bodies of every route: the API's contract, in one module."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from rag.auth.principal import Role
+from rag.types import JOB_COUNTERS, JobState, Label
 
 
 class IngestRequest(BaseModel):
     path: str = Field(description="Folder or file to ingest; must lie inside RAG_INGEST_ROOTS", min_length=1)
     collection: str = Field(default="default", min_length=1, max_length=200)
     groups: list[str] | None = Field(default=None, description="Groups allowed to read the documents; null keeps existing")
-    label: Literal["public", "internal", "confidential", "restricted"] | None = None
+    label: Label | None = None
 
 
 class FileError(BaseModel):
@@ -19,19 +22,15 @@ class FileError(BaseModel):
     error: str
 
 
-class JobStatus(BaseModel):
+# the counters of rag.types.JobCounts, as fields
+_JobCountsOut = create_model("JobCountsOut", **{name: (int, 0) for name in JOB_COUNTERS})  # type: ignore[call-overload]
+
+
+class JobStatus(_JobCountsOut):  # type: ignore[misc, valid-type]
     job_id: int
-    state: Literal["queued", "running", "succeeded", "failed"]
+    state: JobState
     path: str
     collection: str
-    files_total: int
-    files_seen: int
-    files_indexed: int
-    files_unchanged: int
-    files_deleted: int
-    files_failed: int
-    chunks_added: int
-    chunks_removed: int
     error: str | None = None
     errors: list[FileError] = Field(default_factory=list)
 
@@ -47,9 +46,6 @@ class ErrorResponse(BaseModel):
 
 
 # --- query side -------------------------------------------------------------------------------
-
-Label = Literal["public", "internal", "confidential", "restricted"]
-
 
 class SearchFiltersIn(BaseModel):
     collection: str | None = Field(default=None, description="Only documents of this collection")
@@ -194,9 +190,6 @@ class ChatCompletionOut(BaseModel):
 
 
 # --- identity, documents, audit -----------------------------------------------------------------
-
-Role = Literal["employee", "admin", "auditor"]
-
 
 class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._@-]+$")

@@ -7,8 +7,7 @@ import threading
 from sqlalchemy.orm import Session, sessionmaker
 
 from rag.answering import QuestionAnswerer
-from rag.embedder import Embedder
-from rag.generators.base import Generator
+from rag.protocols import Embedder, Generator
 from rag.settings import Settings
 
 

@@ -33,8 +33,8 @@ def main() -> None:
 
     from sqlalchemy import func, select
 
-    from ingest import jobs
     from ingest.pipeline import Ingestor
+    from rag import jobs
     from rag.db.models import Chunk, JobFile
     from rag.db.session import make_engine, make_sessionmaker, migrate
     from rag.embedder import load_embedder

@@ -79,13 +79,12 @@ def build_corpus(source_db: str, target: Path, copies: int) -> int:
 
 
 def make_key(data_dir: Path, role: str) -> str:
-    from rag.auth import keys
+    from rag import users
     from rag.db.session import make_engine, make_sessionmaker
     from rag.settings import Settings
 
     with make_sessionmaker(make_engine(Settings(data_dir=data_dir, _env_file=None)))() as s:
-        _, plaintext = keys.create_key(s, keys.add_user(s, f"bench-{role}", role, ["bench"]))
-        s.commit()
+        _, plaintext = users.create_user(s, f"bench-{role}", role, ["bench"], with_key=True)
     return plaintext
 
 
@@ -133,7 +132,7 @@ def main() -> None:
         employee_key = make_key(tmp / "data", "employee")
         env = {**os.environ, "RAG_DATA_DIR": str(tmp / "data"), "RAG_GENERATOR": "extractive", "RAG_MODE": "development"}
         env.pop("RAG_DATABASE_URL", None)
-        server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)], env=env,
+        server = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:

@@ -5,7 +5,7 @@
 Same run, same machine, SciFact test claims with their top-5 passages (real abstracts chunked by
 the packaged tokenizer's window, looked up by BM25 in memory):
   - baseline: embedding the question with the packaged MiniLM (the cheapest step every query pays);
-  - decision: Router.decide over the question and its 5 passages (all detectors on every text,
+  - decision: PolicyRouter.decide over the question and its 5 passages (all detectors on every text,
     labels from an in-memory lookup), with escalation enabled;
   - outbound scan: the transport's final scan of a request body built from the same prompt.
 Not a test: compare numbers only within one run.
@@ -32,10 +32,10 @@ def main() -> None:
     from rag.auth.principal import Principal
     from rag.embedder import load_embedder
     from rag.prompting import build_prompt
-    from rag.routing import Router
-    from rag.search import Passage
+    from rag.routing import PolicyRouter
     from rag.sensitivity import Scanner, default_detectors
     from rag.settings import EscalationSettings, Settings
+    from rag.types import Passage
 
     docs = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
     texts = [f"{d['title']} {d['text']}"[:1500] for d in docs]
@@ -52,7 +52,7 @@ def main() -> None:
     policy = EscalationSettings(enabled=True, base_url="https://vendor.example/v1", model="m", groups=["*"],
                                 terms=["Bluebird", "Project Nightjar"], patterns=[r"\bACME-\d{4}\b"])
     scanner = Scanner(default_detectors(terms=policy.terms, patterns=policy.patterns), timeout_s=5)
-    router = Router(policy, scanner, Labels())
+    router = PolicyRouter(policy, scanner, Labels())
     user = Principal("bench", "employee", ("staff",))
     embedder = load_embedder(Settings(_env_file=None))
     embedder.embed(["warm up"])

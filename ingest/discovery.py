@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.errors import NotFoundError, PathNotAllowedError
+from rag.errors import NotFoundError
+from rag.paths import inside
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,31 +53,17 @@ def discover(target: Path) -> Discovered:
                 dirnames.remove(name)
             elif path.is_symlink():
                 dirnames.remove(name)
-                if not _inside(path.resolve(), root):
+                if not inside(path.resolve(), root):
                     skipped.append((path, "symlink leaves the ingested folder; not followed"))
         for name in filenames:
             path = here / name
             if _hidden(name):
                 continue
             if path.is_symlink():
-                if not _inside(path.resolve(), root):
+                if not inside(path.resolve(), root):
                     skipped.append((path, "symlink leaves the ingested folder; not followed"))
                 continue
             if path.is_file():
                 files.append(path)
     files.sort()
     return Discovered(files, skipped, unreadable)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
-def check_within_roots(target: Path, roots: list[Path]) -> Path:
-    """For ingestion requested over the API: the resolved path must lie inside a configured root."""
-    resolved = target.resolve()
-    for root in roots:
-        if _inside(resolved, root.resolve()):
-            return resolved
-    raise PathNotAllowedError("path is outside the configured ingest roots")
-

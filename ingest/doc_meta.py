@@ -15,11 +15,11 @@ from pathlib import Path
 
 import yaml
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rag.db.models import Document, Group, utcnow
-from rag.labels import LABELS
+from rag.db.models import Document, Group
+from rag.documents import set_access
+from rag.types import LABELS
 
 POLICY_FILE = ".rag-access.yaml"
 
@@ -89,31 +89,9 @@ class DocMeta:
         return Policy(groups=policy.groups if policy.groups is not None else self.groups,
                       label=policy.label or self.label)
 
-    def group_objects(self, session: Session, names: tuple[str, ...] | None) -> list[Group] | None:
-        if names is None:
-            return None
-        found = {g.name: g for g in session.scalars(select(Group).where(Group.name.in_(names)))}
-        for name in names:
-            if name not in found:
-                try:
-                    with session.begin_nested():
-                        group = Group(name=name)
-                        session.add(group)
-                        session.flush()
-                        found[name] = group
-                except IntegrityError:
-                    found[name] = session.scalars(select(Group).where(Group.name == name)).one()
-        return [found[n] for n in names]
-
     def apply(self, session: Session, doc: Document) -> None:
         policy = self.for_path(doc.path)
-        if policy.label is not None:
-            doc.label = policy.label
-        groups = self.group_objects(session, policy.groups)
-        if groups is not None:
-            doc.groups = groups
-        if policy.label is not None or groups is not None:
-            doc.updated_at = utcnow()  # marks an access change: cached allowed sets are recomputed
+        set_access(session, doc, groups=policy.groups, label=policy.label)
 
     def apply_to_paths(self, session: Session, collection_id: int, paths: list[str]) -> None:
         if not paths:

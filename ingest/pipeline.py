@@ -16,21 +16,22 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexes.durable import sha256_file
-from ingest import jobs
 from ingest.discovery import discover
 from ingest.doc_meta import DocMeta
 from ingest.indexing import ann_policy, publish
 from ingest.parse_pool import ParseConfig, ParsedFile, ParsePool
 from ingest.report import JobReport, Outcome, ProgressCallback
+from rag import jobs
 from rag.db.models import Chunk, Collection, Document, IngestionJob, JobFile, utcnow
-from rag.embedder import Embedder
 from rag.errors import NotFoundError, RagError
+from rag.protocols import Embedder
 from rag.settings import Settings
-from rag.types import IngestError
+from rag.types import DEFAULT_LABEL, JOB_COUNTERS, FailedFile
+from rag.users import groups_named
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LABEL = "internal"
+
 _EMBED_SLICE = 256  # texts per embed call: small enough for steady progress, large enough to batch well
 _RECORD_EVERY = 500  # unchanged files recorded per transaction
 
@@ -62,7 +63,7 @@ class Ingestor:
             if job is None:
                 raise NotFoundError(f"no ingestion job {job_id}")
             params = (Path(job.path), job.collection, job.groups, job.label)
-        report = JobReport(job_id)
+        report = JobReport(job_id=job_id)
         try:
             self._run(report, *params, on_progress=on_progress or (lambda r: None))
         except BaseException as exc:
@@ -214,7 +215,7 @@ class Ingestor:
             policy = meta.for_path(parsed.path)
             doc = Document(collection_id=collection_id, path=parsed.path, sha256=digest, version=1, size_bytes=size,
                            label=policy.label or DEFAULT_LABEL, title=parsed.title, chunk_count=0)
-            doc.groups = meta.group_objects(session, policy.groups) or []
+            doc.groups = groups_named(session, policy.groups or ())
             session.add(doc)
             session.flush()
         else:
@@ -284,7 +285,7 @@ class Ingestor:
                 report.files_deleted += 1
             else:
                 report.files_failed += 1
-                report.errors.append(IngestError(o.path, o.error or "unknown error"))
+                report.errors.append(FailedFile(o.path, o.error or "unknown error"))
                 log.info("one file failed: %s", o.error)
             report.chunks_added += o.added
             report.chunks_removed += o.removed
@@ -298,9 +299,7 @@ class Ingestor:
                 ],
             )
         job = session.get(IngestionJob, report.job_id)
-        job.files_total = report.files_total
-        for name in ("files_seen", "files_indexed", "files_unchanged", "files_deleted", "files_failed",
-                     "chunks_added", "chunks_removed"):
+        for name in JOB_COUNTERS:
             setattr(job, name, getattr(report, name))
         job.heartbeat_at = utcnow()
 

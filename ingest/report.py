@@ -5,35 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from rag.types import IngestError
+from rag.types import FailedFile, JobCounts
 
 
 @dataclass
-class JobReport:
-    job_id: int
-    files_seen: int = 0
-    files_indexed: int = 0
-    files_unchanged: int = 0
-    files_deleted: int = 0
-    files_failed: int = 0
-    chunks_added: int = 0
-    chunks_removed: int = 0
-    errors: list[IngestError] = field(default_factory=list)
-    files_total: int = 0
+class JobReport(JobCounts):
+    """The counters of rag.types.JobCounts as a running job updates them, plus what failed."""
+
+    job_id: int = 0
+    errors: list[FailedFile] = field(default_factory=list)
     chunks_embedded: int = 0
 
     def as_json(self) -> dict:
-        return {
-            "job_id": self.job_id,
-            "files_seen": self.files_seen,
-            "files_indexed": self.files_indexed,
-            "files_unchanged": self.files_unchanged,
-            "files_deleted": self.files_deleted,
-            "files_failed": self.files_failed,
-            "chunks_added": self.chunks_added,
-            "chunks_removed": self.chunks_removed,
-            "errors": [{"path": e.path, "error": e.error} for e in self.errors],
-        }
+        """`rag ingest --json`: job_id, every counter, errors[{path, error}]."""
+        return {"job_id": self.job_id, **self.as_dict(), "errors": [{"path": e.path, "error": e.error} for e in self.errors]}
 
     @property
     def files_done(self) -> int:

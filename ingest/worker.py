@@ -10,7 +10,7 @@ import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ingest import jobs
+from ingest import queue
 from ingest.pipeline import Ingestor
 from rag.errors import RagError
 from rag.settings import Settings
@@ -35,8 +35,8 @@ class Worker:
         done = 0
         while not self._stopping:
             with self.factory() as session:
-                jobs.requeue_stale(session, self.settings.job_stale_s)
-                job = jobs.claim_next(session, self.worker_id)
+                queue.requeue_stale(session, self.settings.job_stale_s)
+                job = queue.claim_next(session, self.worker_id)
             if job is None:
                 if once:
                     break

@@ -8,61 +8,22 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Generator as Generator_
 from typing import Iterator
 
 from rag.access import AccessScope
 from rag.auth.principal import Principal
-from rag.egress import EgressBlocked
-from rag.errors import GeneratorTimeoutError, GeneratorUnavailableError
-from rag.generators.base import Generator, Usage
+from rag.errors import EgressBlocked, GenerationInterruptedError, GeneratorUnavailableError
 from rag.grounding import GroundedAnswer, GroundingChecker, SentenceGate
 from rag.lexical import content_words, split_sentences
 from rag.prompting import NOT_FOUND, build_prompt
-from rag.routing import DISABLED, RouteDecision, Router
-from rag.search import Passage, Searcher, SearchFilters
+from rag.protocols import Generator, Router
+from rag.search import Searcher
+from rag.types import DISABLED, Answer, Citation, Delta, Passage, RouteDecision, SearchFilters, Usage
 
 log = logging.getLogger(__name__)
 FALLBACK_NOTICE = "The language model is unavailable: this answer is extracted verbatim from the documents."
-
-
-@dataclass
-class Citation:
-    n: int
-    document_id: int
-    path: str
-    page: int | None
-    chunk_id: int
-    quote: str
-    document_sha256: str
-    title: str | None = None
-    score: float = 0.0
-
-
-@dataclass
-class Answer:
-    answer: str
-    citations: list[Citation]
-    model: str
-    backend: str
-    grounded: bool
-    status: str  # "answered" | "not_found"
-    fallback: bool = False
-    notice: str | None = None
-    passages: list[Passage] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    dropped_sentences: int = 0
-    support: float = 0.0
-    generation: int = 0
-    neutralised: int = 0
-    route: RouteDecision = DISABLED
-
-
-@dataclass(frozen=True)
-class Delta:
-    text: str
 
 
 def best_quote(passage_text: str, claim: str, limit: int = 300) -> str:
@@ -167,8 +128,10 @@ class QuestionAnswerer:
             return outcome
         try:
             outcome = yield from self._generate(self.generator, question, passages, history, cap, usage)
-        except (GeneratorUnavailableError, GeneratorTimeoutError) as exc:
-            if self.fallback is None or getattr(exc, "released", False):
+        except GenerationInterruptedError:
+            raise  # part of the answer is out: a fallback cannot finish someone else's sentences
+        except GeneratorUnavailableError as exc:
+            if self.fallback is None:
                 raise
             log.warning("generator failed (%s); answering extractively", type(exc).__name__)
             outcome = yield from self._generate(self.fallback, question, passages, history, cap, usage)
@@ -190,8 +153,9 @@ class QuestionAnswerer:
                 outcome.first_token_at = outcome.first_token_at or time.perf_counter()
                 for sentence in gate.feed(piece):
                     yield release(sentence)
-        except (GeneratorUnavailableError, GeneratorTimeoutError) as exc:
-            exc.released = bool(outcome.deltas)  # type: ignore[attr-defined]
+        except GeneratorUnavailableError as exc:
+            if outcome.deltas:
+                raise GenerationInterruptedError(f"the model failed mid-answer: {exc}") from exc
             raise
         for sentence in gate.finish():
             yield release(sentence)

@@ -19,14 +19,18 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rag.db.models import AuditRecord
-from rag.errors import ConfigError, RagError
+from rag.errors import AuditUnavailableError, ConfigError, RagError
+from rag.types import Answer, Passage
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
 
 GENESIS = "0" * 64
 HASHED_FIELDS = ("seq", "kind", "ts", "request_id", "principal", "role", "groups", "route", "status", "question",
@@ -35,10 +39,6 @@ _PG_LOCK = 0x5241_4741  # advisory lock id serialising appends across processes
 SQLITE_NO_DELETE = ("CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records "
                     "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only (DELETE refused)'); END")
 _WEAK_KEYS = {"", "change-me", "changeme", "secret", "password", "test", "default", "audit"}
-
-
-class AuditUnavailableError(RagError):
-    """The audit record could not be written: the answer is withheld."""
 
 
 @dataclass
@@ -54,6 +54,42 @@ class AuditEntry:
     detail: dict = field(default_factory=dict)
     latency_ms: float = 0.0
     kind: str = "request"
+
+
+def question_from_body(body: bytes, limit: int = 10_000) -> str | None:
+    """The question of a request refused before its body was validated (best effort, bounded)."""
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    value = data.get("question") or data.get("query")
+    if value is None and isinstance(data.get("messages"), list):
+        users = [m.get("content") for m in data["messages"] if isinstance(m, dict) and m.get("role") == "user"]
+        value = users[-1] if users else None
+    return value[:limit] if isinstance(value, str) else None
+
+
+def record_passages(entry: AuditEntry, passages: list[Passage]) -> None:
+    """What was retrieved, by id, version, score and label (the passage text stays in the database)."""
+    entry.detail["retrieved"] = [
+        {"chunk_id": p.chunk_id, "document_id": p.document_id, "version": p.document_version,
+         "score": round(p.score, 6), "label": p.label} for p in passages]
+    entry.detail["labels"] = sorted({p.label for p in passages})
+
+
+def record_answer(entry: AuditEntry, answer: Answer) -> None:
+    """The answer as the caller received it, with its citations, route, model and timings."""
+    record_passages(entry, answer.passages)
+    entry.answer = answer.answer
+    entry.detail.update({
+        "model": answer.model, "backend": answer.backend, "status": answer.status, "grounded": answer.grounded,
+        "fallback": answer.fallback, "route": answer.route.public(),
+        "citations": [{"n": c.n, "chunk_id": c.chunk_id, "document_id": c.document_id} for c in answer.citations],
+        "tokens": {"prompt": answer.usage.prompt_tokens, "completion": answer.usage.completion_tokens},
+        "timings_ms": answer.timings_ms, "dropped_sentences": answer.dropped_sentences,
+    })
 
 
 @dataclass
@@ -79,7 +115,7 @@ def record_values(record: AuditRecord) -> dict:
     return {k: getattr(record, k) for k in HASHED_FIELDS}
 
 
-def resolve_key(settings) -> bytes:  # noqa: ANN001 - Settings
+def resolve_key(settings: Settings) -> bytes:
     """The audit key; in production an explicit strong one is required, in development one is
     generated once into the data folder."""
     if settings.audit_signing_key is not None:
@@ -101,7 +137,9 @@ def resolve_key(settings) -> bytes:  # noqa: ANN001 - Settings
     return path.read_text(encoding="ascii").strip().encode()
 
 
-class AuditLog:
+class HashChainAuditLog:
+    """The rag.protocols.AuditLog kept in the database as a hash chain (see the module docstring)."""
+
     def __init__(self, factory: sessionmaker[Session], key: bytes) -> None:
         self.factory = factory
         self.key = key

@@ -13,16 +13,12 @@ import logging
 
 import httpx
 
-from rag.errors import RagError
+from rag.errors import DetectionError, EgressBlocked
 from rag.generators.openai_compat import OpenAICompatibleGenerator
-from rag.sensitivity import DetectionError, Scanner
+from rag.sensitivity import Scanner
 from rag.settings import EscalationSettings
 
 log = logging.getLogger(__name__)
-
-
-class EgressBlocked(RagError):
-    """An outbound request to the external model was stopped before it left."""
 
 
 def _strings(value: object) -> list[str]:

@@ -1,13 +1,16 @@
-"""The Embedder seam and its sentence-transformers implementation, loaded from a local folder only."""
+"""The sentence-transformers embedder (rag.protocols.Embedder), loaded from a local folder only."""
 
 from __future__ import annotations
 
 import os
-from typing import Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from rag.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
 
 # Weights come from local folders only: a hub lookup would fail on an air-gapped network anyway.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -15,15 +18,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    dim: int
-    max_tokens: int
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-normalised float32 vectors, one row per text."""
 
 
 def cpu_has_native_bf16() -> bool:
@@ -82,7 +76,7 @@ class SentenceTransformerEmbedder:
         return out
 
 
-def load_embedder(settings) -> SentenceTransformerEmbedder:  # noqa: ANN001 - Settings, avoided for import cost
+def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(
         settings.resolved_model_path,
         dtype=settings.embed_dtype,

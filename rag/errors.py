@@ -1,57 +1,113 @@
-"""One exception hierarchy for the whole product; only api/ maps these to HTTP statuses."""
+"""One exception hierarchy for the whole product; only api/ maps these to HTTP statuses.
+
+Errors are grouped by whose move it is: the caller's (`RequestError`: fix the request), the
+service's (`UnavailableError`: retry later or call the operator), a policy that stopped something
+on purpose (`PolicyError`), or one piece of ingestion work that failed alone (`ProcessingError`).
+The API maps groups to statuses in one table (api/errors.py); a new error lands in a group and is
+mapped without touching the API.
+"""
 
 
 class RagError(Exception):
     """Base of every error the product raises on purpose."""
 
 
-class ConfigError(RagError):
-    """Settings or environment make the requested operation impossible."""
+# --- the caller's move: 4xx -----------------------------------------------------------------------
 
 
-class NotFoundError(RagError):
-    pass
+class RequestError(RagError):
+    """The request cannot be served as asked; nothing is wrong with the service."""
 
 
-class PathNotAllowedError(RagError):
-    """A path lies outside the configured ingest roots."""
+class InvalidRequestError(RequestError):
+    """Well-formed, but not something that can be served (422)."""
 
 
-class ParseError(RagError):
-    """One file could not be turned into text; the job goes on without it."""
+class QuestionTooLongError(InvalidRequestError):
+    """The question exceeds the configured maximum length (413)."""
 
 
-class IndexUnavailableError(RagError):
-    """No loadable index generation, or one that disagrees with the database."""
+class NotFoundError(RequestError):
+    """The named object does not exist, or the caller may not know that it does (404)."""
 
 
-class IndexInconsistentError(IndexUnavailableError):
-    pass
-
-
-class LockBusyError(RagError):
-    """Another process holds the index writer lock."""
-
-
-class QuestionTooLongError(RagError):
-    """The question exceeds the configured maximum length."""
-
-
-class GeneratorUnavailableError(RagError):
-    """The language model server cannot be reached or failed."""
-
-
-class GeneratorTimeoutError(RagError):
-    """The language model did not answer in time."""
-
-
-class InvalidRequestError(RagError):
-    """A request that is well-formed JSON but cannot be served as asked (422)."""
-
-
-class AuthenticationError(RagError):
+class AuthenticationError(RequestError):
     """No credentials, or credentials that are invalid, expired or revoked (401)."""
 
 
-class PermissionDeniedError(RagError):
-    """Authenticated, but this role may not use this route (403)."""
+class InvalidTokenError(AuthenticationError):
+    """The bearer token is not a valid token of the configured identity provider."""
+
+
+class PermissionDeniedError(RequestError):
+    """Authenticated, but this role may not do this (403)."""
+
+
+class PathNotAllowedError(PermissionDeniedError):
+    """A path lies outside the configured ingest roots (403)."""
+
+
+# --- the service's move: 5xx ----------------------------------------------------------------------
+
+
+class UnavailableError(RagError):
+    """A dependency of the service is missing or failing; the request may succeed later (503)."""
+
+
+class ConfigError(UnavailableError):
+    """Settings or environment make the requested operation impossible."""
+
+
+class IndexUnavailableError(UnavailableError):
+    """No loadable index generation, or one that disagrees with the database."""
+
+
+class AuditUnavailableError(UnavailableError):
+    """The audit record could not be written: the answer is withheld."""
+
+
+class GeneratorUnavailableError(UnavailableError):
+    """The language model server cannot be reached or failed."""
+
+
+class GeneratorTimeoutError(GeneratorUnavailableError):
+    """The language model did not answer in time (504)."""
+
+
+class GenerationInterruptedError(GeneratorUnavailableError):
+    """The model failed after part of its answer had been released: no fallback may finish it."""
+
+
+# --- a policy stopped something on purpose ---------------------------------------------------------
+
+
+class PolicyError(RagError):
+    """A safety policy refused to go on; callers fail closed (the query stays local)."""
+
+
+class EgressBlocked(PolicyError):
+    """An outbound request to the external model was stopped before it left."""
+
+
+class DetectionError(PolicyError):
+    """A sensitivity detector failed, timed out or returned nonsense: it cannot vouch for the text."""
+
+    def __init__(self, detector: str, problem: str) -> None:
+        super().__init__(f"detector {detector}: {problem}")
+        self.detector = detector
+        self.problem = problem
+
+
+# --- one piece of ingestion work failed alone ------------------------------------------------------
+
+
+class ProcessingError(RagError):
+    """A unit of background work failed; the job goes on or retries (never an HTTP response)."""
+
+
+class ParseError(ProcessingError):
+    """One file could not be turned into text; the job goes on without it."""
+
+
+class LockBusyError(ProcessingError):
+    """Another process holds the index writer lock."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from rag.lexical import content_words, numbers_in, split_sentences
 from rag.prompting import NOT_FOUND
-from rag.search import Passage
+from rag.types import Passage
 
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _DECLINE = re.compile(

@@ -1,9 +1,8 @@
-"""Sensitivity labels, lowest to highest. Documents carry one; their chunks inherit it."""
+"""Ordering of sensitivity labels (the labels themselves are rag.types.Label)."""
 
 from __future__ import annotations
 
-LABELS: tuple[str, ...] = ("public", "internal", "confidential", "restricted")
-DEFAULT_LABEL = "internal"
+from rag.types import LABELS
 
 
 def label_rank(label: object) -> int:
@@ -11,7 +10,7 @@ def label_rank(label: object) -> int:
     decide what may leave the company treat that as "too sensitive")."""
     if not isinstance(label, str) or label not in LABELS:
         raise ValueError(f"unknown sensitivity label: {label!r}")
-    return LABELS.index(label)
+    return LABELS.index(label)  # type: ignore[arg-type]
 
 
 def at_or_below(label: object, maximum: str) -> bool:

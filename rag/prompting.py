@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag.search import Passage
+from rag.types import Passage
 
 NOT_FOUND = "I cannot find the answer in the documents."
 

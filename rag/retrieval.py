@@ -9,21 +9,13 @@ the test split only reports them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
-from rag.embedder import Embedder
+from rag.protocols import Embedder, KeywordIndex, VectorIndex
 
 Mode = Literal["hybrid", "dense", "bm25"]
-
-
-class VectorSearch(Protocol):
-    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-class KeywordSearch(Protocol):
-    def search(self, query: str, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +75,7 @@ def fuse_rrf(dense_ids: list[int], keyword_ids: list[int], params: FusionParams,
 
 
 class HybridRetriever:
-    def __init__(self, embedder: Embedder, vector: VectorSearch, keyword: KeywordSearch,
+    def __init__(self, embedder: Embedder, vector: VectorIndex, keyword: KeywordIndex,
                  params: FusionParams | None = None) -> None:
         self.embedder = embedder
         self.vector = vector

@@ -12,53 +12,20 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, replace
-from typing import Iterable, Literal, Protocol
+from dataclasses import replace
+from typing import Iterable, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from rag.auth.principal import Principal
+from rag.errors import DetectionError
 from rag.labels import at_or_below
-from rag.search import Passage
-from rag.sensitivity import DetectionError, Scanner
+from rag.sensitivity import Scanner
 from rag.settings import EscalationSettings
+from rag.types import DISABLED, Passage, RouteDecision
 
 log = logging.getLogger(__name__)
-Target = Literal["local", "external"]
-
-
-@dataclass(frozen=True)
-class RouteDecision:
-    target: Target
-    reason: str
-    rule: str  # machine-readable: disabled, not_permitted, question_sensitive, context_sensitive, ...
-    detectors: tuple[str, ...] = ()  # "detector:kind" that fired (never the matched text)
-    labels: dict[str, int] = field(default_factory=dict)  # labels of the retrieved passages -> count
-    withheld: dict[str, int] = field(default_factory=dict)  # why passages were held back -> count
-    send: tuple[Passage, ...] = ()  # the passages that may be sent out
-    escalate_on_decline: bool = False  # local first; external only if the local model finds no answer
-    model: str | None = None  # the external model, when the target is external
-
-    def public(self) -> dict:
-        """What the response and the audit record say about the decision."""
-        out = {"target": self.target, "reason": self.reason, "rule": self.rule}
-        if self.detectors:
-            out["detectors"] = list(self.detectors)
-        if self.labels:
-            out["labels"] = dict(self.labels)
-        if self.withheld:
-            out["withheld"] = dict(self.withheld)
-        if self.target == "external":
-            out["passages_sent"] = [p.chunk_id for p in self.send]
-            out["model"] = self.model
-        return out
-
-    def stay_local(self, reason: str, rule: str) -> "RouteDecision":
-        return replace(self, target="local", reason=reason, rule=rule, escalate_on_decline=False)
-
-
-DISABLED = RouteDecision("local", "escalation disabled", "disabled")
 
 
 class LabelLookup(Protocol):
@@ -80,11 +47,17 @@ class DatabaseLabels:
             return dict(session.execute(select(Document.id, Document.label).where(Document.id.in_(ids))).all())
 
 
-class Router:
+class PolicyRouter:
+    """The rag.protocols.Router of RAG_ESCALATION__*: every rule must hold, anything odd stays local."""
+
     def __init__(self, policy: EscalationSettings, scanner: Scanner, labels: LabelLookup) -> None:
         self.policy = policy
         self.scanner = scanner
         self.label_lookup = labels
+
+    @property
+    def enabled(self) -> bool:
+        return self.policy.enabled
 
     def decide(self, question: str, passages: list[Passage], principal: Principal | None,
                history: list[dict[str, str]] | None = None) -> RouteDecision:
@@ -158,7 +131,7 @@ class Router:
         return decision.stay_local("no escalation mode applies to this query", "no_mode")
 
 
-def build_router(policy: EscalationSettings, factory: sessionmaker[Session]) -> Router:
+def build_router(policy: EscalationSettings, factory: sessionmaker[Session]) -> PolicyRouter:
     from rag.sensitivity import default_detectors
 
     terms, patterns = list(policy.terms), list(policy.patterns)
@@ -169,4 +142,4 @@ def build_router(policy: EscalationSettings, factory: sessionmaker[Session]) -> 
         terms += [str(t) for t in data.get("terms", [])]
         patterns += [str(p) for p in data.get("patterns", [])]
     detectors = default_detectors(terms=terms, patterns=patterns, ner_model_path=policy.ner_model_path)
-    return Router(policy, Scanner(detectors, policy.detector_timeout_s), DatabaseLabels(factory))
+    return PolicyRouter(policy, Scanner(detectors, policy.detector_timeout_s), DatabaseLabels(factory))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,47 +20,9 @@ from indexes.generations import MANIFEST
 from indexes.snapshot import IndexSnapshot, load_snapshot
 from rag.access import AccessScope
 from rag.db.models import Chunk, Collection, Document
-from rag.embedder import Embedder
+from rag.protocols import Embedder
 from rag.retrieval import FusionParams, HybridRetriever, Mode
-
-
-@dataclass(frozen=True, slots=True)
-class SearchFilters:
-    collection: str | None = None
-    path_prefix: str | None = None
-    labels: tuple[str, ...] | None = None
-
-    def is_empty(self) -> bool:
-        return not (self.collection or self.path_prefix or self.labels)
-
-
-@dataclass(frozen=True, slots=True)
-class Passage:
-    chunk_id: int
-    document_id: int
-    path: str
-    title: str | None
-    section: str | None
-    pages: list[int]
-    text: str
-    score: float
-    document_sha256: str
-    document_version: int
-    label: str
-    collection: str
-
-    @property
-    def page(self) -> int | None:
-        return self.pages[0] if self.pages else None
-
-
-@dataclass(slots=True)
-class SearchResult:
-    passages: list[Passage]
-    generation: int
-    embed_ms: float = 0.0
-    search_ms: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
+from rag.types import Passage, SearchFilters, SearchResult
 
 
 class LiveSnapshot:

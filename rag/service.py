@@ -7,18 +7,34 @@ from sqlalchemy.orm import Session, sessionmaker
 from rag.access import access_scope
 from rag.answering import QuestionAnswerer
 from rag.auth.principal import Principal
-from rag.embedder import Embedder
-from rag.generators.base import Generator
+from rag.errors import InvalidRequestError, QuestionTooLongError
 from rag.generators.extractive import ExtractiveGenerator
+from rag.protocols import Embedder, Generator
 from rag.retrieval import FusionParams
-from rag.routing import DISABLED, Router, build_router
-from rag.search import Searcher, SearchFilters
+from rag.routing import PolicyRouter, build_router
+from rag.search import Searcher
 from rag.settings import Settings
+from rag.types import DISABLED, SearchFilters
 
 
 def fusion_params(settings: Settings) -> FusionParams:
     return FusionParams(method=settings.fusion, alpha=settings.fusion_alpha, rrf_k=settings.rrf_k, dense_weight=settings.fusion_dense_weight,
                         keyword_weight=settings.fusion_keyword_weight, depth=settings.fusion_depth)
+
+
+def build_searcher(settings: Settings, factory: sessionmaker[Session], embedder: Embedder) -> Searcher:
+    """The one way a process gets a Searcher: the API, `rag ask`, `rag search` and the evaluators."""
+    return Searcher(embedder, factory, settings.index_dir, fusion_params(settings), nprobe=settings.ann_nprobe)
+
+
+def check_question(text: str, settings: Settings) -> str:
+    """A question or query as every entry point accepts it: stripped, non-empty, within the limit."""
+    text = text.strip()
+    if len(text) > settings.max_question_chars:
+        raise QuestionTooLongError(f"question is {len(text)} characters; the limit is {settings.max_question_chars}")
+    if not text:
+        raise InvalidRequestError("the question is empty")
+    return text
 
 
 def build_generator(settings: Settings) -> Generator:
@@ -41,7 +57,7 @@ def build_generator(settings: Settings) -> Generator:
 
 def build_answerer(settings: Settings, factory: sessionmaker[Session], embedder: Embedder,
                    generator: Generator | None = None) -> QuestionAnswerer:
-    searcher = Searcher(embedder, factory, settings.index_dir, fusion_params(settings), nprobe=settings.ann_nprobe)
+    searcher = build_searcher(settings, factory, embedder)
     generator = generator or build_generator(settings)
     fallback = None
     if settings.generator_fallback == "extractive" and generator.backend != "extractive":
@@ -55,7 +71,7 @@ def build_answerer(settings: Settings, factory: sessionmaker[Session], embedder:
                             router=router, external=external)
 
 
-def build_escalation(settings: Settings, factory: sessionmaker[Session]) -> tuple[Router, Generator | None]:
+def build_escalation(settings: Settings, factory: sessionmaker[Session]) -> tuple[PolicyRouter, Generator | None]:
     """The router always exists (it explains why a query stays local); the external client only
     when escalation is enabled."""
     from rag.egress import external_generator
@@ -75,7 +91,7 @@ def explain_route(answerer: QuestionAnswerer, question: str, principal: Principa
         else set()
     return {
         "route": decision.public(),
-        "escalation_enabled": bool(router and router.policy.enabled),
+        "escalation_enabled": bool(router and router.enabled),
         "user": {"name": principal.name, "role": principal.role, "groups": list(principal.groups)},
         "passages": [{"rank": n, "chunk_id": p.chunk_id, "document_id": p.document_id, "path": p.path,
                       "label": p.label, "would_send": p.chunk_id in sent} for n, p in enumerate(found.passages, 1)],

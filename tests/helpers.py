@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from ingest import jobs
+from rag import jobs
 from ingest.pipeline import Ingestor
 from rag.db.models import Chunk, Document
 
@@ -48,15 +48,13 @@ def chunk_ids_by_path(factory) -> dict[str, set[int]]:
 
 def make_user(settings, name: str, role: str = "employee", groups=("everyone",)) -> str:
     """A user with one API key, through the same store the CLI and admin API use; returns the key."""
-    from rag.auth import keys
+    from rag import users
     from rag.db.session import make_engine, make_sessionmaker, migrate
 
     engine = make_engine(settings)
     migrate(engine)
     with make_sessionmaker(engine)() as session:
-        user = keys.add_user(session, name, role, list(groups))
-        _, plaintext = keys.create_key(session, user)
-        session.commit()
+        _, plaintext = users.create_user(session, name, role, list(groups), with_key=True)
     engine.dispose()
     return plaintext
 

@@ -115,7 +115,7 @@ def test_access_changes_apply_on_the_next_request_without_reembedding(settings, 
 def test_rag_ask_as_a_user_reads_only_their_documents(settings, corpus, cli_env, db):
     make_user(settings, "fin", groups=["finance"])
     name, (group, phrase) = next((n, v) for n, v in corpus.items() if v[0] == "hr")
-    base = [sys.executable, "-m", "rag.cli", "ask", f"What is the internal code {phrase}?", "--json"]
+    base = [sys.executable, "-m", "cli", "ask", f"What is the internal code {phrase}?", "--json"]
     env = {**cli_env, "RAG_GENERATOR": "extractive"}
     import json
 
@@ -132,7 +132,7 @@ def test_rag_ask_as_a_user_reads_only_their_documents(settings, corpus, cli_env,
     with db[1]() as s:
         audited = s.scalars(select(AuditRecord).order_by(AuditRecord.seq)).all()
     assert [(r.route, r.principal) for r in audited] == [("cli:ask", "fin"), ("cli:ask", "cli")]
-    search = [sys.executable, "-m", "rag.cli", "search", phrase, "--json"]
+    search = [sys.executable, "-m", "cli", "search", phrase, "--json"]
     as_fin = json.loads(subprocess.run([*search, "--as", "fin"], env=env, capture_output=True, text=True,
                                        check=True).stdout)["results"]
     assert as_fin and all("/finance/" in r["path"] for r in as_fin)

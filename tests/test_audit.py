@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from api.app import create_app
-from rag.audit import AuditEntry, AuditLog, canonical, record_values
+from rag.audit import AuditEntry, HashChainAuditLog, canonical, record_values
 from rag.db.models import AuditRecord
 
 from .helpers import HANDBOOK, bearer, copy_tree, make_user, run_job
@@ -120,7 +120,7 @@ def _unlocked(engine):
 
 def test_every_random_tampering_is_detected_and_untouched_logs_verify(db, settings):
     engine, factory = db
-    log = AuditLog(factory, b"k" * 32)
+    log = HashChainAuditLog(factory, b"k" * 32)
     rng = random.Random(11)
     n = 2000
     for i in range(n):
@@ -231,7 +231,7 @@ def test_cli_verify_and_checkpoint(app_and_keys, cli_env, tmp_path):
     for _ in range(3):
         client.post("/v1/search", json={"query": "vacation"}, headers=bearer(keys["employee"]))
     cp = tmp_path / "checkpoint.json"
-    rag = [sys.executable, "-m", "rag.cli", "audit"]
+    rag = [sys.executable, "-m", "cli", "audit"]
     assert subprocess.run([*rag, "checkpoint", "--out", str(cp)], env=cli_env, capture_output=True).returncode == 0
     ok = subprocess.run([*rag, "verify", "--checkpoint", str(cp), "--json"], env=cli_env, capture_output=True, text=True)
     assert ok.returncode == 0 and json.loads(ok.stdout)["records"] == 3
@@ -243,7 +243,7 @@ def test_cli_verify_and_checkpoint(app_and_keys, cli_env, tmp_path):
 
 def test_archiving_moves_old_records_out_and_is_itself_recorded(db, tmp_path):
     _, factory = db
-    log = AuditLog(factory, b"k" * 32)
+    log = HashChainAuditLog(factory, b"k" * 32)
     for i in range(10):
         log.append(AuditEntry(request_id=f"r{i}", route="/v1/search", status=200, question=f"q{i}"))
     with factory() as s:

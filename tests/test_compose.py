@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from rag.cli import main
+from cli.main import main
 from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

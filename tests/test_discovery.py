@@ -2,7 +2,8 @@
 
 import pytest
 
-from ingest.discovery import check_within_roots, discover
+from ingest.discovery import discover
+from rag.paths import check_within_roots
 from rag.errors import NotFoundError, PathNotAllowedError
 
 

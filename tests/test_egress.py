@@ -96,7 +96,7 @@ def test_cli_runs_in_a_network_namespace_without_network(tmp_path, local_llm_dir
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_DATA_DIR=str(tmp_path / "data"), RAG_MODE="development", RAG_GENERATOR="embedded",
                RAG_LLM_MODEL_PATH=str(local_llm_dir))
-    isolated = ["unshare", "-n", sys.executable, "-m", "rag.cli"]
+    isolated = ["unshare", "-n", sys.executable, "-m", "cli"]
     ingest = subprocess.run([*isolated, "ingest", str(HANDBOOK), "--groups", "everyone"], env=env,
                             capture_output=True, text=True, timeout=600)
     assert ingest.returncode == 0, ingest.stderr[-2000:]

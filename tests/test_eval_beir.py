@@ -23,7 +23,7 @@ def test_hybrid_beats_both_retrievers_and_the_goal_on_scifact_test(tmp_path):
     env = _env(tmp_path)
     scores = {}
     for retriever in ("hybrid", "dense", "bm25"):
-        out = subprocess.run([sys.executable, "-m", "rag.cli", "eval", "beir", str(SCIFACT), "--retriever", retriever, "--json"], env=env,
+        out = subprocess.run([sys.executable, "-m", "cli", "eval", "beir", str(SCIFACT), "--retriever", retriever, "--json"], env=env,
                              capture_output=True, text=True, timeout=1800, check=True)
         scores[retriever] = json.loads(out.stdout)
         assert set(scores[retriever]) == {"ndcg@10", "recall@100", "mrr@10", "queries", "retriever"}
@@ -34,6 +34,6 @@ def test_hybrid_beats_both_retrievers_and_the_goal_on_scifact_test(tmp_path):
 
 
 def test_eval_refuses_a_folder_that_is_not_beir(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "rag.cli", "eval", "beir", str(tmp_path)], env=_env(tmp_path),
+    out = subprocess.run([sys.executable, "-m", "cli", "eval", "beir", str(tmp_path)], env=_env(tmp_path),
                          capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: not a BEIR folder")

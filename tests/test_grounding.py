@@ -1,11 +1,11 @@
 """Grounding gate, prompt neutralisation and extraction: the logic, on hand-made passages."""
 
-from rag.generators.base import Usage
+from rag.types import Usage
 from rag.generators.extractive import ExtractiveGenerator
 from rag.grounding import GroundingChecker
 from rag.lexical import split_sentences
 from rag.prompting import NOT_FOUND, SYSTEM_PROMPT, build_prompt, neutralise
-from rag.search import Passage
+from rag.types import Passage
 
 
 def passage(text: str, n: int = 1, path: str = "policies/time-off.md") -> Passage:

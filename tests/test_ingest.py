@@ -14,7 +14,7 @@ from rag.db.models import Document, IngestionJob, JobFile
 
 from .helpers import HANDBOOK, chunk_ids_by_path, copy_tree, run_job
 
-RAG = [sys.executable, "-m", "rag.cli"]
+RAG = [sys.executable, "-m", "cli"]
 
 
 def test_incremental_ingest_redoes_only_what_changed(settings, db, embedder, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from rag.generators.base import Usage
+from rag.types import Usage
 from rag.generators.openai_compat import OpenAICompatibleGenerator
 from rag.prompting import NOT_FOUND
 

@@ -36,9 +36,9 @@ def live_server(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_DATA_DIR=str(tmp_path / "data"), RAG_GENERATOR="extractive", RAG_MODE="development")
     docs = copy_tree(HANDBOOK, tmp_path / "handbook")
-    subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(docs), "--collection", "handbook",
+    subprocess.run([sys.executable, "-m", "cli", "ingest", str(docs), "--collection", "handbook",
                     "--groups", "everyone"], env=env, check=True, capture_output=True)
-    server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         for _ in range(240):
@@ -63,7 +63,7 @@ def test_readme_examples_work_against_a_live_server(live_server, tmp_path):
     # the README's own first line, verbatim, with .venv/bin/rag standing for this environment's rag
     bin_dir = tmp_path / "user" / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
-    (bin_dir / "rag").write_text(f'#!/bin/sh\nexec {sys.executable} -m rag.cli "$@"\n')
+    (bin_dir / "rag").write_text(f'#!/bin/sh\nexec {sys.executable} -m cli "$@"\n')
     (bin_dir / "rag").chmod(0o755)
     key = subprocess.run(["bash", "-c", f'{setup}\necho "$RAG_KEY"'], cwd=tmp_path / "user", env=env,
                          capture_output=True, text=True, check=True).stdout.strip()

@@ -25,7 +25,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from rag.egress import EgressBlocked, GuardedTransport
+from rag.egress import GuardedTransport
+from rag.errors import EgressBlocked
 from rag.sensitivity import Hit, Scanner, default_detectors
 from rag.settings import EscalationSettings, Settings
 
@@ -407,7 +408,7 @@ def test_route_explain_endpoint_and_cli(world, cli_env_for):
     assert not any(p["would_send"] for p in pii["passages"])
     assert world.staff.post("/v1/route/explain", json={"question": "x"}).status_code == 403
     assert world.admin.post("/v1/route/explain", json={"question": "x", "user": "nobody"}).status_code == 404
-    out = subprocess.run([sys.executable, "-m", "rag.cli", "route", "explain", world.benign[0], "--as", "staff-1",
+    out = subprocess.run([sys.executable, "-m", "cli", "route", "explain", world.benign[0], "--as", "staff-1",
                           "--json"], env=cli_env_for(world.settings), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     cli = json.loads(out.stdout)
@@ -494,7 +495,7 @@ def test_escalation_settings_refuse_unsafe_configurations(monkeypatch, tmp_path)
 
 
 def test_scanner_fails_closed_on_misbehaving_detectors():
-    from rag.sensitivity import DetectionError
+    from rag.errors import DetectionError
 
     good = default_detectors()
     assert Scanner(good).scan(["What is TCP?"]) == []

@@ -22,7 +22,7 @@ import pytest
 from indexes.generations import GenerationStore
 from indexes.keyword import BM25KeywordIndex
 from indexes.vector import FaissVectorIndex
-from ingest import jobs
+from rag import jobs
 from rag.db.session import make_engine, make_sessionmaker, migrate
 from rag.settings import Settings
 
@@ -68,11 +68,11 @@ def test_two_apis_and_two_workers_share_one_index(tmp_path):
                    RAG_GENERATOR="extractive", RAG_PUBLISH_INTERVAL_S="3", RAG_KEEP_GENERATIONS="100",
                    RAG_WORKER_POLL_S="0.5")
         handbook = copy_tree(HANDBOOK, tmp_path / "docs" / "handbook")
-        subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(handbook), "--groups", "everyone"],
+        subprocess.run([sys.executable, "-m", "cli", "ingest", str(handbook), "--groups", "everyone"],
                        env=env, check=True, capture_output=True, timeout=600)
         key = make_user(settings, "load-user", "employee", ["everyone"])
         ports = [_free_port(), _free_port()]
-        apis = [subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(p)], env=env,
+        apis = [subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(p)], env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for p in ports]
         workers: list[subprocess.Popen] = []
         try:
@@ -113,7 +113,7 @@ def test_two_apis_and_two_workers_share_one_index(tmp_path):
                 _write_scifact(folder, n * 60, 60)
                 with factory() as session:
                     jobs.create_job(session, str(folder), "science", ["everyone"], None)
-            workers = [subprocess.Popen([sys.executable, "-m", "rag.cli", "worker", "--once"], env=env,
+            workers = [subprocess.Popen([sys.executable, "-m", "cli", "worker", "--once"], env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
             for w in workers:
                 _, err = w.communicate(timeout=900)

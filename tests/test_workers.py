@@ -7,7 +7,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from ingest import jobs
+from ingest import queue
+from rag import jobs
 from ingest.indexing import check
 from ingest.locks import index_writer_lock
 from rag.db.models import Document, IngestionJob
@@ -25,7 +26,7 @@ def test_claims_never_hand_one_job_to_two_workers(db):
     sessions = [factory() for _ in range(3)]
     for round_ in range(2):
         for n, s in enumerate(sessions):
-            job = jobs.claim_next(s, f"worker-{n}")
+            job = queue.claim_next(s, f"worker-{n}")
             if job is not None:
                 claimed.append(job.id)
     assert sorted(claimed) == [1, 2, 3, 4, 5]
@@ -37,9 +38,9 @@ def test_stale_running_jobs_are_requeued(db):
     _, factory = db
     with factory() as s:
         job = jobs.create_job(s, "/docs", "default", None, None, state=jobs.RUNNING, worker_id="dead")
-        assert jobs.requeue_stale(s, stale_after_s=3600) == 0
+        assert queue.requeue_stale(s, stale_after_s=3600) == 0
         time.sleep(1.1)
-        assert jobs.requeue_stale(s, stale_after_s=1) == 1
+        assert queue.requeue_stale(s, stale_after_s=1) == 1
         s.refresh(job)
         assert job.state == jobs.QUEUED and job.worker_id is None
 
@@ -75,7 +76,7 @@ def test_two_workers_on_overlapping_folders_end_with_the_union(settings, db, cli
     with factory() as s:
         whole = jobs.create_job(s, str(corpus), "default", ["staff"], None)
         part = jobs.create_job(s, str(corpus / "policies"), "default", ["staff"], None)
-    cmd = [sys.executable, "-m", "rag.cli", "worker", "--once"]
+    cmd = [sys.executable, "-m", "cli", "worker", "--once"]
     workers = [subprocess.Popen(cmd, env=cli_env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for w in workers:
         _, err = w.communicate(timeout=600)

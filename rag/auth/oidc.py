@@ -16,11 +16,7 @@ import httpx
 import jwt
 
 from rag.auth.principal import ROLES, Principal
-from rag.errors import ConfigError, RagError
-
-
-class InvalidTokenError(RagError):
-    """The bearer token is not a valid token of the configured identity provider."""
+from rag.errors import ConfigError, InvalidTokenError
 
 
 class OidcVerifier:

@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from rag.types import JOB_COUNTERS
+
 # SQLite only autoincrements INTEGER PRIMARY KEY; chunk ids become FAISS ids so they must never be reused.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -102,6 +104,8 @@ class Chunk(Base):
 
 
 class IngestionJob(Base):
+    """A queued or running ingestion; its counters (rag.types.JOB_COUNTERS) are added below."""
+
     __tablename__ = "ingestion_jobs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -117,15 +121,11 @@ class IngestionJob(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    files_total: Mapped[int] = mapped_column(Integer, default=0)
-    files_seen: Mapped[int] = mapped_column(Integer, default=0)
-    files_indexed: Mapped[int] = mapped_column(Integer, default=0)
-    files_unchanged: Mapped[int] = mapped_column(Integer, default=0)
-    files_deleted: Mapped[int] = mapped_column(Integer, default=0)
-    files_failed: Mapped[int] = mapped_column(Integer, default=0)
-    chunks_added: Mapped[int] = mapped_column(Integer, default=0)
-    chunks_removed: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+for _counter in JOB_COUNTERS:  # one column per counter of rag.types.JobCounts
+    setattr(IngestionJob, _counter, mapped_column(_counter, Integer, default=0))
 
 
 class JobFile(Base):

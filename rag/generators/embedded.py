@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 from rag.errors import ConfigError, GeneratorUnavailableError
-from rag.generators.base import Usage
 from rag.prompting import Prompt
+from rag.types import Usage
 
 log = logging.getLogger(__name__)
 PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from rag.generators.base import Usage
 from rag.lexical import content_words, split_sentences
 from rag.prompting import NOT_FOUND, Prompt
+from rag.types import Usage
 
 
 class ExtractiveGenerator:

@@ -14,8 +14,8 @@ from typing import Iterator
 import httpx
 
 from rag.errors import GeneratorTimeoutError, GeneratorUnavailableError
-from rag.generators.base import Usage
 from rag.prompting import Prompt
+from rag.types import Usage
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Sensitive-data detection for the escalation router: what must never leave the company."""
 
 from rag.sensitivity.detectors import Detector, Hit, default_detectors
-from rag.sensitivity.scanner import DetectionError, Scanner
+from rag.sensitivity.scanner import Scanner
 
-__all__ = ["Detector", "DetectionError", "Hit", "Scanner", "default_detectors"]
+__all__ = ["Detector", "Hit", "Scanner", "default_detectors"]

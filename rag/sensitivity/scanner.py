@@ -10,19 +10,13 @@ import concurrent.futures
 import logging
 from typing import Iterable, Sequence
 
+from rag.errors import DetectionError
 from rag.sensitivity.detectors import Detector, Hit
 from rag.sensitivity.views import TextViews
 
 log = logging.getLogger(__name__)
 # a few threads shared by all scans; a hung detector holds one, later scans still time out cleanly
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="sensitivity")
-
-
-class DetectionError(Exception):
-    def __init__(self, detector: str, problem: str) -> None:
-        super().__init__(f"detector {detector}: {problem}")
-        self.detector = detector
-        self.problem = problem
 
 
 class Scanner:

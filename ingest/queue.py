@@ -1,4 +1,4 @@
-"""Ingestion jobs in the database: enqueue, claim (SKIP LOCKED on PostgreSQL), recover stale ones."""
+"""The workers' side of the job queue: claim a job (SKIP LOCKED on PostgreSQL), recover stale ones."""
 
 from __future__ import annotations
 
@@ -8,36 +8,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from rag.db.models import IngestionJob, JobFile, utcnow
-
-QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
-
-
-def create_job(
-    session: Session,
-    path: str,
-    collection: str,
-    groups: list[str] | None,
-    label: str | None,
-    *,
-    state: str = QUEUED,
-    worker_id: str | None = None,
-) -> IngestionJob:
-    now = utcnow()
-    job = IngestionJob(
-        path=path,
-        collection=collection,
-        groups=groups,
-        label=label,
-        state=state,
-        worker_id=worker_id,
-        created_at=now,
-        started_at=now if state == RUNNING else None,
-        heartbeat_at=now if state == RUNNING else None,
-        attempts=1 if state == RUNNING else 0,
-    )
-    session.add(job)
-    session.commit()
-    return job
+from rag.jobs import FAILED, QUEUED, RUNNING
+from rag.types import JOB_COUNTERS
 
 
 def claim_next(session: Session, worker_id: str) -> IngestionJob | None:
@@ -71,8 +43,7 @@ def requeue_stale(session: Session, stale_after_s: float, max_attempts: int = 3)
             job.state, job.error, job.finished_at = FAILED, "worker died repeatedly on this job", utcnow()
             continue
         job.state, job.worker_id = QUEUED, None
-        for counter in ("files_total", "files_seen", "files_indexed", "files_unchanged", "files_deleted",
-                        "files_failed", "chunks_added", "chunks_removed"):
+        for counter in JOB_COUNTERS:
             setattr(job, counter, 0)
     session.commit()
     return len(stale)

@@ -1,0 +1,36 @@
+"""Admin routes for ingestion jobs: queue one from an allowed root, follow its progress."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.auth import require
+from api.schemas import FileError, IngestRequest, JobStatus
+from rag import jobs
+from rag.settings import Settings
+
+
+def job_status(view: jobs.JobView) -> JobStatus:
+    return JobStatus(job_id=view.job_id, state=view.state, path=view.path, collection=view.collection,
+                     error=view.error, errors=[FileError(path=e.path, error=e.error) for e in view.errors],
+                     **view.counts.as_dict())
+
+
+def build_router(settings: Settings, factory: sessionmaker[Session]) -> APIRouter:
+    router = APIRouter(tags=["admin"], dependencies=[Depends(require("manage"))])
+
+    @router.post("/v1/ingest/jobs", status_code=202, response_model=JobStatus)
+    def create_ingest_job(body: IngestRequest) -> JobStatus:
+        """Queue an ingestion job for the workers. Paths outside RAG_INGEST_ROOTS are refused (403)."""
+        with factory() as s:
+            job = jobs.queue_within_roots(s, body.path, settings.ingest_roots, body.collection, body.groups, body.label)
+            return job_status(jobs.describe(s, job))
+
+    @router.get("/v1/ingest/jobs/{job_id}", response_model=JobStatus)
+    def get_ingest_job(job_id: int) -> JobStatus:
+        """A job's state, its counts so far, and the files that failed with their reasons."""
+        with factory() as s:
+            return job_status(jobs.describe(s, jobs.get_job(s, job_id)))
+
+    return router

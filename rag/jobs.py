@@ -1,0 +1,99 @@
+"""Ingestion jobs as the core sees them: queue one (CLI or admin API) and describe one.
+
+Claiming and recovering jobs is the worker's business (ingest/queue.py); running them is the
+pipeline's. Both entry points create jobs here, so a job looks the same whoever asked for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rag.db.models import IngestionJob, JobFile, utcnow
+from rag.errors import NotFoundError
+from rag.paths import check_within_roots
+from rag.types import FailedFile, JobCounts, JobState
+
+QUEUED: JobState = "queued"
+RUNNING: JobState = "running"
+SUCCEEDED: JobState = "succeeded"
+FAILED: JobState = "failed"
+
+
+def create_job(
+    session: Session,
+    path: str,
+    collection: str,
+    groups: list[str] | None,
+    label: str | None,
+    *,
+    state: JobState = QUEUED,
+    worker_id: str | None = None,
+) -> IngestionJob:
+    now = utcnow()
+    job = IngestionJob(
+        path=path,
+        collection=collection,
+        groups=groups,
+        label=label,
+        state=state,
+        worker_id=worker_id,
+        created_at=now,
+        started_at=now if state == RUNNING else None,
+        heartbeat_at=now if state == RUNNING else None,
+        attempts=1 if state == RUNNING else 0,
+    )
+    session.add(job)
+    session.commit()
+    return job
+
+
+def queue_within_roots(
+    session: Session, path: str, roots: list[Path], collection: str, groups: list[str] | None, label: str | None
+) -> IngestionJob:
+    """What an admin may ask of the workers remotely: a path inside RAG_INGEST_ROOTS that exists."""
+    target = check_within_roots(Path(path), roots)
+    if not target.exists():
+        raise NotFoundError("path not found inside the ingest roots")
+    return create_job(session, str(target), collection, groups, label)
+
+
+@dataclass
+class JobView:
+    """A job as the CLI prints it and the API returns it."""
+
+    job_id: int
+    state: JobState
+    path: str
+    collection: str
+    counts: JobCounts
+    error: str | None = None
+    errors: list[FailedFile] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"job_id": self.job_id, "state": self.state, "path": self.path, "collection": self.collection,
+                **self.counts.as_dict(), "error": self.error,
+                "errors": [{"path": e.path, "error": e.error} for e in self.errors]}
+
+
+def get_job(session: Session, job_id: int) -> IngestionJob:
+    job = session.get(IngestionJob, job_id)
+    if job is None:
+        raise NotFoundError(f"no ingestion job {job_id}")
+    return job
+
+
+def describe(session: Session, job: IngestionJob, *, failed_limit: int | None = 1000) -> JobView:
+    """The job's counts and (up to `failed_limit`) the files that failed with their reasons."""
+    query = select(JobFile).where(JobFile.job_id == job.id, JobFile.status == "failed").order_by(JobFile.id)
+    failed = session.scalars(query.limit(failed_limit) if failed_limit is not None else query)
+    return JobView(job_id=job.id, state=job.state, path=job.path, collection=job.collection,  # type: ignore[arg-type]
+                   counts=JobCounts.of(job), error=job.error,
+                   errors=[FailedFile(f.path, f.error or "") for f in failed])
+
+
+def recent(session: Session, limit: int = 20) -> list[IngestionJob]:
+    return list(session.scalars(select(IngestionJob).order_by(IngestionJob.id.desc()).limit(limit)))

@@ -1,0 +1,104 @@
+"""User administration: the use cases the CLI (`rag users ...`) and the admin API both call.
+
+Each function changes one thing and commits it, so the two entry points cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rag.auth.keys import create_key
+from rag.auth.principal import ROLES, Principal
+from rag.db.models import ApiKey, Group, User, utcnow
+from rag.errors import InvalidRequestError, NotFoundError
+
+
+def groups_named(session: Session, names: list[str] | tuple[str, ...]) -> list[Group]:
+    """The groups of these names (sorted), created on first mention; safe against a concurrent
+    creator (workers and the API may name a new group at the same moment)."""
+    wanted = sorted(set(names))
+    found = {g.name: g for g in session.scalars(select(Group).where(Group.name.in_(wanted)))} if wanted else {}
+    for name in wanted:
+        if name in found:
+            continue
+        try:
+            with session.begin_nested():
+                group = Group(name=name)
+                session.add(group)
+                session.flush()
+                found[name] = group
+        except IntegrityError:
+            found[name] = session.scalars(select(Group).where(Group.name == name)).one()
+    return [found[n] for n in wanted]
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.scalars(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFoundError(f"no user '{name}'")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def create_user(
+    session: Session, name: str, role: str, groups: list[str], *, with_key: bool = False, key_label: str | None = None
+) -> tuple[User, str | None]:
+    """A new user with groups; with `with_key`, also its first API key (plaintext returned once)."""
+    if role not in ROLES:
+        raise InvalidRequestError(f"role must be one of {', '.join(ROLES)}")
+    if session.scalars(select(User).where(User.name == name)).first() is not None:
+        raise InvalidRequestError(f"user '{name}' exists already")
+    user = User(name=name, role=role, disabled=False)
+    user.groups = groups_named(session, groups)
+    session.add(user)
+    session.flush()
+    plaintext = create_key(session, user, key_label)[1] if with_key else None
+    session.commit()
+    return user, plaintext
+
+
+def update_user(session: Session, name: str, *, groups: list[str] | None = None, disabled: bool | None = None) -> User:
+    """Replace groups and/or (dis)able: groups are read per request, so it counts on the next one."""
+    user = get_user(session, name)
+    if groups is not None:
+        user.groups = groups_named(session, groups)
+    if disabled is not None:
+        user.disabled = disabled
+    session.commit()
+    return user
+
+
+def issue_key(session: Session, name: str, label: str | None = None) -> tuple[ApiKey, str]:
+    """Another API key for user NAME; the plaintext exists only in the return value."""
+    key, plaintext = create_key(session, get_user(session, name), label)
+    session.commit()
+    return key, plaintext
+
+
+def revoke_key(session: Session, key_id: int) -> ApiKey:
+    """Refused from the next request on; revoking twice keeps the first time."""
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFoundError(f"no API key {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    session.commit()
+    return key
+
+
+def principal_of(session: Session, name: str, via: str = "cli") -> Principal:
+    """What user NAME may do and read, for acting on their behalf (`--as USER`, route explain)."""
+    user = get_user(session, name)
+    if user.disabled:
+        raise InvalidRequestError(f"user '{name}' is disabled")
+    return Principal(name=user.name, role=user.role, groups=tuple(sorted(g.name for g in user.groups)),  # type: ignore[arg-type]
+                     via=via, user_id=user.id)  # type: ignore[arg-type]
