@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.auth import require
+from api.auth import ASK, MANAGE
 from api.schemas import DocumentOut, DocumentPatch, KeyIn, KeyOut, UserIn, UserOut, UserPatch
 from rag import documents, users
 from rag.auth.principal import Principal
@@ -36,54 +36,52 @@ def document_out(doc: Document) -> DocumentOut:
 
 def build_router(factory: sessionmaker[Session]) -> APIRouter:
     router = APIRouter(tags=["admin"])
-    Manage = Depends(require("manage"))
-    Ask = Depends(require("ask"))
 
-    @router.post("/v1/users", status_code=201, response_model=UserOut, dependencies=[Manage])
+    @router.post("/v1/users", status_code=201, response_model=UserOut, dependencies=[MANAGE])
     def create_user(body: UserIn) -> UserOut:
         """Create a user (employee, admin or auditor) with groups; then give them a key."""
         with factory() as s:
             user, _ = users.create_user(s, body.name, body.role, body.groups)
             return user_out(user)
 
-    @router.get("/v1/users", response_model=list[UserOut], dependencies=[Manage])
+    @router.get("/v1/users", response_model=list[UserOut], dependencies=[MANAGE])
     def list_users() -> list[UserOut]:
         with factory() as s:
             return [user_out(u) for u in users.list_users(s)]
 
-    @router.patch("/v1/users/{name}", response_model=UserOut, dependencies=[Manage])
+    @router.patch("/v1/users/{name}", response_model=UserOut, dependencies=[MANAGE])
     def update_user(name: str, body: UserPatch) -> UserOut:
         """Change groups or disable a user: effective on their next request."""
         with factory() as s:
             return user_out(users.update_user(s, name, groups=body.groups, disabled=body.disabled))
 
-    @router.post("/v1/users/{name}/keys", status_code=201, response_model=KeyOut, dependencies=[Manage])
+    @router.post("/v1/users/{name}/keys", status_code=201, response_model=KeyOut, dependencies=[MANAGE])
     def create_key(name: str, body: KeyIn | None = None) -> KeyOut:
         """A new API key for the user. The key is in this response only; store it now."""
         with factory() as s:
             key, plaintext = users.issue_key(s, name, body.name if body else None)
             return key_out(key, plaintext)
 
-    @router.get("/v1/keys", response_model=list[KeyOut], dependencies=[Manage])
+    @router.get("/v1/keys", response_model=list[KeyOut], dependencies=[MANAGE])
     def list_keys() -> list[KeyOut]:
         with factory() as s:
             return [key_out(k) for k in users.list_keys(s)]
 
-    @router.delete("/v1/keys/{key_id}", response_model=KeyOut, dependencies=[Manage])
+    @router.delete("/v1/keys/{key_id}", response_model=KeyOut, dependencies=[MANAGE])
     def revoke_key(key_id: int) -> KeyOut:
         """Revoke a key: refused from the next request on."""
         with factory() as s:
             return key_out(users.revoke_key(s, key_id))
 
     @router.get("/v1/documents", response_model=list[DocumentOut], tags=["query"])
-    def list_documents(principal: Principal = Ask, collection: str | None = None,
+    def list_documents(principal: Principal = ASK, collection: str | None = None,
                        limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0)) -> list[DocumentOut]:
         """Documents the caller may read (admins: all), with their groups and labels."""
         with factory() as s:
             return [document_out(d) for d in documents.readable(s, principal, collection=collection, limit=limit,
                                                                 offset=offset)]
 
-    @router.patch("/v1/documents/{document_id}", response_model=DocumentOut, dependencies=[Manage])
+    @router.patch("/v1/documents/{document_id}", response_model=DocumentOut, dependencies=[MANAGE])
     def update_document(document_id: int, body: DocumentPatch) -> DocumentOut:
         """Change who may read a document, or its label, without re-embedding; effective at once."""
         with factory() as s:

@@ -9,7 +9,7 @@ replaced by a 503 and the answer is withheld.
 import logging
 import time
 import uuid
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +19,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from api import admin_routes, audit_routes, ingest_routes, openai_routes, query_routes, routing_routes
-from api.auth import Authenticator, require
+from api.auth import MANAGE, Authenticator, require
 from api.errors import classify
 from api.metrics import Metrics
 from api.schemas import ErrorResponse
@@ -56,7 +56,6 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     app.state.audit_log = audit_log
     app.state.authenticator = Authenticator(settings, factory)
 
-    Manage = Depends(require("manage"))
 
     def error(request: Request, status: int, code: str, message: str) -> JSONResponse:
         rid = getattr(request.state, "request_id", uuid.uuid4().hex)
@@ -127,7 +126,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @app.get("/readyz", tags=["ops"], dependencies=[Manage], responses={503: {"description": "a dependency is missing"}})
+    @app.get("/readyz", tags=["ops"], dependencies=[MANAGE], responses={503: {"description": "a dependency is missing"}})
     def readyz() -> JSONResponse:
         """Database, index generation and generator. A down generator with the extractive fallback
         on is reported as `degraded` (200): answers still come, marked as extracted."""
@@ -156,7 +155,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
             checks["generator"], ok = "unreachable", False
         return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"], response_class=Response, dependencies=[Manage])
+    @app.get("/metrics", tags=["ops"], response_class=Response, dependencies=[MANAGE])
     def prometheus_metrics() -> Response:
         """Prometheus text format: requests and latency by route, retrieval and generation time, tokens."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from typing import Callable
+from collections.abc import Callable
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from rag.auth.keys import PREFIX, find_key
@@ -46,7 +46,7 @@ class Authenticator:
             now = utcnow()
             last = key.last_used_at
             if last is not None and last.tzinfo is None:
-                last = last.replace(tzinfo=dt.timezone.utc)
+                last = last.replace(tzinfo=dt.UTC)
             if last is None or now - last > _LAST_USED_EVERY:
                 key.last_used_at = now
                 session.commit()
@@ -66,3 +66,8 @@ def require(capability: str) -> Callable[[Request], Principal]:
         return principal
 
     return check
+
+
+# the dependencies routes declare: `dependencies=[MANAGE]`, or `principal: Principal = ASK` to use the caller
+ASK = Depends(require("ask"))
+MANAGE = Depends(require("manage"))

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import require
+from api.auth import ASK
 from api.metrics import Metrics
 from api.query_routes import ERRORS, answer_json, collect
 from api.schemas import ChatCompletionOut, ChatRequest
@@ -56,15 +56,14 @@ def rag_extra(answer: Answer, request_id: str) -> dict:
 
 def build_router(settings: Settings, services: QueryServices, metrics: Metrics) -> APIRouter:
     router = APIRouter(tags=["openai-compatible"])
-    Ask = Depends(require("ask"))
 
     @router.get("/v1/models")
-    def models(principal: Principal = Ask) -> dict:
+    def models(principal: Principal = ASK) -> dict:
         """The one model this service exposes: retrieval-augmented answers from the documents."""
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "private-rag"}]}
 
     @router.post("/v1/chat/completions", response_model=None, responses={**ERRORS, 200: {"model": ChatCompletionOut}})
-    async def chat_completions(body: ChatRequest, request: Request, principal: Principal = Ask) -> dict | StreamingResponse:
+    async def chat_completions(body: ChatRequest, request: Request, principal: Principal = ASK) -> dict | StreamingResponse:
         """OpenAI Chat Completions (streaming included); `rag` carries citations and grounding status."""
         if body.model != MODEL_ID:
             raise NotFoundError(f"model '{body.model[:100]}' does not exist; use '{MODEL_ID}' (GET /v1/models)")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import require
+from api.auth import ASK
 from api.metrics import Metrics
 from api.schemas import (
     CitationOut,
@@ -72,10 +72,9 @@ def collect(services: QueryServices, question: str, principal: Principal, **kwar
 
 def build_router(settings: Settings, services: QueryServices, metrics: Metrics) -> APIRouter:
     router = APIRouter(tags=["query"])
-    Ask = Depends(require("ask"))
 
     @router.post("/v1/search", response_model=SearchResponse, responses=ERRORS)
-    def search(body: SearchRequest, request: Request, principal: Principal = Ask) -> SearchResponse:
+    def search(body: SearchRequest, request: Request, principal: Principal = ASK) -> SearchResponse:
         """Hybrid (dense + BM25) search over the documents the caller may read; filters and access
         are applied inside both searches, before ranking."""
         query = check_question(body.query, settings)
@@ -97,7 +96,7 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
         **ERRORS, 200: {"content": {"text/event-stream": {"description": "With stream: `event: delta` "
                         "(data {text}) per grounded sentence, then `event: final` (data: the QueryResponse), "
                         "or `event: error` (data: an error body)"}}}})
-    async def query(body: QueryRequest, request: Request, principal: Principal = Ask) -> dict | StreamingResponse:
+    async def query(body: QueryRequest, request: Request, principal: Principal = ASK) -> dict | StreamingResponse:
         """Answer a question from the documents the caller may read, with [n] citations checked
         against the passages."""
         question = check_question(body.question, settings)

@@ -31,7 +31,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _common import SCIFACT  # noqa: E402 - bench/ is the script's folder
+from _common import SCIFACT
 
 ALL = "rag,st-fp32-64,st-bf16-64,ort-fp32,ort-int8"
 
@@ -50,7 +50,7 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def sentence_transformer(path: str, dtype: str, batch: int):  # noqa: ANN201
+def sentence_transformer(path: str, dtype: str, batch: int):
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -65,7 +65,7 @@ def sentence_transformer(path: str, dtype: str, batch: int):  # noqa: ANN201
     return embed
 
 
-def onnx_runtime(path: str, int8: bool, workdir: Path, batch: int = 64):  # noqa: ANN201
+def onnx_runtime(path: str, int8: bool, workdir: Path, batch: int = 64):
     import onnxruntime as ort
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -80,7 +80,7 @@ def onnx_runtime(path: str, int8: bool, workdir: Path, batch: int = 64):  # noqa
                 super().__init__()
                 self.model = model
 
-            def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001, ANN201
+            def forward(self, input_ids, attention_mask, token_type_ids):
                 return self.model(input_ids=input_ids, attention_mask=attention_mask,
                                   token_type_ids=token_type_ids).last_hidden_state
 
@@ -117,7 +117,7 @@ def onnx_runtime(path: str, int8: bool, workdir: Path, batch: int = 64):  # noqa
     return embed
 
 
-def make_backend(name: str, path: str, workdir: Path):  # noqa: ANN201
+def make_backend(name: str, path: str, workdir: Path):
     if name == "rag":
         from rag.embedder import load_embedder
         from rag.settings import Settings
@@ -129,7 +129,7 @@ def make_backend(name: str, path: str, workdir: Path):  # noqa: ANN201
     return onnx_runtime(path, rest[0] == "int8", workdir)
 
 
-def dense_ndcg(embed, corpus: list[dict], queries: dict[str, str], qrels: dict) -> float:  # noqa: ANN001
+def dense_ndcg(embed, corpus: list[dict], queries: dict[str, str], qrels: dict) -> float:
     """nDCG@10 of exact cosine search over SciFact's abstracts (one vector each) with this embedder."""
     from rag.evaluation import score
 
@@ -137,7 +137,7 @@ def dense_ndcg(embed, corpus: list[dict], queries: dict[str, str], qrels: dict) 
     qids = list(queries)
     sims = embed([queries[q] for q in qids]) @ docs.T
     top = np.argsort(-sims, axis=1)[:, :100]
-    rankings = {q: [corpus[i]["_id"] for i in row] for q, row in zip(qids, top)}
+    rankings = {q: [corpus[i]["_id"] for i in row] for q, row in zip(qids, top, strict=True)}
     return score(rankings, qrels)["ndcg@10"]
 
 
@@ -157,7 +157,7 @@ def main() -> None:
     corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
     texts = [f"{d['title']} {d['text']}" for d in corpus[: args.chunks]]
 
-    def measure(embed) -> tuple[np.ndarray, float]:  # noqa: ANN001
+    def measure(embed) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
         vectors = embed(texts)
         return vectors, len(texts) / (time.perf_counter() - started)
@@ -185,7 +185,7 @@ def main() -> None:
         stock = float(np.median(cps["stock"]))
         rows = []
         for name in names:
-            per_round = [b / a for a, b in zip(cps["stock"], cps[name])]
+            per_round = [b / a for a, b in zip(cps["stock"], cps[name], strict=True)]
             rows.append({"backend": name, "cps": round(float(np.median(cps[name])), 2),
                          "ratio": round(float(np.median(cps[name])) / stock, 2),
                          "ratio_per_round": [round(r, 2) for r in per_round],

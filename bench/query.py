@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import SCIFACT, pct  # noqa: E402 - bench/ is the script's folder
+from _common import SCIFACT, pct
 
 
 def build_corpus(source_db: str, target: Path, copies: int) -> int:

@@ -18,7 +18,7 @@ import json
 import statistics
 import time
 
-from _common import SCIFACT, pct  # noqa: E402 - bench/ is the script's folder
+from _common import SCIFACT, pct
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
     top, _ = retriever.retrieve(bm25s.tokenize(queries, show_progress=False), k=5, show_progress=False)
 
     class Labels:
-        def labels(self, ids):  # noqa: ANN001, ANN202
+        def labels(self, ids):
             return {i: "public" for i in ids}
 
     policy = EscalationSettings(enabled=True, base_url="https://vendor.example/v1", model="m", groups=["*"],
@@ -58,7 +58,7 @@ def main() -> None:
     embedder.embed(["warm up"])
 
     embed_ms, decide_ms, outbound_ms, targets = [], [], [], {"external": 0, "local": 0}
-    for question, ids in zip(queries, top):
+    for question, ids in zip(queries, top, strict=True):
         passages = [Passage(int(i), int(i), f"scifact/{docs[i]['_id']}.txt", docs[i]["title"], None, [], texts[i],
                             1.0, "", 1, "public", "scifact") for i in ids]
         t0 = time.perf_counter()

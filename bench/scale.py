@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import REPO, SCIFACT, pct  # noqa: E402 - bench/ is the script's folder
+from _common import REPO, SCIFACT, pct
 
 CACHE = Path.home() / ".cache" / "private-rag" / "bench"
 
@@ -90,7 +90,7 @@ def synthetic_texts(docs: list[str], n: int, seed: int = 2) -> list[str]:
     words = [d.split() for d in docs]
     out = []
     for a, b, start, extra in zip(rng.integers(0, len(words), n), rng.integers(0, len(words), n),
-                                  rng.integers(0, 200, n), rng.integers(0, 40, n)):
+                                  rng.integers(0, 200, n), rng.integers(0, 40, n), strict=True):
         first, second = words[a], words[b]
         start = int(start) % max(1, len(first) - 120)
         out.append(" ".join(first[start:start + 120] + second[:extra]))
@@ -101,7 +101,7 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def keyword_bench(n: int, claims: list[str], tmp: Path, say) -> dict:  # noqa: ANN001
+def keyword_bench(n: int, claims: list[str], tmp: Path, say) -> dict:
     """Segmented BM25 vs bm25s built whole, at n chunks; leaves the segmented index in tmp/kw."""
     import bm25s
 
@@ -178,7 +178,7 @@ def keyword_bench(n: int, claims: list[str], tmp: Path, say) -> dict:  # noqa: A
             "search": rows, "same_top10_acl": same, "queries": len(claims)}
 
 
-def timed_search(index, queries: np.ndarray, k: int = 10) -> tuple[list[float], np.ndarray]:  # noqa: ANN001
+def timed_search(index, queries: np.ndarray, k: int = 10) -> tuple[list[float], np.ndarray]:
     times, found = [], []
     for q in queries:
         t = time.perf_counter()
@@ -188,7 +188,7 @@ def timed_search(index, queries: np.ndarray, k: int = 10) -> tuple[list[float], 
     return times, np.array(found)
 
 
-def deletes_per_second(index, ids: np.ndarray, total: int = 2000, batch: int = 100) -> float:  # noqa: ANN001
+def deletes_per_second(index, ids: np.ndarray, total: int = 2000, batch: int = 100) -> float:
     chosen = np.random.default_rng(1).choice(ids, total, replace=False)
     t = time.perf_counter()
     for start in range(0, total, batch):
@@ -270,7 +270,7 @@ def main() -> None:
         for nprobe in [int(x) for x in args.nprobe.split(",")]:
             ivf.nprobe = nprobe
             times, found = timed_search(ivf, queries)
-            recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found)]))
+            recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found, strict=True)]))
             p50 = statistics.median(times)
             rows.append({"nprobe": nprobe, "p50_ms": round(p50, 3), "p95_ms": round(pct(times, 0.95), 3),
                          "recall@10": round(recall, 4), "speedup": round(exact_p50 / p50, 1)})

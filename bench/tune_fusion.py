@@ -59,7 +59,7 @@ def main() -> None:
         beir = load_beir(args.folder, split)
         qids = list(beir.queries)
         vectors = embedder.embed([beir.queries[q] for q in qids])
-        dense = {q: retriever.dense_ranking(v, max(GRID_DEPTH), None) for q, v in zip(qids, vectors)}
+        dense = {q: retriever.dense_ranking(v, max(GRID_DEPTH), None) for q, v in zip(qids, vectors, strict=True)}
         keyword = {q: retriever.keyword_ranking(beir.queries[q], max(GRID_DEPTH), None) for q in qids}
         return dense, keyword, beir.qrels
 

@@ -62,7 +62,7 @@ def audit_archive(out: Path, before: str | None) -> None:
     if before is None:
         if not rt.settings.audit_retention_days:
             fail("nothing to archive: give --before or set RAG_AUDIT_RETENTION_DAYS")
-        before = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=rt.settings.audit_retention_days)).isoformat()
+        before = (dt.datetime.now(dt.UTC) - dt.timedelta(days=rt.settings.audit_retention_days)).isoformat()
     if out.exists():
         fail(f"{out} exists")
     try:

@@ -9,9 +9,9 @@ import datetime as dt
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from indexes.durable import fsync_dir, fsync_tree, sha256_file, write_bytes_atomic
 from rag.errors import IndexUnavailableError
@@ -82,7 +82,7 @@ class GenerationStore:
             folder=name,
             files=files,
             watermark=watermark,
-            created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+            created_at=dt.datetime.now(dt.UTC).isoformat(),
         )
         write_bytes_atomic(self.root / MANIFEST, manifest.to_json())
         return manifest

@@ -21,9 +21,9 @@ import os
 import shutil
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import bm25s
 import numpy as np
@@ -113,14 +113,14 @@ class Segment:
             rows, tf = rows[keep], tf[keep]
         return rows, tf
 
-    def with_deleted(self, rows: np.ndarray) -> "Segment":
+    def with_deleted(self, rows: np.ndarray) -> Segment:
         merged = np.union1d(self.deleted, rows).astype(np.int64)
         return Segment(self.name, self.ids, self.lengths, self.terms, self.indptr, self.rows, self.tf, merged)
 
     # -- building -------------------------------------------------------------------------------
 
     @classmethod
-    def from_tokens(cls, name: str, ids: np.ndarray, tokens: list[list[str]]) -> "Segment":
+    def from_tokens(cls, name: str, ids: np.ndarray, tokens: list[list[str]]) -> Segment:
         order = np.argsort(ids, kind="stable")
         vocab: dict[str, int] = {}
         term_ids: list[int] = []
@@ -142,7 +142,7 @@ class Segment:
 
     @classmethod
     def _from_postings(cls, name: str, ids: np.ndarray, lengths: np.ndarray, hashes: np.ndarray,
-                       rows: np.ndarray, tf: np.ndarray) -> "Segment":
+                       rows: np.ndarray, tf: np.ndarray) -> Segment:
         order = np.lexsort((rows, hashes))  # by term, then row
         hashes, rows, tf = hashes[order], rows[order], tf[order]
         terms, starts = np.unique(hashes, return_index=True)
@@ -150,7 +150,7 @@ class Segment:
         return cls(name, ids, lengths, terms, indptr, rows.astype(np.int32), tf, np.zeros(0, dtype=np.int64))
 
     @classmethod
-    def merged(cls, name: str, parts: Sequence["Segment"]) -> "Segment":
+    def merged(cls, name: str, parts: Sequence[Segment]) -> Segment:
         """One segment holding the live rows of `parts`, built from their postings."""
         ids = np.concatenate([p.live_ids() for p in parts])
         order = np.argsort(ids, kind="stable")
@@ -184,7 +184,7 @@ class Segment:
             np.save(target / f"{array}.npy", getattr(self, array))
 
     @classmethod
-    def load(cls, folder: Path, name: str, deleted: np.ndarray, *, mmap: bool) -> "Segment":
+    def load(cls, folder: Path, name: str, deleted: np.ndarray, *, mmap: bool) -> Segment:
         mode = "r" if mmap else None
         # plain ndarray views of the mapping: np.memmap's per-slice bookkeeping costs ~1 ms a query
         arrays = {a: np.load(folder / name / f"{a}.npy", mmap_mode=mode).view(np.ndarray) for a in _ARRAYS}
@@ -228,7 +228,7 @@ class BM25KeywordIndex:
         self._source: Path | None = None
 
     @classmethod
-    def build(cls, ids: Sequence[int], texts: Sequence[str]) -> "BM25KeywordIndex":
+    def build(cls, ids: Sequence[int], texts: Sequence[str]) -> BM25KeywordIndex:
         return cls().updated(np.asarray(ids, dtype=np.int64), texts, np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
@@ -244,7 +244,7 @@ class BM25KeywordIndex:
         return np.sort(np.concatenate([s.live_ids() for s in self._segments]))
 
     def updated(self, add_ids: np.ndarray, add_texts: Sequence[str], remove_ids: np.ndarray,
-                *, batch: int = 250_000) -> "BM25KeywordIndex":
+                *, batch: int = 250_000) -> BM25KeywordIndex:
         """A new index: `remove_ids` tombstoned, `add_texts` tokenised into new segments, then merged
         down to MAX_SEGMENTS. `self` is unchanged (readers may be using it)."""
         remove_ids = np.sort(np.asarray(remove_ids, dtype=np.int64))
@@ -292,10 +292,10 @@ class BM25KeywordIndex:
         idf = np.log(1 + (self._docs - df + 0.5) / (df + 0.5)) * counts
         candidates: list[tuple[np.ndarray, np.ndarray]] = []
         masks = None if allowed_ids is None else self._masks_for(allowed_ids)
-        for number, (segment, seg_postings) in enumerate(zip(self._segments, postings)):
+        for number, (segment, seg_postings) in enumerate(zip(self._segments, postings, strict=True)):
             scores = np.zeros(len(segment.ids), dtype=np.float32)
             norm = segment.length_norm(self._avg_len)
-            for weight, (rows, tf) in zip(idf, seg_postings):
+            for weight, (rows, tf) in zip(idf, seg_postings, strict=True):
                 if len(rows):
                     tf = tf.astype(np.float32)
                     scores[rows] += np.float32(weight) * tf / (norm[rows] + tf)
@@ -351,7 +351,7 @@ class BM25KeywordIndex:
         (target / "meta.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
-    def load(cls, folder: Path, *, mmap: bool = True) -> "BM25KeywordIndex":
+    def load(cls, folder: Path, *, mmap: bool = True) -> BM25KeywordIndex:
         target = folder / cls.FOLDER
         meta = json.loads((target / "meta.json").read_text())
         if meta.get("format") != FORMAT:

@@ -60,7 +60,7 @@ class FaissVectorIndex:
 
     @classmethod
     def build_ivf(cls, dim: int, ids: np.ndarray, vectors: np.ndarray, *, nlist: int = 0, nprobe: int = 64,
-                  train_size: int = 256_000, seed: int = 0) -> "FaissVectorIndex":
+                  train_size: int = 256_000, seed: int = 0) -> FaissVectorIndex:
         """Train the cells on a sample of the stored embeddings, then add them all."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         nlist = nlist or nlist_for(len(ids))
@@ -130,7 +130,7 @@ class FaissVectorIndex:
         faiss.write_index(self._index, str(folder / self.FILE))
 
     @classmethod
-    def load(cls, folder: Path, *, nprobe: int = 64, mmap: bool = False) -> "FaissVectorIndex":
+    def load(cls, folder: Path, *, nprobe: int = 64, mmap: bool = False) -> FaissVectorIndex:
         """`mmap`: map an IVF index's lists read-only instead of reading them (readers of a shared
         volume then share one copy in the page cache)."""
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0

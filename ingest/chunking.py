@@ -5,8 +5,9 @@ Every chunk is an exact span of the document's extracted text, so citations can 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from rag.types import ChunkDraft, Element
 
@@ -48,7 +49,7 @@ def chunk_elements(
     spans = tokenizer.token_spans([e.text for e in elements])
     packer = _Packer(text)
     pos = 0
-    for element, offsets in zip(elements, spans):
+    for element, offsets in zip(elements, spans, strict=True):
         n = len(offsets)
         start = pos
         pos += len(element.text) + len(SEPARATOR)

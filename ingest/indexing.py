@@ -9,9 +9,10 @@ is recomputed from both sides each time, a crash anywhere is repaired by the nex
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, select
@@ -57,12 +58,11 @@ def _db_ids(session: Session) -> np.ndarray:
     return np.fromiter(session.scalars(select(Chunk.id).order_by(Chunk.id)), dtype=np.int64)
 
 
-def _column_of(session: Session, column, ids: np.ndarray) -> Iterator[tuple[int, Any]]:  # noqa: ANN001
+def _column_of(session: Session, column, ids: np.ndarray) -> Iterator[tuple[int, Any]]:
     """(chunk id, value) for the given chunks, in batches of ids (order not kept)."""
     for start in range(0, len(ids), _FETCH):
         batch = [int(i) for i in ids[start : start + _FETCH]]
-        for chunk_id, value in session.execute(select(Chunk.id, column).where(Chunk.id.in_(batch))):
-            yield chunk_id, value
+        yield from session.execute(select(Chunk.id, column).where(Chunk.id.in_(batch))).tuples()
 
 
 def _texts(session: Session, ids: np.ndarray) -> list[str]:
@@ -127,7 +127,7 @@ class AnnPolicy:
     nlist: int = 0  # 0 = about 4 sqrt(n)
 
 
-def ann_policy(settings) -> AnnPolicy:  # noqa: ANN001 - Settings
+def ann_policy(settings) -> AnnPolicy:
     return AnnPolicy(threshold=settings.ann_threshold, nprobe=settings.ann_nprobe, nlist=settings.ann_nlist)
 
 

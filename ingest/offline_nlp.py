@@ -81,5 +81,5 @@ def install() -> None:
     tokenize._load_spacy_model = _refuse_download
 
 
-def _refuse_download():  # noqa: ANN202
+def _refuse_download():
     raise RuntimeError("offline: unstructured asked for a spaCy model; private-rag never downloads one")

@@ -8,12 +8,12 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from rag.errors import ParseError
 from rag.types import ChunkDraft
@@ -101,7 +101,7 @@ class ParsePool:
         self.lookahead = 256
         self._pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> "ParsePool":
+    def __enter__(self) -> ParsePool:
         _load_state(self.config)
         return self
 

@@ -98,7 +98,7 @@ def parse_file(path: Path, *, max_bytes: int, ocr: str = "auto") -> list[Element
     return result
 
 
-def _has_text(elements) -> bool:  # noqa: ANN001
+def _has_text(elements) -> bool:
     return any((getattr(e, "text", "") or "").strip() for e in elements)
 
 

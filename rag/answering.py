@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Generator as Generator_
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Generator as Generator_
-from typing import Iterator
 
 from rag.access import AccessScope
 from rag.auth.principal import Principal
-from rag.errors import EgressBlocked, GenerationInterruptedError, GeneratorUnavailableError
+from rag.errors import EgressBlockedError, GenerationInterruptedError, GeneratorUnavailableError
 from rag.grounding import GroundedAnswer, GroundingChecker, SentenceGate
 from rag.lexical import content_words, split_sentences
 from rag.prompting import NOT_FOUND, build_prompt
@@ -120,7 +120,7 @@ class QuestionAnswerer:
             generation=found.generation, neutralised=outcome.neutralised, route=route,
         )
 
-    def _local(self, question: str, passages: list[Passage], history, cap: int,  # noqa: ANN001
+    def _local(self, question: str, passages: list[Passage], history, cap: int,
                usage: Usage) -> Generator_[Delta, None, _Outcome]:
         """The local model, streaming sentence by sentence; the extractive fallback if it is down."""
         outcome = _Outcome(self.generator, [], GroundedAnswer(NOT_FOUND, [], False, False, 0.0), [])
@@ -138,7 +138,7 @@ class QuestionAnswerer:
             outcome.fallback, outcome.notice = True, FALLBACK_NOTICE
         return outcome
 
-    def _generate(self, generator: Generator, question: str, passages: list[Passage], history, cap: int,  # noqa: ANN001
+    def _generate(self, generator: Generator, question: str, passages: list[Passage], history, cap: int,
                   usage: Usage) -> Generator_[Delta, None, _Outcome]:
         prompt = self._prompt(generator, question, passages, history)
         gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question))
@@ -162,7 +162,7 @@ class QuestionAnswerer:
         outcome.result = gate.result([d.strip() for d in outcome.deltas])
         return outcome
 
-    def _escalate(self, question: str, route: RouteDecision, history, cap: int,  # noqa: ANN001
+    def _escalate(self, question: str, route: RouteDecision, history, cap: int,
                   usage: Usage) -> tuple[_Outcome | None, RouteDecision]:
         """The external model over the sendable passages only, collected whole (so a failure half-way
         sends nothing to the caller); on any failure the query is answered locally."""
@@ -174,10 +174,10 @@ class QuestionAnswerer:
             return outcome, route
         except Exception as exc:  # noqa: BLE001 - the vendor failing or the final scan blocking: stay local
             log.warning("escalation failed (%s); answering locally", type(exc).__name__)
-            rule = "egress_blocked" if isinstance(exc, EgressBlocked) else "external_failed"
+            rule = "egress_blocked" if isinstance(exc, EgressBlockedError) else "external_failed"
             return None, route.stay_local(f"escalation stopped ({exc}); answered locally", rule)
 
-    def _general_knowledge(self, question: str, history, cap: int, usage: Usage) -> _Outcome:  # noqa: ANN001
+    def _general_knowledge(self, question: str, history, cap: int, usage: Usage) -> _Outcome:
         """No internal passage: the external model answers from general knowledge, marked as such."""
         prompt = build_prompt(question, [], history, general=True)
         text = " ".join("".join(self.external.stream(prompt, cap, usage)).split())
@@ -185,13 +185,13 @@ class QuestionAnswerer:
         return _Outcome(self.external, [], result, [text] if text else [],
                         notice=f"General knowledge from {self.external.model}: not from your documents.")
 
-    def _prompt(self, generator: Generator, question: str, passages: list[Passage], history):  # noqa: ANN001, ANN202
+    def _prompt(self, generator: Generator, question: str, passages: list[Passage], history):
         """LLMs get the first `prompt_passages` passages; extraction reads them all."""
         if self.prompt_passages and generator.backend != "extractive":
             passages = passages[: self.prompt_passages]
         return build_prompt(question, passages, history)
 
-    def answer(self, question: str, **kwargs) -> Answer:  # noqa: ANN003
+    def answer(self, question: str, **kwargs) -> Answer:
         final = None
         for event in self.stream(question, **kwargs):
             if isinstance(event, Answer):
@@ -200,7 +200,7 @@ class QuestionAnswerer:
         return final
 
     @staticmethod
-    def _citations(cited: list[int], passages: list[Passage], sentences) -> list[Citation]:  # noqa: ANN001
+    def _citations(cited: list[int], passages: list[Passage], sentences) -> list[Citation]:
         out = []
         for n in cited:
             passage = passages[n - 1]

@@ -17,9 +17,10 @@ import json
 import os
 import secrets
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -150,7 +151,7 @@ class HashChainAuditLog:
 
     def append(self, entry: AuditEntry) -> AuditRecord:
         """Writes one chained record; raises AuditUnavailableError when it cannot."""
-        for attempt in range(5):
+        for _attempt in range(5):
             try:
                 with self._lock, self.factory() as session:
                     if session.get_bind().dialect.name == "postgresql":
@@ -159,7 +160,7 @@ class HashChainAuditLog:
                         select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)).first()
                     values = {
                         "seq": (head.seq + 1) if head else 1, "kind": entry.kind,
-                        "ts": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
+                        "ts": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
                         "request_id": entry.request_id, "principal": entry.principal, "role": entry.role,
                         "groups": sorted(entry.groups), "route": entry.route, "status": int(entry.status),
                         "question": entry.question, "answer": entry.answer,
@@ -173,7 +174,7 @@ class HashChainAuditLog:
                     return record
             except IntegrityError:
                 continue  # another process appended the same seq first (SQLite across processes): retry
-            except Exception as exc:  # noqa: BLE001 - any failure means: no record, so no answer
+            except Exception as exc:
                 raise AuditUnavailableError("the audit log is unavailable; the answer was withheld") from exc
         raise AuditUnavailableError("the audit log is busy; the answer was withheld")
 
@@ -224,7 +225,7 @@ class HashChainAuditLog:
         with self.factory() as session:
             head = session.execute(select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)).first()
         body = {"head_seq": head.seq if head else 0, "head_hash": head.hash if head else GENESIS,
-                "created_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+                "created_at": dt.datetime.now(dt.UTC).isoformat()}
         return {**body, "signature": self._sign(body)}
 
     def _sign(self, body: dict) -> str:

@@ -3,7 +3,7 @@
 `GuardedTransport` sits under the external client's HTTP stack: it refuses any destination but
 the configured endpoint (scheme, host, port and path prefix; redirects are never followed) and
 scans every message of the outbound body once more right before it is sent. A hit, an unreadable
-body or a foreign destination raises EgressBlocked and nothing is sent.
+body or a foreign destination raises EgressBlockedError and nothing is sent.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 
 import httpx
 
-from rag.errors import DetectionError, EgressBlocked
+from rag.errors import DetectionError, EgressBlockedError
 from rag.generators.openai_compat import OpenAICompatibleGenerator
 from rag.sensitivity import Scanner
 from rag.settings import EscalationSettings
@@ -42,16 +42,16 @@ class GuardedTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         if (url.scheme, url.host, url.port) != self._origin or not url.path.startswith(self._path):
-            raise EgressBlocked(f"destination {url.scheme}://{url.host} is not the configured escalation endpoint")
+            raise EgressBlockedError(f"destination {url.scheme}://{url.host} is not the configured escalation endpoint")
         try:
             body = json.loads(request.read() or b"{}")
             hits = self.scanner.scan(_strings(body.get("messages", [])) + _strings(body.get("model", "")))
         except (ValueError, AttributeError, DetectionError) as exc:
-            raise EgressBlocked(f"outbound body could not be checked ({type(exc).__name__})") from exc
+            raise EgressBlockedError(f"outbound body could not be checked ({type(exc).__name__})") from exc
         if hits:
             kinds = ", ".join(sorted({f"{h.detector}:{h.kind}" for h in hits}))
             log.warning("outbound request blocked by the final scan (%s)", kinds)
-            raise EgressBlocked(f"outbound scan found {kinds}")
+            raise EgressBlockedError(f"outbound scan found {kinds}")
         return self.inner.handle_request(request)
 
     def close(self) -> None:

@@ -85,7 +85,7 @@ class PolicyError(RagError):
     """A safety policy refused to go on; callers fail closed (the query stays local)."""
 
 
-class EgressBlocked(PolicyError):
+class EgressBlockedError(PolicyError):
     """An outbound request to the external model was stopped before it left."""
 
 

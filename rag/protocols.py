@@ -7,8 +7,9 @@ pass deterministic fakes. tests/test_contracts.py holds the contract every imple
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # numpy and the prompt are only named in signatures: importing this module stays free
     import numpy as np

@@ -49,7 +49,7 @@ def fuse_convex(dense: list[tuple[int, float]], keyword: list[tuple[int, float]]
     scored, which rank fusion throws away (Bruch et al., 2023, "An Analysis of Fusion Functions")."""
     fused: dict[int, float] = {}
     for weight, ranking in ((alpha, dense), (1.0 - alpha, keyword)):
-        for (chunk_id, _), norm in zip(ranking, _minmax([s for _, s in ranking])):
+        for (chunk_id, _), norm in zip(ranking, _minmax([s for _, s in ranking]), strict=True):
             fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * norm
     best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]
     return [Hit(chunk_id, score) for chunk_id, score in best]
@@ -85,11 +85,11 @@ class HybridRetriever:
     def dense_ranking(self, query_vector: np.ndarray, depth: int,
                       allowed_ids: np.ndarray | None) -> list[tuple[int, float]]:
         scores, ids = self.vector.search(query_vector.reshape(1, -1), depth, allowed_ids)
-        return [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i >= 0]
+        return [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True) if i >= 0]
 
     def keyword_ranking(self, query: str, depth: int, allowed_ids: np.ndarray | None) -> list[tuple[int, float]]:
         scores, ids = self.keyword.search(query, depth, allowed_ids)
-        return list(zip(ids.tolist(), scores.tolist()))
+        return list(zip(ids.tolist(), scores.tolist(), strict=True))
 
     def search(self, query: str, top_k: int = 10, allowed_ids: np.ndarray | None = None, *,
                mode: Mode = "hybrid", query_vector: np.ndarray | None = None) -> list[Hit]:
@@ -99,12 +99,12 @@ class HybridRetriever:
         depth = max(self.params.depth, top_k)
         if mode == "bm25":
             scores, ids = self.keyword.search(query, top_k, allowed_ids)
-            return [Hit(int(i), float(s)) for i, s in zip(ids.tolist(), scores.tolist())]
+            return [Hit(int(i), float(s)) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)]
         if query_vector is None:
             query_vector = self.embedder.embed([query])[0]
         if mode == "dense":
             scores, ids = self.vector.search(query_vector.reshape(1, -1), top_k, allowed_ids)
-            return [Hit(int(i), float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i >= 0]
+            return [Hit(int(i), float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True) if i >= 0]
         dense = self.dense_ranking(query_vector, depth, allowed_ids)
         keyword = self.keyword_ranking(query, depth, allowed_ids)
         return fuse(dense, keyword, self.params, top_k)

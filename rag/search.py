@@ -138,7 +138,7 @@ class Searcher:
         return SearchResult(passages, snapshot.manifest.generation, (t1 - t0) * 1000, (t2 - t1) * 1000)
 
     @staticmethod
-    def _passages(session: Session, hits, access: AccessScope | None) -> list[Passage]:  # noqa: ANN001
+    def _passages(session: Session, hits, access: AccessScope | None) -> list[Passage]:
         if not hits:
             return []
         query = (

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 
 def _packaged_model_path() -> str:
@@ -69,7 +68,7 @@ class EscalationSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _complete_when_enabled(self) -> "EscalationSettings":
+    def _complete_when_enabled(self) -> EscalationSettings:
         if not self.enabled:
             return self
         from urllib.parse import urlsplit

@@ -98,8 +98,9 @@ def test_cli_json_check_and_reindex(settings, cli_env, tmp_path):
     out = subprocess.run([*RAG, "ingest", str(corpus), "--collection", "hb", "--groups", "staff", "--label",
                           "internal", "--json"], env=cli_env, capture_output=True, text=True, check=True)
     report = json.loads(out.stdout)
-    assert set(report) == {"job_id", "files_seen", "files_indexed", "files_unchanged", "files_deleted",
-                           "files_failed", "chunks_added", "chunks_removed", "errors"}
+    assert set(report) == {"job_id", "files_total", "files_seen", "files_indexed", "files_unchanged",
+                           "files_deleted", "files_failed", "chunks_added", "chunks_removed", "errors"}
+    assert report["files_total"] == report["files_seen"]
     assert report["files_indexed"] == 6 and report["errors"] == []
 
     ok = subprocess.run([*RAG, "check"], env=cli_env, capture_output=True, text=True)

@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from rag.egress import GuardedTransport
-from rag.errors import EgressBlocked
+from rag.errors import EgressBlockedError
 from rag.sensitivity import Hit, Scanner, default_detectors
 from rag.settings import EscalationSettings, Settings
 
@@ -461,12 +461,12 @@ def test_guarded_transport_allows_only_the_configured_endpoint():
     for url in ("https://evil.example/v1/chat/completions", "http://api.vendor.example/v1/chat/completions",
                 "https://api.vendor.example:8443/v1/chat/completions", "https://api.vendor.example/admin",
                 "https://api.vendor.example.evil.example/v1/chat/completions"):
-        with pytest.raises(EgressBlocked):
+        with pytest.raises(EgressBlockedError):
             http.post(url, json=body)
-    with pytest.raises(EgressBlocked, match="email"):
+    with pytest.raises(EgressBlockedError, match="email"):
         http.post("https://api.vendor.example/v1/chat/completions",
                   json={"model": "m", "messages": [{"role": "user", "content": "mail a@b.example.com"}]})
-    with pytest.raises(EgressBlocked, match="could not be checked"):
+    with pytest.raises(EgressBlockedError, match="could not be checked"):
         http.post("https://api.vendor.example/v1/chat/completions", content=b"\xff not json")
     assert len(sent) == 1
 

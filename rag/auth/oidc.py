@@ -37,7 +37,7 @@ class OidcVerifier:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings) -> "OidcVerifier | None":  # noqa: ANN001
+    def from_settings(cls, settings) -> OidcVerifier | None:
         if not settings.oidc_jwks:
             return None
         return cls(settings.oidc_jwks, settings.oidc_issuer, settings.oidc_audience, settings.oidc_algorithms,

@@ -13,8 +13,8 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from rag.errors import ConfigError, GeneratorUnavailableError
 from rag.prompting import Prompt
@@ -95,7 +95,7 @@ class EmbeddedGenerator:
         self._lock = threading.Lock()
         self.context_tokens = int(getattr(self._model.config, "max_position_embeddings", 2048))
 
-    def _inputs(self, prompt: Prompt, max_tokens: int):  # noqa: ANN202
+    def _inputs(self, prompt: Prompt, max_tokens: int):
         ids = self._tokenizer.apply_chat_template(prompt.messages, add_generation_prompt=True,
                                                   return_tensors="pt", return_dict=True)
         room = self.context_tokens - max_tokens
@@ -117,7 +117,7 @@ class EmbeddedGenerator:
             try:
                 with torch.inference_mode():
                     out = self._model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False,
-                                               streamer=streamer, 
+                                               streamer=streamer,
                                                pad_token_id=self._tokenizer.eos_token_id)
                 produced.append(int(out.shape[1] - inputs["input_ids"].shape[1]))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread

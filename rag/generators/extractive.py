@@ -6,7 +6,7 @@ response then says so). It cannot invent anything: every word comes from a passa
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from rag.lexical import content_words, split_sentences
 from rag.prompting import NOT_FOUND, Prompt

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from rag.errors import DetectionError
 from rag.sensitivity.detectors import Detector, Hit
@@ -46,7 +46,7 @@ class Scanner:
                 name = getattr(detector, "name", type(detector).__name__)
                 try:
                     found = detector.find(views)
-                except Exception as exc:  # noqa: BLE001 - any failure means "cannot vouch for this text"
+                except Exception as exc:
                     log.warning("detector %s failed: %s", name, type(exc).__name__)
                     raise DetectionError(name, f"raised {type(exc).__name__}") from exc
                 if not isinstance(found, list) or not all(isinstance(h, Hit) for h in found):

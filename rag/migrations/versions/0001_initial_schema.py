@@ -1,7 +1,7 @@
 """Initial schema: collections, groups, documents, chunks (with embeddings), jobs and per-file results.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-27 21:14:25.993483
 """
 import sqlalchemy as sa
