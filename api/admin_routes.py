@@ -15,8 +15,9 @@ from rag.db.models import ApiKey, Document, User
 
 
 def user_out(user: User) -> UserOut:
-    return UserOut(id=user.id, name=user.name, role=user.role, groups=sorted(g.name for g in user.groups),
-                   disabled=user.disabled)
+    return UserOut(
+        id=user.id, name=user.name, role=user.role, groups=sorted(g.name for g in user.groups), disabled=user.disabled
+    )
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -24,14 +25,30 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def key_out(key: ApiKey, plaintext: str | None = None) -> KeyOut:
-    return KeyOut(id=key.id, user=key.user.name, name=key.name, prefix=key.prefix, created_at=_iso(key.created_at),
-                  last_used_at=_iso(key.last_used_at), revoked_at=_iso(key.revoked_at), key=plaintext)
+    return KeyOut(
+        id=key.id,
+        user=key.user.name,
+        name=key.name,
+        prefix=key.prefix,
+        created_at=_iso(key.created_at),
+        last_used_at=_iso(key.last_used_at),
+        revoked_at=_iso(key.revoked_at),
+        key=plaintext,
+    )
 
 
 def document_out(doc: Document) -> DocumentOut:
-    return DocumentOut(id=doc.id, path=doc.path, title=doc.title, collection=doc.collection.name, label=doc.label,
-                       groups=sorted(g.name for g in doc.groups), version=doc.version, sha256=doc.sha256,
-                       chunk_count=doc.chunk_count)
+    return DocumentOut(
+        id=doc.id,
+        path=doc.path,
+        title=doc.title,
+        collection=doc.collection.name,
+        label=doc.label,
+        groups=sorted(g.name for g in doc.groups),
+        version=doc.version,
+        sha256=doc.sha256,
+        chunk_count=doc.chunk_count,
+    )
 
 
 def build_router(factory: sessionmaker[Session]) -> APIRouter:
@@ -74,12 +91,18 @@ def build_router(factory: sessionmaker[Session]) -> APIRouter:
             return key_out(users.revoke_key(s, key_id))
 
     @router.get("/v1/documents", response_model=list[DocumentOut], tags=["query"])
-    def list_documents(principal: Principal = ASK, collection: str | None = None,
-                       limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0)) -> list[DocumentOut]:
+    def list_documents(
+        principal: Principal = ASK,
+        collection: str | None = None,
+        limit: int = Query(default=100, ge=1, le=1000),
+        offset: int = Query(default=0, ge=0),
+    ) -> list[DocumentOut]:
         """Documents the caller may read (admins: all), with their groups and labels."""
         with factory() as s:
-            return [document_out(d) for d in documents.readable(s, principal, collection=collection, limit=limit,
-                                                                offset=offset)]
+            return [
+                document_out(d)
+                for d in documents.readable(s, principal, collection=collection, limit=limit, offset=offset)
+            ]
 
     @router.patch("/v1/documents/{document_id}", response_model=DocumentOut, dependencies=[MANAGE])
     def update_document(document_id: int, body: DocumentPatch) -> DocumentOut:

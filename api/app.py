@@ -42,7 +42,11 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     factory = make_sessionmaker(engine)
     audit_log = HashChainAuditLog(factory, resolve_key(settings))  # refuses to start without a proper key in production
     app = FastAPI(
-        title="private-rag", version="0.1.0", openapi_url=None, docs_url=None, redoc_url=None,
+        title="private-rag",
+        version="0.1.0",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
         responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
         description="Private question answering over internal documents: search, grounded answers with "
         "citations, an OpenAI-compatible chat API, admin and auditor APIs. Every route but /healthz needs "
@@ -55,7 +59,6 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     app.state.metrics = metrics
     app.state.audit_log = audit_log
     app.state.authenticator = Authenticator(settings, factory)
-
 
     def error(request: Request, status: int, code: str, message: str) -> JSONResponse:
         rid = getattr(request.state, "request_id", uuid.uuid4().hex)
@@ -91,8 +94,9 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
                 await run_in_threadpool(audit_log.append, entry)
             except AuditUnavailableError as exc:
                 log.error("audit write failed for request %s: %s", rid, type(exc.__cause__).__name__)
-                response = JSONResponse({"error": {"code": "audit_unavailable", "message": str(exc)}, "request_id": rid},
-                                        status_code=503)
+                response = JSONResponse(
+                    {"error": {"code": "audit_unavailable", "message": str(exc)}, "request_id": rid}, status_code=503
+                )
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         metrics.requests.labels(path, request.method, str(response.status_code)).inc()
@@ -113,8 +117,12 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled %s on %s (request %s)", type(exc).__name__, request.url.path,
-                  getattr(request.state, "request_id", "-"))
+        log.error(
+            "unhandled %s on %s (request %s)",
+            type(exc).__name__,
+            request.url.path,
+            getattr(request.state, "request_id", "-"),
+        )
         return error(request, 500, "internal_error", "internal error")
 
     @app.get("/healthz", tags=["ops"])
@@ -126,7 +134,9 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @app.get("/readyz", tags=["ops"], dependencies=[MANAGE], responses={503: {"description": "a dependency is missing"}})
+    @app.get(
+        "/readyz", tags=["ops"], dependencies=[MANAGE], responses={503: {"description": "a dependency is missing"}}
+    )
     def readyz() -> JSONResponse:
         """Database, index generation and generator. A down generator with the extractive fallback
         on is reported as `degraded` (200): answers still come, marked as extracted."""
@@ -153,7 +163,9 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
             checks["generator"] = "degraded: unreachable, answering extractively"
         else:
             checks["generator"], ok = "unreachable", False
-        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
+        )
 
     @app.get("/metrics", tags=["ops"], response_class=Response, dependencies=[MANAGE])
     def prometheus_metrics() -> Response:

@@ -23,18 +23,36 @@ EXPORT_FIELDS = list(AuditRecordOut.model_fields)
 
 
 def record_out(r: AuditRecord) -> AuditRecordOut:
-    return AuditRecordOut(seq=r.seq, kind=r.kind, ts=r.ts, request_id=r.request_id, principal=r.principal,
-                          role=r.role, groups=r.groups or [], route=r.route, status=r.status, question=r.question,
-                          answer=r.answer, detail=r.detail or {}, latency_ms=r.latency_ms, prev_hash=r.prev_hash,
-                          hash=r.hash)
+    return AuditRecordOut(
+        seq=r.seq,
+        kind=r.kind,
+        ts=r.ts,
+        request_id=r.request_id,
+        principal=r.principal,
+        role=r.role,
+        groups=r.groups or [],
+        route=r.route,
+        status=r.status,
+        question=r.question,
+        answer=r.answer,
+        detail=r.detail or {},
+        latency_ms=r.latency_ms,
+        prev_hash=r.prev_hash,
+        hash=r.hash,
+    )
 
 
 class AuditFilters:
-    def __init__(self, user: str | None = Query(default=None, description="principal name"),
-                 group: str | None = Query(default=None), since: str | None = Query(default=None, description="ISO time"),
-                 until: str | None = Query(default=None, description="ISO time (exclusive)"),
-                 route: str | None = Query(default=None), status: int | None = Query(default=None),
-                 text: str | None = Query(default=None, description="substring of question or answer")) -> None:
+    def __init__(
+        self,
+        user: str | None = Query(default=None, description="principal name"),
+        group: str | None = Query(default=None),
+        since: str | None = Query(default=None, description="ISO time"),
+        until: str | None = Query(default=None, description="ISO time (exclusive)"),
+        route: str | None = Query(default=None),
+        status: int | None = Query(default=None),
+        text: str | None = Query(default=None, description="substring of question or answer"),
+    ) -> None:
         self.user, self.group, self.since, self.until = user, group, since, until
         self.route, self.status, self.text = route, status, text
 
@@ -42,7 +60,7 @@ class AuditFilters:
         if self.user:
             query = query.where(AuditRecord.principal == self.user)
         if self.group:
-            query = query.where(cast(AuditRecord.groups, String).like(f'%{json.dumps(self.group)}%'))
+            query = query.where(cast(AuditRecord.groups, String).like(f"%{json.dumps(self.group)}%"))
         if self.since:
             query = query.where(AuditRecord.ts >= self.since)
         if self.until:
@@ -61,8 +79,11 @@ def build_router(factory: sessionmaker[Session], audit_log: AuditLog) -> APIRout
     router = APIRouter(tags=["audit"], dependencies=[Depends(require("audit"))])
 
     @router.get("/v1/audit/records", response_model=AuditPage)
-    def list_records(filters: AuditFilters = Depends(), cursor: int | None = Query(default=None, ge=1),
-                     limit: int = Query(default=100, ge=1, le=1000)) -> AuditPage:
+    def list_records(
+        filters: AuditFilters = Depends(),
+        cursor: int | None = Query(default=None, ge=1),
+        limit: int = Query(default=100, ge=1, le=1000),
+    ) -> AuditPage:
         """Newest first; `cursor` continues after the last page."""
         with factory() as s:
             query = filters.apply(select(AuditRecord))
@@ -82,8 +103,9 @@ def build_router(factory: sessionmaker[Session], audit_log: AuditLog) -> APIRout
         return record_out(record)
 
     @router.get("/v1/audit/export")
-    def export(fmt: Literal["jsonl", "csv"] = Query(default="jsonl", alias="format"),
-               filters: AuditFilters = Depends()) -> StreamingResponse:
+    def export(
+        fmt: Literal["jsonl", "csv"] = Query(default="jsonl", alias="format"), filters: AuditFilters = Depends()
+    ) -> StreamingResponse:
         """All matching records, oldest first, streamed (JSON lines or CSV)."""
 
         def rows() -> Iterator[str]:
@@ -107,8 +129,9 @@ def build_router(factory: sessionmaker[Session], audit_log: AuditLog) -> APIRout
                         yield json.dumps(record_out(r).model_dump(), ensure_ascii=False) + "\n"
 
         media = "text/csv" if fmt == "csv" else "application/x-ndjson"
-        return StreamingResponse(rows(), media_type=media,
-                                 headers={"Content-Disposition": f'attachment; filename="audit.{fmt}"'})
+        return StreamingResponse(
+            rows(), media_type=media, headers={"Content-Disposition": f'attachment; filename="audit.{fmt}"'}
+        )
 
     @router.get("/v1/audit/verify")
     def verify() -> dict:

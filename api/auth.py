@@ -51,8 +51,13 @@ class Authenticator:
                 key.last_used_at = now
                 session.commit()
             # groups come from the database on every request: a removed membership counts at once
-            return Principal(name=user.name, role=user.role, groups=tuple(sorted(g.name for g in user.groups)),
-                             via="api_key", user_id=user.id)
+            return Principal(
+                name=user.name,
+                role=user.role,
+                groups=tuple(sorted(g.name for g in user.groups)),
+                via="api_key",
+                user_id=user.id,
+            )
 
 
 def require(capability: str) -> Callable[[Request], Principal]:

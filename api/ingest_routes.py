@@ -12,9 +12,15 @@ from rag.settings import Settings
 
 
 def job_status(view: jobs.JobView) -> JobStatus:
-    return JobStatus(job_id=view.job_id, state=view.state, path=view.path, collection=view.collection,
-                     error=view.error, errors=[FileError(path=e.path, error=e.error) for e in view.errors],
-                     **view.counts.as_dict())
+    return JobStatus(
+        job_id=view.job_id,
+        state=view.state,
+        path=view.path,
+        collection=view.collection,
+        error=view.error,
+        errors=[FileError(path=e.path, error=e.error) for e in view.errors],
+        **view.counts.as_dict(),
+    )
 
 
 def build_router(settings: Settings, factory: sessionmaker[Session]) -> APIRouter:

@@ -50,8 +50,21 @@ def split_conversation(body: ChatRequest) -> tuple[str, list[dict[str, str]]]:
 
 def rag_extra(answer: Answer, request_id: str) -> dict:
     full = answer_json(answer, request_id)
-    return {k: full[k] for k in ("citations", "status", "grounded", "fallback", "notice", "backend", "route",
-                                 "timings_ms", "dropped_sentences", "request_id")} | {"backend_model": answer.model}
+    return {
+        k: full[k]
+        for k in (
+            "citations",
+            "status",
+            "grounded",
+            "fallback",
+            "notice",
+            "backend",
+            "route",
+            "timings_ms",
+            "dropped_sentences",
+            "request_id",
+        )
+    } | {"backend_model": answer.model}
 
 
 def build_router(settings: Settings, services: QueryServices, metrics: Metrics) -> APIRouter:
@@ -60,10 +73,15 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
     @router.get("/v1/models")
     def models(principal: Principal = ASK) -> dict:
         """The one model this service exposes: retrieval-augmented answers from the documents."""
-        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "private-rag"}]}
+        return {
+            "object": "list",
+            "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "private-rag"}],
+        }
 
     @router.post("/v1/chat/completions", response_model=None, responses={**ERRORS, 200: {"model": ChatCompletionOut}})
-    async def chat_completions(body: ChatRequest, request: Request, principal: Principal = ASK) -> dict | StreamingResponse:
+    async def chat_completions(
+        body: ChatRequest, request: Request, principal: Principal = ASK
+    ) -> dict | StreamingResponse:
         """OpenAI Chat Completions (streaming included); `rag` carries citations and grounding status."""
         if body.model != MODEL_ID:
             raise NotFoundError(f"model '{body.model[:100]}' does not exist; use '{MODEL_ID}' (GET /v1/models)")
@@ -74,26 +92,51 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
         if entry is not None:
             entry.question = question
         deltas, final = await run_in_threadpool(
-            collect, services, question, principal, history=history, top_k=body.top_k or settings.default_top_k,
-            max_tokens=body.max_completion_tokens or body.max_tokens)
+            collect,
+            services,
+            question,
+            principal,
+            history=history,
+            top_k=body.top_k or settings.default_top_k,
+            max_tokens=body.max_completion_tokens or body.max_tokens,
+        )
         metrics.observe_answer(final)
         if entry is not None:
             record_answer(entry, final)
         created = int(time.time())
         cid = f"chatcmpl-{rid}"
-        usage = {"prompt_tokens": final.usage.prompt_tokens, "completion_tokens": final.usage.completion_tokens,
-                 "total_tokens": final.usage.prompt_tokens + final.usage.completion_tokens}
+        usage = {
+            "prompt_tokens": final.usage.prompt_tokens,
+            "completion_tokens": final.usage.completion_tokens,
+            "total_tokens": final.usage.prompt_tokens + final.usage.completion_tokens,
+        }
         if not body.stream:
             return {
-                "id": cid, "object": "chat.completion", "created": created, "model": MODEL_ID,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": final.answer},
-                             "finish_reason": "stop", "logprobs": None}],
-                "usage": usage, "rag": rag_extra(final, rid),
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": MODEL_ID,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": final.answer},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": usage,
+                "rag": rag_extra(final, rid),
             }
 
         def chunk(delta: dict, finish: str | None = None, **extra: object) -> str:
-            data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+            data = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": MODEL_ID,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                **extra,
+            }
             return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
         def stream() -> Iterator[str]:

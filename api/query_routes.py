@@ -37,19 +37,37 @@ def to_filters(filters: SearchFiltersIn | None) -> SearchFilters:
     if filters is None:
         return SearchFilters()
     labels = filters.label if isinstance(filters.label, list) else ([filters.label] if filters.label else None)
-    return SearchFilters(collection=filters.collection, path_prefix=filters.path_prefix,
-                         labels=tuple(labels) if labels else None)
+    return SearchFilters(
+        collection=filters.collection, path_prefix=filters.path_prefix, labels=tuple(labels) if labels else None
+    )
 
 
 def answer_json(answer: Answer, request_id: str) -> dict:
     return QueryResponse(
-        answer=answer.answer, model=answer.model, request_id=request_id, backend=answer.backend,
-        status=answer.status, grounded=answer.grounded, fallback=answer.fallback, notice=answer.notice,
-        citations=[CitationOut(n=c.n, document_id=c.document_id, path=c.path, page=c.page, chunk_id=c.chunk_id,
-                               quote=c.quote, document_sha256=c.document_sha256, title=c.title)
-                   for c in answer.citations],
+        answer=answer.answer,
+        model=answer.model,
+        request_id=request_id,
+        backend=answer.backend,
+        status=answer.status,
+        grounded=answer.grounded,
+        fallback=answer.fallback,
+        notice=answer.notice,
+        citations=[
+            CitationOut(
+                n=c.n,
+                document_id=c.document_id,
+                path=c.path,
+                page=c.page,
+                chunk_id=c.chunk_id,
+                quote=c.quote,
+                document_sha256=c.document_sha256,
+                title=c.title,
+            )
+            for c in answer.citations
+        ],
         usage={"prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens},
-        timings_ms=answer.timings_ms, dropped_sentences=answer.dropped_sentences,
+        timings_ms=answer.timings_ms,
+        dropped_sentences=answer.dropped_sentences,
         route=RouteOut(**answer.route.public()),
     ).model_dump()
 
@@ -78,31 +96,63 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
         """Hybrid (dense + BM25) search over the documents the caller may read; filters and access
         are applied inside both searches, before ranking."""
         query = check_question(body.query, settings)
-        result = services.answerer.searcher.search(query, body.top_k, to_filters(body.filters),
-                                                   access=access_scope(principal))
+        result = services.answerer.searcher.search(
+            query, body.top_k, to_filters(body.filters), access=access_scope(principal)
+        )
         metrics.retrieval.observe((result.embed_ms + result.search_ms) / 1000)
         entry: AuditEntry | None = getattr(request.state, "audit", None)
         if entry is not None:
             record_passages(entry, result.passages)
         return SearchResponse(
-            request_id=request.state.request_id, generation=result.generation,
-            results=[SearchResultItem(chunk_id=p.chunk_id, document_id=p.document_id, path=p.path, title=p.title,
-                                      page=p.page, text=p.text, score=round(p.score, 6), section=p.section,
-                                      collection=p.collection, label=p.label, document_sha256=p.document_sha256)
-                     for p in result.passages],
+            request_id=request.state.request_id,
+            generation=result.generation,
+            results=[
+                SearchResultItem(
+                    chunk_id=p.chunk_id,
+                    document_id=p.document_id,
+                    path=p.path,
+                    title=p.title,
+                    page=p.page,
+                    text=p.text,
+                    score=round(p.score, 6),
+                    section=p.section,
+                    collection=p.collection,
+                    label=p.label,
+                    document_sha256=p.document_sha256,
+                )
+                for p in result.passages
+            ],
         )
 
-    @router.post("/v1/query", response_model=QueryResponse, responses={
-        **ERRORS, 200: {"content": {"text/event-stream": {"description": "With stream: `event: delta` "
+    @router.post(
+        "/v1/query",
+        response_model=QueryResponse,
+        responses={
+            **ERRORS,
+            200: {
+                "content": {
+                    "text/event-stream": {
+                        "description": "With stream: `event: delta` "
                         "(data {text}) per grounded sentence, then `event: final` (data: the QueryResponse), "
-                        "or `event: error` (data: an error body)"}}}})
+                        "or `event: error` (data: an error body)"
+                    }
+                }
+            },
+        },
+    )
     async def query(body: QueryRequest, request: Request, principal: Principal = ASK) -> dict | StreamingResponse:
         """Answer a question from the documents the caller may read, with [n] citations checked
         against the passages."""
         question = check_question(body.question, settings)
         deltas, final = await run_in_threadpool(
-            collect, services, question, principal, top_k=body.top_k or settings.default_top_k,
-            filters=to_filters(body.filters), max_tokens=body.max_tokens)
+            collect,
+            services,
+            question,
+            principal,
+            top_k=body.top_k or settings.default_top_k,
+            filters=to_filters(body.filters),
+            max_tokens=body.max_tokens,
+        )
         rid = request.state.request_id
         metrics.observe_answer(final)
         entry: AuditEntry | None = getattr(request.state, "audit", None)
@@ -117,7 +167,8 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
                 yield sse("delta", {"text": text})
             yield sse("final", payload)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
 
     return router

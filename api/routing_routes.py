@@ -27,8 +27,13 @@ def build_router(settings: Settings, services: QueryServices, factory: sessionma
         if body.user:
             with factory() as session:
                 subject = principal_of(session, body.user, via="api_key")
-        result = explain_route(services.answerer, question, subject, top_k=body.top_k or settings.default_top_k,
-                               filters=to_filters(body.filters))
+        result = explain_route(
+            services.answerer,
+            question,
+            subject,
+            top_k=body.top_k or settings.default_top_k,
+            filters=to_filters(body.filters),
+        )
         entry = getattr(request.state, "audit", None)
         if entry is not None:
             entry.detail["route"] = result["route"]

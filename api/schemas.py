@@ -13,7 +13,9 @@ from rag.types import JOB_COUNTERS, JobState, Label
 class IngestRequest(BaseModel):
     path: str = Field(description="Folder or file to ingest; must lie inside RAG_INGEST_ROOTS", min_length=1)
     collection: str = Field(default="default", min_length=1, max_length=200)
-    groups: list[str] | None = Field(default=None, description="Groups allowed to read the documents; null keeps existing")
+    groups: list[str] | None = Field(
+        default=None, description="Groups allowed to read the documents; null keeps existing"
+    )
     label: Label | None = None
 
 
@@ -46,6 +48,7 @@ class ErrorResponse(BaseModel):
 
 
 # --- query side -------------------------------------------------------------------------------
+
 
 class SearchFiltersIn(BaseModel):
     collection: str | None = Field(default=None, description="Only documents of this collection")
@@ -88,7 +91,9 @@ class SearchResponse(BaseModel):
 
 class QueryRequest(BaseModel):
     question: str = Field(min_length=1, description="The question (longer than RAG_MAX_QUESTION_CHARS: 413)")
-    top_k: int | None = Field(default=None, ge=1, le=50, description="Passages given to the model (default RAG_DEFAULT_TOP_K)")
+    top_k: int | None = Field(
+        default=None, ge=1, le=50, description="Passages given to the model (default RAG_DEFAULT_TOP_K)"
+    )
     stream: bool = Field(default=False, description="Stream server-sent events: `delta` events, then one `final` event")
     filters: SearchFiltersIn | None = None
     max_tokens: int | None = Field(default=None, ge=1, le=8192, description="Capped by RAG_MAX_TOKENS")
@@ -125,7 +130,8 @@ class QueryResponse(BaseModel):
     request_id: str
     backend: Literal["openai", "embedded", "extractive", "external"]
     status: Literal["answered", "not_found"] = Field(
-        description="not_found: no supported answer, the answer says so and citations list the closest passages")
+        description="not_found: no supported answer, the answer says so and citations list the closest passages"
+    )
     grounded: bool
     fallback: bool = Field(description="true when the model was down and the answer was extracted instead")
     notice: str | None = Field(default=None, description="Human-readable note, e.g. that a fallback was used")
@@ -178,7 +184,9 @@ class ChatChoice(BaseModel):
 
 
 class ChatCompletionOut(BaseModel):
-    """OpenAI Chat Completions response, plus `rag`. With stream: `chat.completion.chunk` events, `data: [DONE]` last."""
+    """OpenAI Chat Completions response, plus `rag`.
+
+    With stream: `chat.completion.chunk` events, `data: [DONE]` last."""
 
     id: str
     object: Literal["chat.completion"] = "chat.completion"
@@ -190,6 +198,7 @@ class ChatCompletionOut(BaseModel):
 
 
 # --- identity, documents, audit -----------------------------------------------------------------
+
 
 class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._@-]+$")

@@ -12,8 +12,14 @@ from rag.settings import Settings
 
 
 class QueryServices:
-    def __init__(self, settings: Settings, factory: sessionmaker[Session], *, embedder: Embedder | None = None,
-                 generator: Generator | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        factory: sessionmaker[Session],
+        *,
+        embedder: Embedder | None = None,
+        generator: Generator | None = None,
+    ) -> None:
         self.settings = settings
         self.factory = factory
         self._embedder = embedder

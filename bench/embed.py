@@ -81,24 +81,33 @@ def onnx_runtime(path: str, int8: bool, workdir: Path, batch: int = 64):
                 self.model = model
 
             def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.model(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids).last_hidden_state
+                return self.model(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                ).last_hidden_state
 
         sample = tokenizer(["a sample sentence"], return_tensors="pt")
         names = ["input_ids", "attention_mask", "token_type_ids"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(Encoder(), tuple(sample[n] for n in names), str(exported), input_names=names,
-                              output_names=["hidden"], opset_version=17, dynamo=False,
-                              dynamic_axes={n: {0: "batch", 1: "seq"} for n in [*names, "hidden"]})
+            torch.onnx.export(
+                Encoder(),
+                tuple(sample[n] for n in names),
+                str(exported),
+                input_names=names,
+                output_names=["hidden"],
+                opset_version=17,
+                dynamo=False,
+                dynamic_axes={n: {0: "batch", 1: "seq"} for n in [*names, "hidden"]},
+            )
     file = exported
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         file = workdir / "minilm.int8.onnx"
         if not file.exists():
-            quantize_dynamic(str(exported), str(file), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=["MatMul"])
+            quantize_dynamic(
+                str(exported), str(file), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+            )
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
@@ -107,9 +116,13 @@ def onnx_runtime(path: str, int8: bool, workdir: Path, batch: int = 64):
         out = np.zeros((len(texts), 384), dtype=np.float32)
         order = np.argsort([len(t) for t in texts])
         for start in range(0, len(texts), batch):
-            rows = order[start:start + batch]
-            enc = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=256, return_tensors="np")
-            hidden = session.run(None, {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")})[0]
+            rows = order[start : start + batch]
+            enc = tokenizer(
+                [texts[i] for i in rows], padding=True, truncation=True, max_length=256, return_tensors="np"
+            )
+            hidden = session.run(
+                None, {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+            )[0]
             mask = enc["attention_mask"][..., None].astype(np.float32)
             out[rows] = (hidden * mask).sum(1) / mask.sum(1)
         return normalise(out)
@@ -186,23 +199,39 @@ def main() -> None:
         rows = []
         for name in names:
             per_round = [b / a for a, b in zip(cps["stock"], cps[name], strict=True)]
-            rows.append({"backend": name, "cps": round(float(np.median(cps[name])), 2),
-                         "ratio": round(float(np.median(cps[name])) / stock, 2),
-                         "ratio_per_round": [round(r, 2) for r in per_round],
-                         "min_cosine": round(float(cosines[name].min()), 5),
-                         "mean_cosine": round(float(cosines[name].mean()), 5), "rss_added_mib": rss[name]})
-        say(f"{len(texts)} SciFact chunks, {args.rounds} interleaved rounds; stock sentence-transformers fp32 "
-            f"(batch 32): median {stock:.1f} chunks/s (rounds: {', '.join(f'{v:.1f}' for v in cps['stock'])})")
+            rows.append(
+                {
+                    "backend": name,
+                    "cps": round(float(np.median(cps[name])), 2),
+                    "ratio": round(float(np.median(cps[name])) / stock, 2),
+                    "ratio_per_round": [round(r, 2) for r in per_round],
+                    "min_cosine": round(float(cosines[name].min()), 5),
+                    "mean_cosine": round(float(cosines[name].mean()), 5),
+                    "rss_added_mib": rss[name],
+                }
+            )
+        say(
+            f"{len(texts)} SciFact chunks, {args.rounds} interleaved rounds; stock sentence-transformers fp32 "
+            f"(batch 32): median {stock:.1f} chunks/s (rounds: {', '.join(f'{v:.1f}' for v in cps['stock'])})"
+        )
         for row in rows:
-            say(f"  {row['backend']:<11} {row['cps']:7.1f} chunks/s  {row['ratio']:.2f}x (per round "
+            say(
+                f"  {row['backend']:<11} {row['cps']:7.1f} chunks/s  {row['ratio']:.2f}x (per round "
                 f"{', '.join(f'{r:.2f}' for r in row['ratio_per_round'])})  min cosine {row['min_cosine']:.5f}"
-                f"  (+{row['rss_added_mib']:,} MiB RSS loaded)")
+                f"  (+{row['rss_added_mib']:,} MiB RSS loaded)"
+            )
         say(f"process peak RSS {peak_rss_mib():,.0f} MiB (all backends loaded at once)")
         safe = [r for r in rows if r["min_cosine"] >= 0.99]
         best = max(safe, key=lambda r: r["cps"]) if safe else None
-        result = {"stock_cps": round(stock, 2), "best_cps": best["cps"] if best else None,
-                  "ratio": best["ratio"] if best else None, "min_cosine": best["min_cosine"] if best else None,
-                  "backend": best["backend"] if best else None, "rounds": args.rounds, "backends": rows}
+        result = {
+            "stock_cps": round(stock, 2),
+            "best_cps": best["cps"] if best else None,
+            "ratio": best["ratio"] if best else None,
+            "min_cosine": best["min_cosine"] if best else None,
+            "backend": best["backend"] if best else None,
+            "rounds": args.rounds,
+            "backends": rows,
+        }
         if best:
             say(f"fastest with cosine >= 0.99: {best['backend']} at {best['ratio']:.2f}x stock fp32")
         if best and args.ndcg:
@@ -211,10 +240,17 @@ def main() -> None:
             beir = load_beir(SCIFACT, "test")
             stock_ndcg = dense_ndcg(embedders["stock"], corpus, beir.queries, beir.qrels)
             best_ndcg = dense_ndcg(embedders[best["backend"]], corpus, beir.queries, beir.qrels)
-            result.update({"ndcg@10_stock": round(stock_ndcg, 4), "ndcg@10_best": round(best_ndcg, 4),
-                           "ndcg@10_delta": round(best_ndcg - stock_ndcg, 4)})
-            say(f"SciFact test nDCG@10 (dense, {len(corpus):,} abstracts, {len(beir.queries)} claims): stock fp32 "
-                f"{stock_ndcg:.4f}, {best['backend']} {best_ndcg:.4f} (delta {best_ndcg - stock_ndcg:+.4f})")
+            result.update(
+                {
+                    "ndcg@10_stock": round(stock_ndcg, 4),
+                    "ndcg@10_best": round(best_ndcg, 4),
+                    "ndcg@10_delta": round(best_ndcg - stock_ndcg, 4),
+                }
+            )
+            say(
+                f"SciFact test nDCG@10 (dense, {len(corpus):,} abstracts, {len(beir.queries)} claims): stock fp32 "
+                f"{stock_ndcg:.4f}, {best['backend']} {best_ndcg:.4f} (delta {best_ndcg - stock_ndcg:+.4f})"
+            )
     if args.json:
         print(json.dumps(result))
 

@@ -93,7 +93,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"SciFact ingest: {docs} docs -> {len(texts)} chunks ({report.files_failed} failed), embedder {embedder.dtype}")
+    print(
+        f"SciFact ingest: {docs} docs -> {len(texts)} chunks ({report.files_failed} failed), embedder {embedder.dtype}"
+    )
     print(f"  pipeline        {result['pipeline_s']:>8.1f} s  {result['pipeline_docs_per_s']:>7.2f} docs/s")
     print(f"  embedder alone  {result['embedder_only_s']:>8.1f} s  {result['embedder_docs_per_s']:>7.2f} docs/s")
     print(f"  ratio pipeline/embedder throughput: {result['ratio']:.3f} (goal >= 0.9)")

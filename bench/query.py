@@ -47,8 +47,18 @@ def build_corpus(source_db: str, target: Path, copies: int) -> int:
     factory = make_sessionmaker(engine)
     with src() as s:
         docs = s.execute(select(Document.id, Document.path, Document.sha256, Document.size_bytes)).all()
-        chunks = s.execute(select(Chunk.document_id, Chunk.ordinal, Chunk.text, Chunk.section, Chunk.char_start,
-                                  Chunk.char_end, Chunk.token_count, Chunk.embedding)).all()
+        chunks = s.execute(
+            select(
+                Chunk.document_id,
+                Chunk.ordinal,
+                Chunk.text,
+                Chunk.section,
+                Chunk.char_start,
+                Chunk.char_end,
+                Chunk.token_count,
+                Chunk.embedding,
+            )
+        ).all()
     by_doc: dict[int, list] = {}
     for c in chunks:
         by_doc.setdefault(c.document_id, []).append(c)
@@ -61,16 +71,36 @@ def build_corpus(source_db: str, target: Path, copies: int) -> int:
         for copy in range(copies):
             rows = []
             for d in docs:
-                doc = Document(collection_id=coll.id, path=f"{d.path}#{copy}", title=None, sha256=d.sha256,
-                               size_bytes=d.size_bytes, label="internal", chunk_count=len(by_doc.get(d.id, [])))
+                doc = Document(
+                    collection_id=coll.id,
+                    path=f"{d.path}#{copy}",
+                    title=None,
+                    sha256=d.sha256,
+                    size_bytes=d.size_bytes,
+                    label="internal",
+                    chunk_count=len(by_doc.get(d.id, [])),
+                )
                 doc.groups = [group]
                 s.add(doc)
                 rows.append((doc, by_doc.get(d.id, [])))
             s.flush()
-            s.add_all(Chunk(document_id=doc.id, ordinal=c.ordinal, text=c.text, section=c.section, pages=[],
-                            char_start=c.char_start, char_end=c.char_end, token_count=c.token_count,
-                            document_sha256=doc.sha256, document_version=1, embedding=c.embedding)
-                      for doc, cs in rows for c in cs)
+            s.add_all(
+                Chunk(
+                    document_id=doc.id,
+                    ordinal=c.ordinal,
+                    text=c.text,
+                    section=c.section,
+                    pages=[],
+                    char_start=c.char_start,
+                    char_end=c.char_end,
+                    token_count=c.token_count,
+                    document_sha256=doc.sha256,
+                    document_version=1,
+                    embedding=c.embedding,
+                )
+                for doc, cs in rows
+                for c in cs
+            )
             s.flush()
             total += sum(len(cs) for _, cs in rows)
         s.commit()
@@ -93,7 +123,9 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=10)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--eval-dir", type=Path, default=Path(os.environ.get("RAG_DATA_DIR", "data")) / "eval" / "scifact")
+    parser.add_argument(
+        "--eval-dir", type=Path, default=Path(os.environ.get("RAG_DATA_DIR", "data")) / "eval" / "scifact"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -130,10 +162,19 @@ def main() -> None:
             port = s.getsockname()[1]
         key = make_key(tmp / "data", "admin")
         employee_key = make_key(tmp / "data", "employee")
-        env = {**os.environ, "RAG_DATA_DIR": str(tmp / "data"), "RAG_GENERATOR": "extractive", "RAG_MODE": "development"}
+        env = {
+            **os.environ,
+            "RAG_DATA_DIR": str(tmp / "data"),
+            "RAG_GENERATOR": "extractive",
+            "RAG_MODE": "development",
+        }
         env.pop("RAG_DATABASE_URL", None)
-        server = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             auth = {"Authorization": f"Bearer {key}"}
@@ -159,8 +200,11 @@ def main() -> None:
                 acl = []
                 for q in queries:
                     t = time.perf_counter()
-                    client.post("/v1/search", json={"query": q, "top_k": 10},
-                                headers={"Authorization": f"Bearer {employee_key}"}).raise_for_status()
+                    client.post(
+                        "/v1/search",
+                        json={"query": q, "top_k": 10},
+                        headers={"Authorization": f"Bearer {employee_key}"},
+                    ).raise_for_status()
                     acl.append((time.perf_counter() - t) * 1000)
 
                 def one(q: str) -> None:
@@ -188,9 +232,13 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     result = {
-        "chunks": n_chunks, "queries": len(queries), "build_s": round(build_s, 1),
-        "raw_p50_ms": round(statistics.median(raw), 2), "raw_p95_ms": round(pct(raw, 0.95), 2),
-        "search_p50_ms": round(statistics.median(api), 2), "search_p95_ms": round(pct(api, 0.95), 2),
+        "chunks": n_chunks,
+        "queries": len(queries),
+        "build_s": round(build_s, 1),
+        "raw_p50_ms": round(statistics.median(raw), 2),
+        "raw_p95_ms": round(pct(raw, 0.95), 2),
+        "search_p50_ms": round(statistics.median(api), 2),
+        "search_p95_ms": round(pct(api, 0.95), 2),
         "p50_ratio": round(statistics.median(api) / statistics.median(raw), 3),
         "search_as_employee_p50_ms": round(statistics.median(acl), 2),
         "search_as_employee_p95_ms": round(pct(acl, 0.95), 2),

@@ -40,7 +40,7 @@ def main() -> None:
     docs = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
     texts = [f"{d['title']} {d['text']}"[:1500] for d in docs]
     queries = [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text().splitlines()]
-    queries = queries[-args.queries:]
+    queries = queries[-args.queries :]
     retriever = bm25s.BM25()
     retriever.index(bm25s.tokenize(texts, show_progress=False), show_progress=False)
     top, _ = retriever.retrieve(bm25s.tokenize(queries, show_progress=False), k=5, show_progress=False)
@@ -49,8 +49,14 @@ def main() -> None:
         def labels(self, ids):
             return {i: "public" for i in ids}
 
-    policy = EscalationSettings(enabled=True, base_url="https://vendor.example/v1", model="m", groups=["*"],
-                                terms=["Bluebird", "Project Nightjar"], patterns=[r"\bACME-\d{4}\b"])
+    policy = EscalationSettings(
+        enabled=True,
+        base_url="https://vendor.example/v1",
+        model="m",
+        groups=["*"],
+        terms=["Bluebird", "Project Nightjar"],
+        patterns=[r"\bACME-\d{4}\b"],
+    )
     scanner = Scanner(default_detectors(terms=policy.terms, patterns=policy.patterns), timeout_s=5)
     router = PolicyRouter(policy, scanner, Labels())
     user = Principal("bench", "employee", ("staff",))
@@ -59,8 +65,23 @@ def main() -> None:
 
     embed_ms, decide_ms, outbound_ms, targets = [], [], [], {"external": 0, "local": 0}
     for question, ids in zip(queries, top, strict=True):
-        passages = [Passage(int(i), int(i), f"scifact/{docs[i]['_id']}.txt", docs[i]["title"], None, [], texts[i],
-                            1.0, "", 1, "public", "scifact") for i in ids]
+        passages = [
+            Passage(
+                int(i),
+                int(i),
+                f"scifact/{docs[i]['_id']}.txt",
+                docs[i]["title"],
+                None,
+                [],
+                texts[i],
+                1.0,
+                "",
+                1,
+                "public",
+                "scifact",
+            )
+            for i in ids
+        ]
         t0 = time.perf_counter()
         embedder.embed([question])
         t1 = time.perf_counter()
@@ -89,8 +110,10 @@ def main() -> None:
         return
     print(f"{result['queries']} questions x 5 passages, one run")
     print(f"  embed the question (baseline) p50 {result['embed_p50_ms']:.2f} ms")
-    print(f"  router decision               p50 {result['decide_p50_ms']:.2f} ms, p95 {result['decide_p95_ms']:.2f} ms "
-          f"({result['decide_vs_embed']:.2f}x the embedding)")
+    print(
+        f"  router decision               p50 {result['decide_p50_ms']:.2f} ms, p95 {result['decide_p95_ms']:.2f} ms "
+        f"({result['decide_vs_embed']:.2f}x the embedding)"
+    )
     print(f"  final outbound scan           p50 {result['outbound_scan_p50_ms']:.2f} ms")
     print(f"  decisions: {targets['external']} escalated, {targets['local']} kept local")
 

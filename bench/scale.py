@@ -66,8 +66,9 @@ def seeds_and_queries() -> tuple[np.ndarray, np.ndarray]:
 
 def claim_texts(limit: int) -> list[str]:
     test_ids = {line.split("\t")[0] for line in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]}
-    return [q["text"] for q in map(json.loads, (SCIFACT / "queries.jsonl").read_text().splitlines())
-            if q["_id"] in test_ids][:limit]
+    return [
+        q["text"] for q in map(json.loads, (SCIFACT / "queries.jsonl").read_text().splitlines()) if q["_id"] in test_ids
+    ][:limit]
 
 
 def synthetic(seeds: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -80,7 +81,7 @@ def synthetic(seeds: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
         a, b = rng.integers(0, len(seeds), m), rng.integers(0, len(seeds), m)
         mix = rng.uniform(0, 0.35, (m, 1)).astype(np.float32)
         rows = (1 - mix) * seeds[a] + mix * seeds[b] + rng.normal(0, 0.025, (m, seeds.shape[1])).astype(np.float32)
-        out[start:start + m] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+        out[start : start + m] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
     return out
 
 
@@ -89,11 +90,16 @@ def synthetic_texts(docs: list[str], n: int, seed: int = 2) -> list[str]:
     rng = np.random.default_rng(seed)
     words = [d.split() for d in docs]
     out = []
-    for a, b, start, extra in zip(rng.integers(0, len(words), n), rng.integers(0, len(words), n),
-                                  rng.integers(0, 200, n), rng.integers(0, 40, n), strict=True):
+    for a, b, start, extra in zip(
+        rng.integers(0, len(words), n),
+        rng.integers(0, len(words), n),
+        rng.integers(0, 200, n),
+        rng.integers(0, 40, n),
+        strict=True,
+    ):
         first, second = words[a], words[b]
         start = int(start) % max(1, len(first) - 120)
-        out.append(" ".join(first[start:start + 120] + second[:extra]))
+        out.append(" ".join(first[start : start + 120] + second[:extra]))
     return out
 
 
@@ -107,7 +113,9 @@ def keyword_bench(n: int, claims: list[str], tmp: Path, say) -> dict:
 
     from indexes.keyword import BM25KeywordIndex, Segment, tokenize
 
-    abstracts = [f"{d['title']} {d['text']}" for d in map(json.loads, (SCIFACT / "corpus.jsonl").read_text().splitlines())]
+    abstracts = [
+        f"{d['title']} {d['text']}" for d in map(json.loads, (SCIFACT / "corpus.jsonl").read_text().splitlines())
+    ]
     texts = synthetic_texts(abstracts, n)
     ids = np.arange(n, dtype=np.int64) + 1
     t = time.perf_counter()
@@ -125,23 +133,28 @@ def keyword_bench(n: int, claims: list[str], tmp: Path, say) -> dict:
     whole_bytes = folder_bytes(tmp / "bm25s")
     del whole
     whole = bm25s.BM25.load(str(tmp / "bm25s"), mmap=True)
-    say(f"keyword: {n:,} chunk texts; segmented build {build_s:.1f} s ({kw_bytes / 2**20:,.0f} MiB) vs bm25s whole "
-        f"{whole_build_s:.1f} s ({whole_bytes / 2**20:,.0f} MiB)")
+    say(
+        f"keyword: {n:,} chunk texts; segmented build {build_s:.1f} s ({kw_bytes / 2**20:,.0f} MiB) vs bm25s whole "
+        f"{whole_build_s:.1f} s ({whole_bytes / 2**20:,.0f} MiB)"
+    )
 
     rng = np.random.default_rng(3)
     new_texts = synthetic_texts(abstracts, 1000, seed=4)
     loaded = BM25KeywordIndex.load(tmp / "kw")
     t = time.perf_counter()
-    updated = loaded.updated(np.arange(n + 1, n + 1001, dtype=np.int64), new_texts,
-                             rng.choice(ids, 1000, replace=False))
+    updated = loaded.updated(
+        np.arange(n + 1, n + 1001, dtype=np.int64), new_texts, rng.choice(ids, 1000, replace=False)
+    )
     (tmp / "kw2").mkdir()
     updated.save(tmp / "kw2")
     incremental_s = time.perf_counter() - t
     t = time.perf_counter()
     Segment.merged("seg-merged", updated.segments)
     merge_s = time.perf_counter() - t
-    say(f"  publish +1,000/-1,000: {incremental_s:.2f} s vs full rebuild {whole_build_s:.1f} s "
-        f"({whole_build_s / incremental_s:,.0f}x); merging all {len(updated.segments)} segments: {merge_s:.1f} s")
+    say(
+        f"  publish +1,000/-1,000: {incremental_s:.2f} s vs full rebuild {whole_build_s:.1f} s "
+        f"({whole_build_s / incremental_s:,.0f}x); merging all {len(updated.segments)} segments: {merge_s:.1f} s"
+    )
 
     allowed = np.sort(rng.choice(ids, int(0.3 * n), replace=False))
     shared = allowed.copy()
@@ -154,8 +167,10 @@ def keyword_bench(n: int, claims: list[str], tmp: Path, say) -> dict:
         ("bm25s", lambda q: whole.retrieve(tokenize([q]), k=10, show_progress=False, n_threads=1)),
         ("segmented_acl30", lambda q: loaded.search(q, 10, shared)),
         ("segmented_acl30_uncached", lambda q: loaded.search(q, 10, allowed)),
-        ("bm25s_acl30", lambda q: whole.retrieve(tokenize([q]), k=10, weight_mask=mask, show_progress=False,
-                                                 n_threads=1)),
+        (
+            "bm25s_acl30",
+            lambda q: whole.retrieve(tokenize([q]), k=10, weight_mask=mask, show_progress=False, n_threads=1),
+        ),
     ):
         times = []
         for claim in claims:
@@ -172,10 +187,18 @@ def keyword_bench(n: int, claims: list[str], tmp: Path, say) -> dict:
     for name, row in rows.items():
         say(f"  search {name:24}: p50 {row['p50_ms']:7.2f} ms, p95 {row['p95_ms']:7.2f} ms")
     say(f"  same top-10 scores as bm25s under the ACL mask: {same}/{len(claims)} claims")
-    return {"build_s": round(build_s, 1), "bytes": kw_bytes, "bm25s_build_s": round(whole_build_s, 1),
-            "bm25s_bytes": whole_bytes, "publish_1000_s": round(incremental_s, 2),
-            "publish_speedup": round(whole_build_s / incremental_s, 1), "merge_all_s": round(merge_s, 1),
-            "search": rows, "same_top10_acl": same, "queries": len(claims)}
+    return {
+        "build_s": round(build_s, 1),
+        "bytes": kw_bytes,
+        "bm25s_build_s": round(whole_build_s, 1),
+        "bm25s_bytes": whole_bytes,
+        "publish_1000_s": round(incremental_s, 2),
+        "publish_speedup": round(whole_build_s / incremental_s, 1),
+        "merge_all_s": round(merge_s, 1),
+        "search": rows,
+        "same_top10_acl": same,
+        "queries": len(claims),
+    }
 
 
 def timed_search(index, queries: np.ndarray, k: int = 10) -> tuple[list[float], np.ndarray]:
@@ -192,7 +215,7 @@ def deletes_per_second(index, ids: np.ndarray, total: int = 2000, batch: int = 1
     chosen = np.random.default_rng(1).choice(ids, total, replace=False)
     t = time.perf_counter()
     for start in range(0, total, batch):
-        index.remove(chosen[start:start + batch])
+        index.remove(chosen[start : start + batch])
     return total / (time.perf_counter() - t)
 
 
@@ -242,8 +265,10 @@ def main() -> None:
     queries = queries[: args.queries]
     vectors = synthetic(seeds, args.n)
     ids = np.arange(args.n, dtype=np.int64) + 1
-    say(f"{args.n:,} synthetic chunks around {len(seeds):,} real abstracts; {len(queries)} real claims; "
-        f"faiss {faiss.__version__}, {os.cpu_count()} cores")
+    say(
+        f"{args.n:,} synthetic chunks around {len(seeds):,} real abstracts; {len(queries)} real claims; "
+        f"faiss {faiss.__version__}, {os.cpu_count()} cores"
+    )
 
     t = time.perf_counter()
     exact = FaissVectorIndex(vectors.shape[1])
@@ -263,8 +288,10 @@ def main() -> None:
 
         exact_times, truth = timed_search(exact, queries)
         exact_p50 = statistics.median(exact_times)
-        say(f"exact: build {exact_build:.1f} s, {exact_bytes / 2**20:,.0f} MiB, search p50 {exact_p50:.1f} ms, "
-            f"p95 {pct(exact_times, 0.95):.1f} ms")
+        say(
+            f"exact: build {exact_build:.1f} s, {exact_bytes / 2**20:,.0f} MiB, search p50 {exact_p50:.1f} ms, "
+            f"p95 {pct(exact_times, 0.95):.1f} ms"
+        )
         say(f"ivf:   build {ivf_build:.1f} s (nlist {ivf.nlist}), {ivf_bytes / 2**20:,.0f} MiB")
         rows = []
         for nprobe in [int(x) for x in args.nprobe.split(",")]:
@@ -272,33 +299,59 @@ def main() -> None:
             times, found = timed_search(ivf, queries)
             recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found, strict=True)]))
             p50 = statistics.median(times)
-            rows.append({"nprobe": nprobe, "p50_ms": round(p50, 3), "p95_ms": round(pct(times, 0.95), 3),
-                         "recall@10": round(recall, 4), "speedup": round(exact_p50 / p50, 1)})
-            say(f"  nprobe {nprobe:>3}: p50 {p50:6.2f} ms, p95 {pct(times, 0.95):6.2f} ms, recall@10 {recall:.4f}, "
-                f"speedup {exact_p50 / p50:5.1f}x")
+            rows.append(
+                {
+                    "nprobe": nprobe,
+                    "p50_ms": round(p50, 3),
+                    "p95_ms": round(pct(times, 0.95), 3),
+                    "recall@10": round(recall, 4),
+                    "speedup": round(exact_p50 / p50, 1),
+                }
+            )
+            say(
+                f"  nprobe {nprobe:>3}: p50 {p50:6.2f} ms, p95 {pct(times, 0.95):6.2f} ms, recall@10 {recall:.4f}, "
+                f"speedup {exact_p50 / p50:5.1f}x"
+            )
         good = [r for r in rows if r["recall@10"] >= 0.98]
         best = max(good, key=lambda r: r["speedup"]) if good else max(rows, key=lambda r: r["recall@10"])
 
         kw = None if args.skip_keyword else keyword_bench(args.n, claim_texts(args.queries), Path(tmp), say)
         kw_folder = "-" if kw is None else str(Path(tmp) / "kw")
-        api = json.loads(subprocess.run([sys.executable, "-c", API_PROCESS, str(REPO), str(Path(tmp) / "ivf"),
-                                         str(best["nprobe"]), kw_folder],
-                                        capture_output=True, text=True, check=True).stdout)
+        api = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", API_PROCESS, str(REPO), str(Path(tmp) / "ivf"), str(best["nprobe"]), kw_folder],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
     ivf_deletes = deletes_per_second(ivf, ids)
     exact_deletes = deletes_per_second(exact, ids)
     kw_mib = 0 if kw is None else kw["bytes"] / 2**20
     parts = api["model_mib"] + ivf_bytes / 2**20 + kw_mib
     say(f"deletes: ivf {ivf_deletes:,.0f}/s vs exact {exact_deletes:,.0f}/s")
-    say(f"API process (embedder + mapped IVF and keyword indexes, 50 hybrid searches): RSS {api['api_mib']:,.0f} MiB "
+    say(
+        f"API process (embedder + mapped IVF and keyword indexes, 50 hybrid searches): RSS {api['api_mib']:,.0f} MiB "
         f"vs model {api['model_mib']:,.0f} MiB + vector file {ivf_bytes / 2**20:,.0f} MiB + keyword files "
-        f"{kw_mib:,.0f} MiB = {parts:,.0f} MiB (ratio {api['api_mib'] / parts:.2f})")
+        f"{kw_mib:,.0f} MiB = {parts:,.0f} MiB (ratio {api['api_mib'] / parts:.2f})"
+    )
     result = {
-        "n": args.n, "exact_p50_ms": round(exact_p50, 3), "ann_p50_ms": best["p50_ms"], "speedup": best["speedup"],
-        "recall@10": best["recall@10"], "nprobe": best["nprobe"], "nlist": ivf.nlist,
-        "exact_build_s": round(exact_build, 1), "ann_build_s": round(ivf_build, 1),
-        "exact_bytes": exact_bytes, "ann_bytes": ivf_bytes,
+        "n": args.n,
+        "exact_p50_ms": round(exact_p50, 3),
+        "ann_p50_ms": best["p50_ms"],
+        "speedup": best["speedup"],
+        "recall@10": best["recall@10"],
+        "nprobe": best["nprobe"],
+        "nlist": ivf.nlist,
+        "exact_build_s": round(exact_build, 1),
+        "ann_build_s": round(ivf_build, 1),
+        "exact_bytes": exact_bytes,
+        "ann_bytes": ivf_bytes,
         "deletes_per_s": {"ann": round(ivf_deletes), "exact": round(exact_deletes)},
-        "api_rss_mib": round(api["api_mib"]), "api_rss_ratio": round(api["api_mib"] / parts, 3), "sweep": rows, "keyword": kw,
+        "api_rss_mib": round(api["api_mib"]),
+        "api_rss_ratio": round(api["api_mib"] / parts, 3),
+        "sweep": rows,
+        "keyword": kw,
     }
     if args.json:
         print(json.dumps(result))

@@ -64,8 +64,13 @@ def main() -> None:
         return dense, keyword, beir.qrels
 
     def evaluate(params: FusionParams, dense: dict, keyword: dict, qrels: dict) -> dict:
-        ranked = {q: documents_of([h.chunk_id for h in fuse(dense[q][: params.depth], keyword[q][: params.depth],
-                                                           params, 300)], doc_of_chunk) for q in dense}
+        ranked = {
+            q: documents_of(
+                [h.chunk_id for h in fuse(dense[q][: params.depth], keyword[q][: params.depth], params, 300)],
+                doc_of_chunk,
+            )
+            for q in dense
+        }
         return score(ranked, qrels)
 
     train = rankings("train")
@@ -86,8 +91,10 @@ def main() -> None:
         "train_ndcg@10_rrf60": round(evaluate(default, *train)["ndcg@10"], 4),
         "test_chosen": evaluate(best, *test),
         "test_rrf60": evaluate(default, *test),
-        "top5_train": [(round(s, 4), p.method, p.alpha if p.method == "convex" else (p.rrf_k, p.keyword_weight), p.depth)
-                       for s, p in results[:5]],
+        "top5_train": [
+            (round(s, 4), p.method, p.alpha if p.method == "convex" else (p.rrf_k, p.keyword_weight), p.depth)
+            for s, p in results[:5]
+        ],
         "grid": len(results),
         "threads": os.cpu_count(),
     }

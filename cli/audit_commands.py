@@ -18,8 +18,12 @@ def audit() -> None:
 
 
 @audit.command(name="verify")
-@click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A checkpoint from `rag audit checkpoint`: also detects truncation and rewrites.")
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A checkpoint from `rag audit checkpoint`: also detects truncation and rewrites.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def audit_verify(checkpoint_file: Path | None, as_json: bool) -> None:
     """Check the whole chain; exit 1 naming the first bad record."""
@@ -51,7 +55,9 @@ def audit_checkpoint(out: Path) -> None:
 
 
 @audit.command(name="archive")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="JSON-lines file to create.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="JSON-lines file to create."
+)
 @click.option("--before", help="ISO time; default: now minus RAG_AUDIT_RETENTION_DAYS.")
 def audit_archive(out: Path, before: str | None) -> None:
     """Move records older than the retention period to FILE; the archival is itself recorded.

@@ -18,14 +18,23 @@ def eval_group() -> None:
 
 @eval_group.command(name="beir")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--split", default="test", show_default=True, help="qrels split to score (tune on train, report on test).")
+@click.option(
+    "--split", default="test", show_default=True, help="qrels split to score (tune on train, report on test)."
+)
 @click.option("--retriever", type=click.Choice(["hybrid", "dense", "bm25"]), default="hybrid", show_default=True)
-@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the evaluation's own database and indexes live (default: DATA_DIR/eval/<folder name>). "
-                   "Kept between runs: a second run re-ingests nothing.")
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the evaluation's own database and indexes live (default: DATA_DIR/eval/<folder name>). "
+    "Kept between runs: a second run re-ingests nothing.",
+)
 @click.option("--limit", type=int, hidden=True, help="Only the first N documents (smoke tests).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: ndcg@10, recall@100, mrr@10, queries, retriever.")
-def eval_beir(folder: Path, split: str, retriever: str, work_dir: Path | None, limit: int | None, as_json: bool) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object: ndcg@10, recall@100, mrr@10, queries, retriever."
+)
+def eval_beir(
+    folder: Path, split: str, retriever: str, work_dir: Path | None, limit: int | None, as_json: bool
+) -> None:
     """Ingest a BEIR folder through the real ingestion path and print nDCG@10, Recall@100, MRR@10."""
     from sqlalchemy import select
 
@@ -57,8 +66,9 @@ def eval_beir(folder: Path, split: str, retriever: str, work_dir: Path | None, l
     Ingestor(settings, engine, factory, rt.embedder, parse_workers=0).run(job.id, on_progress=progress.update)
     progress.close()
     with factory() as session:
-        doc_of_chunk = {cid: Path(path).stem for cid, path in
-                        session.execute(select(Chunk.id, Document.path).join(Document))}
+        doc_of_chunk = {
+            cid: Path(path).stem for cid, path in session.execute(select(Chunk.id, Document.path).join(Document))
+        }
     snapshot = load_snapshot(settings.index_dir)
     search = HybridRetriever(rt.embedder, snapshot.vector, snapshot.keyword, fusion_params(rt.settings))
     depth = max(300, rt.settings.fusion_depth)
@@ -67,5 +77,7 @@ def eval_beir(folder: Path, split: str, retriever: str, work_dir: Path | None, l
     if as_json:
         click.echo(json.dumps(result))
         return
-    click.echo(f"{folder.name} ({split}, {result['queries']} queries, {retriever}): nDCG@10 {result['ndcg@10']:.4f}  "
-               f"Recall@100 {result['recall@100']:.4f}  MRR@10 {result['mrr@10']:.4f}")
+    click.echo(
+        f"{folder.name} ({split}, {result['queries']} queries, {retriever}): nDCG@10 {result['ndcg@10']:.4f}  "
+        f"Recall@100 {result['recall@100']:.4f}  MRR@10 {result['mrr@10']:.4f}"
+    )

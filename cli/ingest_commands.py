@@ -19,14 +19,29 @@ from rag.types import LABELS
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--collection", default="default", show_default=True, help="Collection the documents belong to.")
 @click.option("--groups", help="Comma-separated groups allowed to read these documents (default: keep existing).")
-@click.option("--label", type=click.Choice(LABELS), help="Sensitivity label (default: keep existing, new ones 'internal').")
+@click.option(
+    "--label", type=click.Choice(LABELS), help="Sensitivity label (default: keep existing, new ones 'internal')."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the job's counts.")
 @click.option("--queue", is_flag=True, help="Only enqueue the job for `rag worker`.")
-@click.option("--parse-workers", type=click.IntRange(0, 64), default=1, show_default=True,
-              help="Parser processes (0 parses in-process, without crash isolation).")
+@click.option(
+    "--parse-workers",
+    type=click.IntRange(0, 64),
+    default=1,
+    show_default=True,
+    help="Parser processes (0 parses in-process, without crash isolation).",
+)
 @click.option("--strict", is_flag=True, help="Exit 3 when any file failed.")
-def ingest(path: Path, collection: str, groups: str | None, label: str | None, as_json: bool, queue: bool,
-           parse_workers: int, strict: bool) -> None:
+def ingest(
+    path: Path,
+    collection: str,
+    groups: str | None,
+    label: str | None,
+    as_json: bool,
+    queue: bool,
+    parse_workers: int,
+    strict: bool,
+) -> None:
     """Ingest a folder (recursively) or a file: only what changed is redone, deleted files are dropped."""
     from rag import jobs
 
@@ -39,8 +54,15 @@ def ingest(path: Path, collection: str, groups: str | None, label: str | None, a
             job = jobs.create_job(session, target, collection, split_groups(groups), label)
             click.echo(json.dumps({"job_id": job.id, "state": job.state}) if as_json else f"queued job {job.id}")
             return
-        job = jobs.create_job(session, target, collection, split_groups(groups), label, state=jobs.RUNNING,
-                              worker_id=f"cli:{socket.gethostname()}:{os.getpid()}")
+        job = jobs.create_job(
+            session,
+            target,
+            collection,
+            split_groups(groups),
+            label,
+            state=jobs.RUNNING,
+            worker_id=f"cli:{socket.gethostname()}:{os.getpid()}",
+        )
     progress = ProgressBar(enabled=sys.stderr.isatty())
     try:
         report = rt.ingestor(parse_workers).run(job.id, on_progress=progress.update)
@@ -93,8 +115,15 @@ def reindex() -> None:
 
     rt = Runtime()
     dim = stored_dim(rt.factory) or rt.embedder.dim
-    result = publish(rt.engine, rt.factory, rt.settings.index_dir, dim, keep=rt.settings.keep_generations, rebuild=True,
-                     ann=ann_policy(rt.settings))
+    result = publish(
+        rt.engine,
+        rt.factory,
+        rt.settings.index_dir,
+        dim,
+        keep=rt.settings.keep_generations,
+        rebuild=True,
+        ann=ann_policy(rt.settings),
+    )
     gen = result.manifest.generation if result.manifest else 0
     click.echo(f"ok: generation {gen} with {result.added} chunks")
 
@@ -121,8 +150,10 @@ def jobs(job_id: int | None, as_json: bool) -> None:
         click.echo(json.dumps(out[0] if job_id is not None else out))
         return
     for item in out:
-        click.echo(f"{item['job_id']:>6} {item['state']:<10} {item['files_seen']}/{item['files_total']} files "
-                   f"(+{item['files_indexed']} ={item['files_unchanged']} -{item['files_deleted']} "
-                   f"!{item['files_failed']}) {item['path']}")
+        click.echo(
+            f"{item['job_id']:>6} {item['state']:<10} {item['files_seen']}/{item['files_total']} files "
+            f"(+{item['files_indexed']} ={item['files_unchanged']} -{item['files_deleted']} "
+            f"!{item['files_failed']}) {item['path']}"
+        )
         for err in item.get("errors", []):
             click.echo(f"       failed: {err['path']}: {err['error']}")

@@ -18,7 +18,9 @@ from cli.user_commands import users
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
 def main(verbose: bool) -> None:
     """private-rag: private question answering over internal documents."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 for command in (ingest, worker, check, reindex, jobs, serve, ask, search, route, users, audit, llm, eval_group):

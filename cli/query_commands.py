@@ -60,11 +60,22 @@ def ask(question: str, top_k: int | None, collection: str | None, as_json: bool,
         principal = rt.principal(as_user)
         question = check_question(question, rt.settings)
         answerer = build_answerer(rt.settings, rt.factory, rt.embedder)
-        final = answerer.answer(question, top_k=top_k or rt.settings.default_top_k,
-                                filters=SearchFilters(collection=collection), access=access_scope(principal),
-                                principal=principal)
-        entry = AuditEntry(request_id=request_id, route="cli:ask", status=200, principal=principal.name,
-                           role=principal.role, groups=list(principal.groups), question=question)
+        final = answerer.answer(
+            question,
+            top_k=top_k or rt.settings.default_top_k,
+            filters=SearchFilters(collection=collection),
+            access=access_scope(principal),
+            principal=principal,
+        )
+        entry = AuditEntry(
+            request_id=request_id,
+            route="cli:ask",
+            status=200,
+            principal=principal.name,
+            role=principal.role,
+            groups=list(principal.groups),
+            question=question,
+        )
         record_answer(entry, final)
         entry.latency_ms = (time.perf_counter() - started) * 1000
         audit_log.append(entry)
@@ -80,7 +91,7 @@ def ask(question: str, top_k: int | None, collection: str | None, as_json: bool,
     click.echo(f"\n{label}:")
     for c in final.citations:
         where = f", page {c.page}" if c.page else ""
-        click.echo(f"  [{c.n}] {c.path}{where}: \"{c.quote}\"")
+        click.echo(f'  [{c.n}] {c.path}{where}: "{c.quote}"')
 
 
 @click.command()
@@ -101,17 +112,36 @@ def search(query: str, top_k: int, as_json: bool, as_user: str | None) -> None:
     try:
         principal = rt.principal(as_user)
         query = check_question(query, rt.settings)
-        found = build_searcher(rt.settings, rt.factory, rt.embedder).search(query, top_k, access=access_scope(principal))
-        entry = AuditEntry(request_id=uuid.uuid4().hex, route="cli:search", status=200, principal=principal.name,
-                           role=principal.role, groups=list(principal.groups), question=query)
+        found = build_searcher(rt.settings, rt.factory, rt.embedder).search(
+            query, top_k, access=access_scope(principal)
+        )
+        entry = AuditEntry(
+            request_id=uuid.uuid4().hex,
+            route="cli:search",
+            status=200,
+            principal=principal.name,
+            role=principal.role,
+            groups=list(principal.groups),
+            question=query,
+        )
         record_passages(entry, found.passages)
         entry.latency_ms = (time.perf_counter() - started) * 1000
         audit_log.append(entry)
     except RagError as exc:
         fail(str(exc))
-    results = [{"chunk_id": p.chunk_id, "document_id": p.document_id, "path": p.path, "title": p.title,
-                "section": p.section, "pages": p.pages, "score": round(p.score, 6), "text": p.text}
-               for p in found.passages]
+    results = [
+        {
+            "chunk_id": p.chunk_id,
+            "document_id": p.document_id,
+            "path": p.path,
+            "title": p.title,
+            "section": p.section,
+            "pages": p.pages,
+            "score": round(p.score, 6),
+            "text": p.text,
+        }
+        for p in found.passages
+    ]
     if as_json:
         click.echo(json.dumps({"results": results}))
         return
@@ -142,8 +172,13 @@ def route_explain(question: str, as_user: str | None, top_k: int | None, collect
         principal = rt.principal(as_user)
         question = check_question(question, rt.settings)
         answerer = build_answerer(rt.settings, rt.factory, rt.embedder, generator=_NoGenerator())
-        result = explain_route(answerer, question, principal, top_k=top_k or rt.settings.default_top_k,
-                               filters=SearchFilters(collection=collection))
+        result = explain_route(
+            answerer,
+            question,
+            principal,
+            top_k=top_k or rt.settings.default_top_k,
+            filters=SearchFilters(collection=collection),
+        )
     except RagError as exc:
         fail(str(exc))
     if as_json:

@@ -95,7 +95,7 @@ class GenerationStore:
         gens = sorted(p for p in self.root.glob("gen-*") if p.is_dir())
         live = {current.folder}
         older = [p for p in gens if p.name < current.folder]
-        live.update(p.name for p in older[-(keep - 1):] if keep > 1)
+        live.update(p.name for p in older[-(keep - 1) :] if keep > 1)
         for path in gens:
             if path.name not in live:
                 shutil.rmtree(path, ignore_errors=True)

@@ -47,8 +47,9 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
 
 
 def _hash_terms(terms: Iterable[str]) -> np.ndarray:
-    return np.fromiter((int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
-                        for t in terms), dtype=np.uint64)
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little") for t in terms), dtype=np.uint64
+    )
 
 
 @dataclass(eq=False)  # compared by identity: the fields are arrays
@@ -107,7 +108,7 @@ class Segment:
         at = int(np.searchsorted(self.terms, term_hash))
         if at >= len(self.terms) or self.terms[at] != term_hash:
             return _EMPTY_ROWS, _EMPTY_TF
-        rows, tf = self.rows[self.indptr[at]:self.indptr[at + 1]], self.tf[self.indptr[at]:self.indptr[at + 1]]
+        rows, tf = self.rows[self.indptr[at] : self.indptr[at + 1]], self.tf[self.indptr[at] : self.indptr[at + 1]]
         if self.alive is not None:
             keep = self.alive[rows]
             rows, tf = rows[keep], tf[keep]
@@ -141,8 +142,9 @@ class Segment:
         return cls._from_postings(name, np.asarray(ids, dtype=np.int64)[order], lengths, hashes, rows, tf)
 
     @classmethod
-    def _from_postings(cls, name: str, ids: np.ndarray, lengths: np.ndarray, hashes: np.ndarray,
-                       rows: np.ndarray, tf: np.ndarray) -> Segment:
+    def _from_postings(
+        cls, name: str, ids: np.ndarray, lengths: np.ndarray, hashes: np.ndarray, rows: np.ndarray, tf: np.ndarray
+    ) -> Segment:
         order = np.lexsort((rows, hashes))  # by term, then row
         hashes, rows, tf = hashes[order], rows[order], tf[order]
         terms, starts = np.unique(hashes, return_index=True)
@@ -161,7 +163,7 @@ class Segment:
         for part in parts:
             renumber = np.full(len(part.ids), -1, dtype=np.int64)
             live_rows = np.arange(len(part.ids)) if part.alive is None else np.flatnonzero(part.alive)
-            renumber[live_rows] = new_row[offset:offset + len(live_rows)]
+            renumber[live_rows] = new_row[offset : offset + len(live_rows)]
             offset += len(live_rows)
             lengths.append(part.lengths[live_rows])
             term_of = np.repeat(part.terms, np.diff(part.indptr))
@@ -172,8 +174,9 @@ class Segment:
             tfs.append(np.asarray(part.tf)[keep])
         ordered_lengths = np.empty(len(ids), dtype=np.int32)
         ordered_lengths[new_row] = np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
-        return cls._from_postings(name, ids[order], ordered_lengths, np.concatenate(hashes),
-                                  np.concatenate(rows), np.concatenate(tfs))
+        return cls._from_postings(
+            name, ids[order], ordered_lengths, np.concatenate(hashes), np.concatenate(rows), np.concatenate(tfs)
+        )
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -243,8 +246,9 @@ class BM25KeywordIndex:
             return np.zeros(0, dtype=np.int64)
         return np.sort(np.concatenate([s.live_ids() for s in self._segments]))
 
-    def updated(self, add_ids: np.ndarray, add_texts: Sequence[str], remove_ids: np.ndarray,
-                *, batch: int = 250_000) -> BM25KeywordIndex:
+    def updated(
+        self, add_ids: np.ndarray, add_texts: Sequence[str], remove_ids: np.ndarray, *, batch: int = 250_000
+    ) -> BM25KeywordIndex:
         """A new index: `remove_ids` tombstoned, `add_texts` tokenised into new segments, then merged
         down to MAX_SEGMENTS. `self` is unchanged (readers may be using it)."""
         remove_ids = np.sort(np.asarray(remove_ids, dtype=np.int64))
@@ -255,15 +259,15 @@ class BM25KeywordIndex:
         number = self._next
         add_ids = np.asarray(add_ids, dtype=np.int64)
         for start in range(0, len(add_ids), batch):
-            chunk = add_ids[start:start + batch]
-            segments.append(Segment.from_tokens(f"seg-{number:06d}", chunk, tokenize(add_texts[start:start + batch])))
+            chunk = add_ids[start : start + batch]
+            segments.append(Segment.from_tokens(f"seg-{number:06d}", chunk, tokenize(add_texts[start : start + batch])))
             number += 1
         segments = [s for s in segments if s.live]
         rewrite = [s for s in segments if len(s.deleted) > REWRITE_DELETED_SHARE * len(s.ids)]
         others = sorted((s for s in segments if s not in rewrite), key=lambda s: s.live)
         # merging m segments into one removes m - 1: enough to get back to MAX_SEGMENTS
         needed = len(segments) - MAX_SEGMENTS + 1 if len(segments) > MAX_SEGMENTS else 0
-        merge = rewrite + others[:max(0, needed - len(rewrite))]
+        merge = rewrite + others[: max(0, needed - len(rewrite))]
         if merge:
             segments = [s for s in segments if s not in merge] + [Segment.merged(f"seg-{number:06d}", merge)]
             number += 1
@@ -301,8 +305,11 @@ class BM25KeywordIndex:
                     scores[rows] += np.float32(weight) * tf / (norm[rows] + tf)
             hit = np.flatnonzero(scores > 0)
             if masks is not None:  # before ranking: only allowed rows compete for the top k
-                hit = hit[masks[number][hit]] if masks[number] is not None else \
-                    hit[_find(allowed_ids, segment.ids[hit])[1]]  # cost grows with the matches
+                hit = (
+                    hit[masks[number][hit]]
+                    if masks[number] is not None
+                    else hit[_find(allowed_ids, segment.ids[hit])[1]]
+                )  # cost grows with the matches
             if len(hit) > k:
                 hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
             candidates.append((scores[hit], segment.ids[hit]))
@@ -346,8 +353,15 @@ class BM25KeywordIndex:
             if len(segment.deleted):
                 np.save(target / f"{segment.name}.deleted.npy", segment.deleted)
             entries.append({"name": segment.name, "rows": len(segment.ids), "deleted": len(segment.deleted)})
-        meta = {"format": FORMAT, "count": self._docs, "stemmer": "english", "k1": K1, "b": B,
-                "next_segment": self._next, "segments": entries}
+        meta = {
+            "format": FORMAT,
+            "count": self._docs,
+            "stemmer": "english",
+            "k1": K1,
+            "b": B,
+            "next_segment": self._next,
+            "segments": entries,
+        }
         (target / "meta.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -355,8 +369,10 @@ class BM25KeywordIndex:
         target = folder / cls.FOLDER
         meta = json.loads((target / "meta.json").read_text())
         if meta.get("format") != FORMAT:
-            raise IndexUnavailableError("the keyword index was written by another version of private-rag: "
-                                        "run `rag reindex` (or ingest) to rebuild it")
+            raise IndexUnavailableError(
+                "the keyword index was written by another version of private-rag: "
+                "run `rag reindex` (or ingest) to rebuild it"
+            )
         segments = []
         for entry in meta["segments"]:
             tomb = target / f"{entry['name']}.deleted.npy"

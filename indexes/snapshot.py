@@ -25,4 +25,6 @@ def load_snapshot(index_dir: Path, *, nprobe: int = 64) -> IndexSnapshot:
     if manifest is None:
         raise IndexUnavailableError("no index yet: ingest some documents first")
     folder = store.folder(manifest)
-    return IndexSnapshot(manifest, FaissVectorIndex.load(folder, nprobe=nprobe, mmap=True), BM25KeywordIndex.load(folder))
+    return IndexSnapshot(
+        manifest, FaissVectorIndex.load(folder, nprobe=nprobe, mmap=True), BM25KeywordIndex.load(folder)
+    )

@@ -53,14 +53,26 @@ class FaissVectorIndex:
         if self._ids is not None:
             return self._ids
         invlists = self._index.invlists
-        parts = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-                 for i in range(self._index.nlist) if invlists.list_size(i)]
+        parts = [
+            faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+            for i in range(self._index.nlist)
+            if invlists.list_size(i)
+        ]
         self._ids = np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
         return self._ids
 
     @classmethod
-    def build_ivf(cls, dim: int, ids: np.ndarray, vectors: np.ndarray, *, nlist: int = 0, nprobe: int = 64,
-                  train_size: int = 256_000, seed: int = 0) -> FaissVectorIndex:
+    def build_ivf(
+        cls,
+        dim: int,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        *,
+        nlist: int = 0,
+        nprobe: int = 64,
+        train_size: int = 256_000,
+        seed: int = 0,
+    ) -> FaissVectorIndex:
         """Train the cells on a sample of the stored embeddings, then add them all."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         nlist = nlist or nlist_for(len(ids))

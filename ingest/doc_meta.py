@@ -74,8 +74,9 @@ class DocMeta:
         mine = read_policy(own)
         if mine.error:
             return mine
-        return Policy(groups=mine.groups if mine.groups is not None else parent.groups,
-                      label=mine.label or parent.label)
+        return Policy(
+            groups=mine.groups if mine.groups is not None else parent.groups, label=mine.label or parent.label
+        )
 
     def for_path(self, path: str) -> Policy:
         """Groups and label for one document: its folders' policies, else the job's options."""
@@ -86,8 +87,9 @@ class DocMeta:
                 policy = self._folder_policy(folder)
         if policy.error:
             return policy
-        return Policy(groups=policy.groups if policy.groups is not None else self.groups,
-                      label=policy.label or self.label)
+        return Policy(
+            groups=policy.groups if policy.groups is not None else self.groups, label=policy.label or self.label
+        )
 
     def apply(self, session: Session, doc: Document) -> None:
         policy = self.for_path(doc.path)
@@ -96,5 +98,7 @@ class DocMeta:
     def apply_to_paths(self, session: Session, collection_id: int, paths: list[str]) -> None:
         if not paths:
             return
-        for doc in session.scalars(select(Document).where(Document.collection_id == collection_id, Document.path.in_(paths))):
+        for doc in session.scalars(
+            select(Document).where(Document.collection_id == collection_id, Document.path.in_(paths))
+        ):
             self.apply(session, doc)

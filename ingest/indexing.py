@@ -107,13 +107,14 @@ def load_keyword(store: GenerationStore, manifest: Manifest | None) -> BM25Keywo
         return BM25KeywordIndex()
 
 
-def _update_keyword(session: Session, keyword: BM25KeywordIndex, to_add: np.ndarray,
-                    to_remove: np.ndarray) -> BM25KeywordIndex:
+def _update_keyword(
+    session: Session, keyword: BM25KeywordIndex, to_add: np.ndarray, to_remove: np.ndarray
+) -> BM25KeywordIndex:
     """Tokenise only the chunks the keyword index lacks, in batches (bounded memory on a rebuild)."""
     if not len(to_add):
         return keyword.updated(to_add, [], to_remove) if len(to_remove) else keyword
     for start in range(0, len(to_add), _TOKENIZE_BATCH):
-        batch = to_add[start:start + _TOKENIZE_BATCH]
+        batch = to_add[start : start + _TOKENIZE_BATCH]
         keyword = keyword.updated(batch, _texts(session, batch), to_remove if start == 0 else to_remove[:0])
     return keyword
 
@@ -169,14 +170,23 @@ def publish(
             to_remove, to_add = _diff(have, db_ids)
             keyword_remove, keyword_add = _diff(keyword.ids(), db_ids)
             watermark = watermark_of(db_ids)
-            if current is not None and not rebuild and not restructure and current.watermark == watermark \
-                    and not len(to_add) and not len(to_remove) and not len(keyword_add) and not len(keyword_remove):
+            if (
+                current is not None
+                and not rebuild
+                and not restructure
+                and current.watermark == watermark
+                and not len(to_add)
+                and not len(to_remove)
+                and not len(keyword_add)
+                and not len(keyword_remove)
+            ):
                 return PublishResult(current, 0, 0, changed=False)
             if restructure or rebuild:
                 to_add, to_remove = db_ids, have
                 if kind == "ivf":
-                    vector = FaissVectorIndex.build_ivf(dim, db_ids, _embeddings(session, db_ids, dim),
-                                                        nlist=ann.nlist, nprobe=ann.nprobe)
+                    vector = FaissVectorIndex.build_ivf(
+                        dim, db_ids, _embeddings(session, db_ids, dim), nlist=ann.nlist, nprobe=ann.nprobe
+                    )
                 else:
                     vector = FaissVectorIndex(dim)
                     vector.add(db_ids, _embeddings(session, db_ids, dim))

@@ -13,8 +13,29 @@ import re
 from functools import lru_cache
 
 _AUXILIARIES = {
-    "am", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "do", "does",
-    "did", "will", "would", "shall", "should", "can", "could", "may", "might", "must",
+    "am",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "being",
+    "has",
+    "have",
+    "had",
+    "do",
+    "does",
+    "did",
+    "will",
+    "would",
+    "shall",
+    "should",
+    "can",
+    "could",
+    "may",
+    "might",
+    "must",
 }
 _COMMON_VERBS = set(
     """accept add agree allow apply approve arrive ask attend become begin believe bring build buy call

@@ -21,12 +21,47 @@ for _var, _value in {
     os.environ.setdefault(_var, _value)
 
 SUPPORTED_SUFFIXES = {
-    ".pdf", ".docx", ".doc", ".pptx", ".ppt", ".xlsx", ".xls", ".csv", ".tsv", ".html", ".htm",
-    ".xml", ".md", ".markdown", ".txt", ".text", ".log", ".rst", ".org", ".eml", ".msg", ".odt",
-    ".rtf", ".epub", ".json",
+    ".pdf",
+    ".docx",
+    ".doc",
+    ".pptx",
+    ".ppt",
+    ".xlsx",
+    ".xls",
+    ".csv",
+    ".tsv",
+    ".html",
+    ".htm",
+    ".xml",
+    ".md",
+    ".markdown",
+    ".txt",
+    ".text",
+    ".log",
+    ".rst",
+    ".org",
+    ".eml",
+    ".msg",
+    ".odt",
+    ".rtf",
+    ".epub",
+    ".json",
 }
-_TEXT_SUFFIXES = {".txt", ".text", ".log", ".md", ".markdown", ".csv", ".tsv", ".rst", ".org", ".json", ".html",
-                  ".htm", ".xml"}
+_TEXT_SUFFIXES = {
+    ".txt",
+    ".text",
+    ".log",
+    ".md",
+    ".markdown",
+    ".csv",
+    ".tsv",
+    ".rst",
+    ".org",
+    ".json",
+    ".html",
+    ".htm",
+    ".xml",
+}
 # Running headers, footers and page numbers repeat on every page and would drown real text.
 _SKIPPED_CATEGORIES = {"Header", "Footer", "PageNumber", "PageBreak", "Image", "FigureCaption_empty"}
 
@@ -93,7 +128,9 @@ def parse_file(path: Path, *, max_bytes: int, ocr: str = "auto") -> list[Element
             continue
         result.append(Element(text=text, category=category, page=getattr(e.metadata, "page_number", None)))
     if not result:
-        hint = "" if ocr_available() or suffix != ".pdf" else " (scanned? install tesseract-ocr and poppler-utils for OCR)"
+        hint = (
+            "" if ocr_available() or suffix != ".pdf" else " (scanned? install tesseract-ocr and poppler-utils for OCR)"
+        )
         raise ParseError("no extractable text" + hint)
     return result
 

@@ -74,8 +74,15 @@ class Ingestor:
 
     # -- stages -------------------------------------------------------------------------------
 
-    def _run(self, report: JobReport, target: Path, collection: str, groups: list[str] | None,
-             label: str | None, on_progress: ProgressCallback) -> None:
+    def _run(
+        self,
+        report: JobReport,
+        target: Path,
+        collection: str,
+        groups: list[str] | None,
+        label: str | None,
+        on_progress: ProgressCallback,
+    ) -> None:
         found = discover(target)
         root = target.resolve()
         report.files_total = len(found.files) + len(found.skipped)
@@ -120,13 +127,25 @@ class Ingestor:
 
     def publish(self) -> None:
         started = time.perf_counter()
-        publish(self.engine, self.factory, self.settings.index_dir, self.embedder.dim, keep=self.settings.keep_generations,
-                ann=ann_policy(self.settings))
+        publish(
+            self.engine,
+            self.factory,
+            self.settings.index_dir,
+            self.embedder.dim,
+            keep=self.settings.keep_generations,
+            ann=ann_policy(self.settings),
+        )
         self.timings["publish"] += time.perf_counter() - started
         self._last_publish = time.monotonic()
 
-    def _parse_embed_commit(self, report: JobReport, to_parse: dict[str, tuple[str, int]], collection_id: int,
-                            meta: DocMeta, on_progress: ProgressCallback) -> None:
+    def _parse_embed_commit(
+        self,
+        report: JobReport,
+        to_parse: dict[str, tuple[str, int]],
+        collection_id: int,
+        meta: DocMeta,
+        on_progress: ProgressCallback,
+    ) -> None:
         config = ParseConfig(
             model_path=self.settings.resolved_model_path,
             chunk_tokens=min(self.settings.chunk_tokens, self.embedder.max_tokens),
@@ -146,8 +165,13 @@ class Ingestor:
                 if parsed is None:
                     break
                 if parsed.error:
-                    self._record(report, [Outcome(parsed.path, "failed", seconds=parsed.seconds, error=parsed.error)],
-                                 collection_id, meta, on_progress)
+                    self._record(
+                        report,
+                        [Outcome(parsed.path, "failed", seconds=parsed.seconds, error=parsed.error)],
+                        collection_id,
+                        meta,
+                        on_progress,
+                    )
                     continue
                 pending.append(parsed)
                 pending_chunks += len(parsed.chunks)
@@ -158,8 +182,15 @@ class Ingestor:
                         self.publish()
             self._embed_and_commit(report, pending, to_parse, collection_id, meta, on_progress)
 
-    def _embed_and_commit(self, report: JobReport, parsed: list[ParsedFile], hashes: dict[str, tuple[str, int]],
-                          collection_id: int, meta: DocMeta, on_progress: ProgressCallback) -> None:
+    def _embed_and_commit(
+        self,
+        report: JobReport,
+        parsed: list[ParsedFile],
+        hashes: dict[str, tuple[str, int]],
+        collection_id: int,
+        meta: DocMeta,
+        on_progress: ProgressCallback,
+    ) -> None:
         if not parsed:
             return
         texts = [c.text for p in parsed for c in p.chunks]
@@ -187,8 +218,16 @@ class Ingestor:
         self.timings["write"] += time.perf_counter() - started
         on_progress(report)
 
-    def _commit_document(self, session: Session, collection_id: int, parsed: ParsedFile, digest: str, size: int,
-                         vectors: np.ndarray, meta: DocMeta) -> Outcome:
+    def _commit_document(
+        self,
+        session: Session,
+        collection_id: int,
+        parsed: ParsedFile,
+        digest: str,
+        size: int,
+        vectors: np.ndarray,
+        meta: DocMeta,
+    ) -> Outcome:
         for attempt in range(2):
             try:
                 with session.begin_nested():
@@ -199,22 +238,44 @@ class Ingestor:
                     break
             except DataError as exc:
                 # Content this database refuses fails this document alone; the savepoint undid its rows.
-                return Outcome(parsed.path, "failed", seconds=parsed.seconds,
-                                error=f"the database refused this document's content: {type(exc.orig).__name__}")
+                return Outcome(
+                    parsed.path,
+                    "failed",
+                    seconds=parsed.seconds,
+                    error=f"the database refused this document's content: {type(exc.orig).__name__}",
+                )
         return Outcome(parsed.path, "failed", seconds=parsed.seconds, error="conflicting concurrent update; retry")
 
-    def _replace_chunks(self, session: Session, collection_id: int, parsed: ParsedFile, digest: str, size: int,
-                        vectors: np.ndarray, meta: DocMeta) -> Outcome:
+    def _replace_chunks(
+        self,
+        session: Session,
+        collection_id: int,
+        parsed: ParsedFile,
+        digest: str,
+        size: int,
+        vectors: np.ndarray,
+        meta: DocMeta,
+    ) -> Outcome:
         doc = session.scalars(
-            select(Document).where(Document.collection_id == collection_id, Document.path == parsed.path).with_for_update()
+            select(Document)
+            .where(Document.collection_id == collection_id, Document.path == parsed.path)
+            .with_for_update()
         ).first()
         if doc is not None and doc.sha256 == digest:
             return Outcome(parsed.path, "unchanged", seconds=parsed.seconds)  # a concurrent worker was first
         removed = 0
         if doc is None:
             policy = meta.for_path(parsed.path)
-            doc = Document(collection_id=collection_id, path=parsed.path, sha256=digest, version=1, size_bytes=size,
-                           label=policy.label or DEFAULT_LABEL, title=parsed.title, chunk_count=0)
+            doc = Document(
+                collection_id=collection_id,
+                path=parsed.path,
+                sha256=digest,
+                version=1,
+                size_bytes=size,
+                label=policy.label or DEFAULT_LABEL,
+                title=parsed.title,
+                chunk_count=0,
+            )
             doc.groups = groups_named(session, policy.groups or ())
             session.add(doc)
             session.flush()
@@ -249,7 +310,9 @@ class Ingestor:
             outcomes = []
             for path in paths:
                 doc = session.scalars(
-                    select(Document).where(Document.collection_id == collection_id, Document.path == path).with_for_update()
+                    select(Document)
+                    .where(Document.collection_id == collection_id, Document.path == path)
+                    .with_for_update()
                 ).first()
                 if doc is None:
                     continue  # another worker removed it already
@@ -261,8 +324,14 @@ class Ingestor:
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
-    def _record(self, report: JobReport, outcomes: list[Outcome], collection_id: int, meta: DocMeta,
-                on_progress: ProgressCallback) -> None:
+    def _record(
+        self,
+        report: JobReport,
+        outcomes: list[Outcome],
+        collection_id: int,
+        meta: DocMeta,
+        on_progress: ProgressCallback,
+    ) -> None:
         if not outcomes:
             return
         with self.factory() as session:
@@ -293,8 +362,16 @@ class Ingestor:
             session.execute(
                 insert(JobFile),
                 [
-                    {"job_id": report.job_id, "path": o.path, "status": o.status, "chunks_added": o.added,
-                     "chunks_removed": o.removed, "seconds": o.seconds, "error": o.error, "created_at": utcnow()}
+                    {
+                        "job_id": report.job_id,
+                        "path": o.path,
+                        "status": o.status,
+                        "chunks_added": o.added,
+                        "chunks_removed": o.removed,
+                        "seconds": o.seconds,
+                        "error": o.error,
+                        "created_at": utcnow(),
+                    }
                     for o in outcomes
                 ],
             )

@@ -25,7 +25,9 @@ def claim_next(session: Session, worker_id: str) -> IngestionJob | None:
     claimed = session.execute(
         update(IngestionJob)
         .where(IngestionJob.id == job_id, IngestionJob.state == QUEUED)
-        .values(state=RUNNING, worker_id=worker_id, started_at=now, heartbeat_at=now, attempts=IngestionJob.attempts + 1)
+        .values(
+            state=RUNNING, worker_id=worker_id, started_at=now, heartbeat_at=now, attempts=IngestionJob.attempts + 1
+        )
     ).rowcount
     session.commit()
     return session.get(IngestionJob, job_id) if claimed == 1 else None

@@ -18,7 +18,11 @@ class JobReport(JobCounts):
 
     def as_json(self) -> dict:
         """`rag ingest --json`: job_id, every counter, errors[{path, error}]."""
-        return {"job_id": self.job_id, **self.as_dict(), "errors": [{"path": e.path, "error": e.error} for e in self.errors]}
+        return {
+            "job_id": self.job_id,
+            **self.as_dict(),
+            "errors": [{"path": e.path, "error": e.error} for e in self.errors],
+        }
 
     @property
     def files_done(self) -> int:

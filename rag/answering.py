@@ -51,9 +51,18 @@ class _Outcome:
 
 
 class QuestionAnswerer:
-    def __init__(self, searcher: Searcher, generator: Generator, *, fallback: Generator | None = None,
-                 max_tokens: int = 256, min_support: float = 0.6, prompt_passages: int | None = None,
-                 router: Router | None = None, external: Generator | None = None) -> None:
+    def __init__(
+        self,
+        searcher: Searcher,
+        generator: Generator,
+        *,
+        fallback: Generator | None = None,
+        max_tokens: int = 256,
+        min_support: float = 0.6,
+        prompt_passages: int | None = None,
+        router: Router | None = None,
+        external: Generator | None = None,
+    ) -> None:
         self.searcher = searcher
         self.prompt_passages = prompt_passages
         self.generator = generator
@@ -63,13 +72,20 @@ class QuestionAnswerer:
         self.router = router
         self.external = external
 
-    def stream(self, question: str, *, history: list[dict[str, str]] | None = None, top_k: int = 5,
-               filters: SearchFilters | None = None, allowed_document_ids: set[int] | None = None,
-               access: AccessScope | None = None, max_tokens: int | None = None,
-               principal: Principal | None = None) -> Iterator[Delta | Answer]:
+    def stream(
+        self,
+        question: str,
+        *,
+        history: list[dict[str, str]] | None = None,
+        top_k: int = 5,
+        filters: SearchFilters | None = None,
+        allowed_document_ids: set[int] | None = None,
+        access: AccessScope | None = None,
+        max_tokens: int | None = None,
+        principal: Principal | None = None,
+    ) -> Iterator[Delta | Answer]:
         started = time.perf_counter()
-        found = self.searcher.search(question, top_k, filters, allowed_document_ids=allowed_document_ids,
-                                     access=access)
+        found = self.searcher.search(question, top_k, filters, allowed_document_ids=allowed_document_ids, access=access)
         retrieved = time.perf_counter()
         passages = found.passages
         cap = min(max_tokens or self.max_tokens, self.max_tokens)
@@ -82,15 +98,20 @@ class QuestionAnswerer:
             outcome, route = self._escalate(question, route, history, cap, usage)
         if outcome is None:
             # local_declines: nothing reaches the caller until we know which model answers
-            outcome = yield from _relay(self._local(question, passages, history, cap, usage),
-                                        forward=not route.escalate_on_decline)
+            outcome = yield from _relay(
+                self._local(question, passages, history, cap, usage), forward=not route.escalate_on_decline
+            )
             if route.escalate_on_decline:
                 basis = route.reason.split(";")[0]
                 if outcome.result.grounded:
                     route = route.stay_local(basis + "; the local model answered", "local_answered")
                 else:
-                    declined = replace(route, target="external", rule="local_declined",
-                                       reason="local model found no grounded answer; " + basis)
+                    declined = replace(
+                        route,
+                        target="external",
+                        rule="local_declined",
+                        reason="local model found no grounded answer; " + basis,
+                    )
                     escalated, route = self._escalate(question, declined, history, cap, usage)
                     outcome = escalated or outcome
                 if outcome.result.grounded:
@@ -101,27 +122,43 @@ class QuestionAnswerer:
         result = outcome.result
         if not result.grounded and result.text == NOT_FOUND:
             yield Delta(NOT_FOUND)
-        citations = self._citations(result.cited, outcome.prompt_passages, result.sentences) if result.grounded \
+        citations = (
+            self._citations(result.cited, outcome.prompt_passages, result.sentences)
+            if result.grounded
             else self._closest(passages, question)
+        )
         yield Answer(
-            answer=result.text, citations=citations, model=outcome.generator.model,
-            backend=outcome.generator.backend, grounded=result.grounded,
+            answer=result.text,
+            citations=citations,
+            model=outcome.generator.model,
+            backend=outcome.generator.backend,
+            grounded=result.grounded,
             status="answered" if result.grounded or result.text != NOT_FOUND else "not_found",
-            fallback=outcome.fallback, notice=outcome.notice, passages=passages, usage=usage,
+            fallback=outcome.fallback,
+            notice=outcome.notice,
+            passages=passages,
+            usage=usage,
             timings_ms={
                 "retrieval": round((retrieved - started) * 1000, 2),
                 "embed": round(found.embed_ms, 2),
                 "search": round(found.search_ms, 2),
                 "generation": round((generated - retrieved) * 1000, 2),
-                **({"first_token": round((outcome.first_token_at - retrieved) * 1000, 2)}
-                   if outcome.first_token_at else {}),
+                **(
+                    {"first_token": round((outcome.first_token_at - retrieved) * 1000, 2)}
+                    if outcome.first_token_at
+                    else {}
+                ),
             },
-            dropped_sentences=result.dropped_sentences, support=round(result.support, 4),
-            generation=found.generation, neutralised=outcome.neutralised, route=route,
+            dropped_sentences=result.dropped_sentences,
+            support=round(result.support, 4),
+            generation=found.generation,
+            neutralised=outcome.neutralised,
+            route=route,
         )
 
-    def _local(self, question: str, passages: list[Passage], history, cap: int,
-               usage: Usage) -> Generator_[Delta, None, _Outcome]:
+    def _local(
+        self, question: str, passages: list[Passage], history, cap: int, usage: Usage
+    ) -> Generator_[Delta, None, _Outcome]:
         """The local model, streaming sentence by sentence; the extractive fallback if it is down."""
         outcome = _Outcome(self.generator, [], GroundedAnswer(NOT_FOUND, [], False, False, 0.0), [])
         if not passages:
@@ -138,8 +175,9 @@ class QuestionAnswerer:
             outcome.fallback, outcome.notice = True, FALLBACK_NOTICE
         return outcome
 
-    def _generate(self, generator: Generator, question: str, passages: list[Passage], history, cap: int,
-                  usage: Usage) -> Generator_[Delta, None, _Outcome]:
+    def _generate(
+        self, generator: Generator, question: str, passages: list[Passage], history, cap: int, usage: Usage
+    ) -> Generator_[Delta, None, _Outcome]:
         prompt = self._prompt(generator, question, passages, history)
         gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question))
         outcome = _Outcome(generator, prompt.passages, None, [], neutralised=prompt.neutralised)
@@ -162,8 +200,9 @@ class QuestionAnswerer:
         outcome.result = gate.result([d.strip() for d in outcome.deltas])
         return outcome
 
-    def _escalate(self, question: str, route: RouteDecision, history, cap: int,
-                  usage: Usage) -> tuple[_Outcome | None, RouteDecision]:
+    def _escalate(
+        self, question: str, route: RouteDecision, history, cap: int, usage: Usage
+    ) -> tuple[_Outcome | None, RouteDecision]:
         """The external model over the sendable passages only, collected whole (so a failure half-way
         sends nothing to the caller); on any failure the query is answered locally."""
         passages = list(route.send)
@@ -182,8 +221,13 @@ class QuestionAnswerer:
         prompt = build_prompt(question, [], history, general=True)
         text = " ".join("".join(self.external.stream(prompt, cap, usage)).split())
         result = GroundedAnswer(text or NOT_FOUND, [], False, not text, 0.0)
-        return _Outcome(self.external, [], result, [text] if text else [],
-                        notice=f"General knowledge from {self.external.model}: not from your documents.")
+        return _Outcome(
+            self.external,
+            [],
+            result,
+            [text] if text else [],
+            notice=f"General knowledge from {self.external.model}: not from your documents.",
+        )
 
     def _prompt(self, generator: Generator, question: str, passages: list[Passage], history):
         """LLMs get the first `prompt_passages` passages; extraction reads them all."""
@@ -235,6 +279,14 @@ def _collect(events: Generator_[Delta, None, _Outcome]) -> _Outcome:
 
 
 def _citation(n: int, passage: Passage, quote: str) -> Citation:
-    return Citation(n=n, document_id=passage.document_id, path=passage.path, page=passage.page,
-                    chunk_id=passage.chunk_id, quote=quote, document_sha256=passage.document_sha256,
-                    title=passage.title, score=round(passage.score, 6))
+    return Citation(
+        n=n,
+        document_id=passage.document_id,
+        path=passage.path,
+        page=passage.page,
+        chunk_id=passage.chunk_id,
+        quote=quote,
+        document_sha256=passage.document_sha256,
+        title=passage.title,
+        score=round(passage.score, 6),
+    )

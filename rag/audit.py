@@ -34,11 +34,27 @@ if TYPE_CHECKING:
     from rag.settings import Settings
 
 GENESIS = "0" * 64
-HASHED_FIELDS = ("seq", "kind", "ts", "request_id", "principal", "role", "groups", "route", "status", "question",
-                 "answer", "detail", "latency_ms", "prev_hash")
+HASHED_FIELDS = (
+    "seq",
+    "kind",
+    "ts",
+    "request_id",
+    "principal",
+    "role",
+    "groups",
+    "route",
+    "status",
+    "question",
+    "answer",
+    "detail",
+    "latency_ms",
+    "prev_hash",
+)
 _PG_LOCK = 0x5241_4741  # advisory lock id serialising appends across processes
-SQLITE_NO_DELETE = ("CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records "
-                    "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only (DELETE refused)'); END")
+SQLITE_NO_DELETE = (
+    "CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records "
+    "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only (DELETE refused)'); END"
+)
 _WEAK_KEYS = {"", "change-me", "changeme", "secret", "password", "test", "default", "audit"}
 
 
@@ -75,8 +91,15 @@ def question_from_body(body: bytes, limit: int = 10_000) -> str | None:
 def record_passages(entry: AuditEntry, passages: list[Passage]) -> None:
     """What was retrieved, by id, version, score and label (the passage text stays in the database)."""
     entry.detail["retrieved"] = [
-        {"chunk_id": p.chunk_id, "document_id": p.document_id, "version": p.document_version,
-         "score": round(p.score, 6), "label": p.label} for p in passages]
+        {
+            "chunk_id": p.chunk_id,
+            "document_id": p.document_id,
+            "version": p.document_version,
+            "score": round(p.score, 6),
+            "label": p.label,
+        }
+        for p in passages
+    ]
     entry.detail["labels"] = sorted({p.label for p in passages})
 
 
@@ -84,13 +107,20 @@ def record_answer(entry: AuditEntry, answer: Answer) -> None:
     """The answer as the caller received it, with its citations, route, model and timings."""
     record_passages(entry, answer.passages)
     entry.answer = answer.answer
-    entry.detail.update({
-        "model": answer.model, "backend": answer.backend, "status": answer.status, "grounded": answer.grounded,
-        "fallback": answer.fallback, "route": answer.route.public(),
-        "citations": [{"n": c.n, "chunk_id": c.chunk_id, "document_id": c.document_id} for c in answer.citations],
-        "tokens": {"prompt": answer.usage.prompt_tokens, "completion": answer.usage.completion_tokens},
-        "timings_ms": answer.timings_ms, "dropped_sentences": answer.dropped_sentences,
-    })
+    entry.detail.update(
+        {
+            "model": answer.model,
+            "backend": answer.backend,
+            "status": answer.status,
+            "grounded": answer.grounded,
+            "fallback": answer.fallback,
+            "route": answer.route.public(),
+            "citations": [{"n": c.n, "chunk_id": c.chunk_id, "document_id": c.document_id} for c in answer.citations],
+            "tokens": {"prompt": answer.usage.prompt_tokens, "completion": answer.usage.completion_tokens},
+            "timings_ms": answer.timings_ms,
+            "dropped_sentences": answer.dropped_sentences,
+        }
+    )
 
 
 @dataclass
@@ -103,13 +133,19 @@ class VerifyResult:
     reason: str | None = None
 
     def as_json(self) -> dict:
-        return {"ok": self.ok, "records": self.records, "head_seq": self.head_seq, "head_hash": self.head_hash,
-                "first_bad": None if self.ok else {"seq": self.first_bad_seq, "reason": self.reason}}
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "first_bad": None if self.ok else {"seq": self.first_bad_seq, "reason": self.reason},
+        }
 
 
 def canonical(values: dict) -> bytes:
-    return json.dumps({k: values[k] for k in HASHED_FIELDS}, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode()
+    return json.dumps(
+        {k: values[k] for k in HASHED_FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
 
 
 def record_values(record: AuditRecord) -> dict:
@@ -127,8 +163,10 @@ def resolve_key(settings: Settings) -> bytes:
         if key:
             return key.encode()
     if settings.mode != "development":
-        raise ConfigError("RAG_AUDIT_SIGNING_KEY is required outside development mode (RAG_MODE=development "
-                          "generates one in the data folder)")
+        raise ConfigError(
+            "RAG_AUDIT_SIGNING_KEY is required outside development mode (RAG_MODE=development "
+            "generates one in the data folder)"
+        )
     path = Path(settings.data_dir) / "audit.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,15 +195,23 @@ class HashChainAuditLog:
                     if session.get_bind().dialect.name == "postgresql":
                         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
                     head = session.execute(
-                        select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)).first()
+                        select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+                    ).first()
                     values = {
-                        "seq": (head.seq + 1) if head else 1, "kind": entry.kind,
+                        "seq": (head.seq + 1) if head else 1,
+                        "kind": entry.kind,
                         "ts": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
-                        "request_id": entry.request_id, "principal": entry.principal, "role": entry.role,
-                        "groups": sorted(entry.groups), "route": entry.route, "status": int(entry.status),
-                        "question": entry.question, "answer": entry.answer,
+                        "request_id": entry.request_id,
+                        "principal": entry.principal,
+                        "role": entry.role,
+                        "groups": sorted(entry.groups),
+                        "route": entry.route,
+                        "status": int(entry.status),
+                        "question": entry.question,
+                        "answer": entry.answer,
                         "detail": json.loads(json.dumps(entry.detail, default=str)),
-                        "latency_ms": round(float(entry.latency_ms), 3), "prev_hash": head.hash if head else GENESIS,
+                        "latency_ms": round(float(entry.latency_ms), 3),
+                        "prev_hash": head.hash if head else GENESIS,
                     }
                     digest = hashlib.sha256(canonical(values)).hexdigest()
                     record = AuditRecord(**values, hash=digest, mac=self.mac(digest))
@@ -191,41 +237,67 @@ class HashChainAuditLog:
                 if count == 1 and record.seq != 1:
                     # an archived prefix: the chain must continue from a retention record's head
                     if not self._continues_archive(session, record):
-                        return VerifyResult(False, count, first_bad_seq=record.seq,
-                                            reason="records before this one are missing")
+                        return VerifyResult(
+                            False, count, first_bad_seq=record.seq, reason="records before this one are missing"
+                        )
                     prev_hash, prev_seq = record.prev_hash, record.seq - 1
                 if record.seq != prev_seq + 1:
-                    return VerifyResult(False, count, first_bad_seq=record.seq,
-                                        reason=f"sequence gap: {prev_seq} is followed by {record.seq}")
+                    return VerifyResult(
+                        False,
+                        count,
+                        first_bad_seq=record.seq,
+                        reason=f"sequence gap: {prev_seq} is followed by {record.seq}",
+                    )
                 if record.prev_hash != prev_hash:
-                    return VerifyResult(False, count, first_bad_seq=record.seq,
-                                        reason="previous-hash link broken (a record was removed, inserted or changed)")
+                    return VerifyResult(
+                        False,
+                        count,
+                        first_bad_seq=record.seq,
+                        reason="previous-hash link broken (a record was removed, inserted or changed)",
+                    )
                 if hashlib.sha256(canonical(values)).hexdigest() != record.hash:
-                    return VerifyResult(False, count, first_bad_seq=record.seq, reason="content does not match its hash")
+                    return VerifyResult(
+                        False, count, first_bad_seq=record.seq, reason="content does not match its hash"
+                    )
                 if not hmac.compare_digest(self.mac(record.hash), record.mac):
-                    return VerifyResult(False, count, first_bad_seq=record.seq, reason="MAC does not match (hash recomputed)")
+                    return VerifyResult(
+                        False, count, first_bad_seq=record.seq, reason="MAC does not match (hash recomputed)"
+                    )
                 prev_hash, prev_seq, head = record.hash, record.seq, record
         result = VerifyResult(True, count, head.seq if head else 0, head.hash if head else GENESIS)
         if checkpoint is not None:
             problem = self._check_checkpoint(checkpoint, result)
             if problem:
-                return VerifyResult(False, count, result.head_seq, result.head_hash,
-                                    first_bad_seq=checkpoint.get("head_seq"), reason=problem)
+                return VerifyResult(
+                    False,
+                    count,
+                    result.head_seq,
+                    result.head_hash,
+                    first_bad_seq=checkpoint.get("head_seq"),
+                    reason=problem,
+                )
         return result
 
     def _continues_archive(self, session: Session, first: AuditRecord) -> bool:
         for record in session.scalars(select(AuditRecord).where(AuditRecord.kind == "retention")):
-            if record.detail.get("archived_head_hash") == first.prev_hash and \
-                    record.detail.get("archived_last_seq") == first.seq - 1:
+            if (
+                record.detail.get("archived_head_hash") == first.prev_hash
+                and record.detail.get("archived_last_seq") == first.seq - 1
+            ):
                 return True
         return False
 
     def checkpoint(self) -> dict:
         """(size, head) signed with the audit key: kept outside the database, it exposes truncation."""
         with self.factory() as session:
-            head = session.execute(select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)).first()
-        body = {"head_seq": head.seq if head else 0, "head_hash": head.hash if head else GENESIS,
-                "created_at": dt.datetime.now(dt.UTC).isoformat()}
+            head = session.execute(
+                select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+            ).first()
+        body = {
+            "head_seq": head.seq if head else 0,
+            "head_hash": head.hash if head else GENESIS,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
         return {**body, "signature": self._sign(body)}
 
     def _sign(self, body: dict) -> str:
@@ -255,17 +327,23 @@ class HashChainAuditLog:
         inside the same transaction); the running service's role should not have them."""
         verdict = self.verify()
         if not verdict.ok:
-            raise RagError(f"refusing to archive a log that does not verify (record {verdict.first_bad_seq}: {verdict.reason})")
+            raise RagError(
+                f"refusing to archive a log that does not verify (record {verdict.first_bad_seq}: {verdict.reason})"
+            )
         with self.factory() as session:
-            records = session.scalars(select(AuditRecord).where(AuditRecord.ts < before)
-                                      .order_by(AuditRecord.seq)).all()
+            records = session.scalars(
+                select(AuditRecord).where(AuditRecord.ts < before).order_by(AuditRecord.seq)
+            ).all()
         if not records:
             return {"archived_count": 0}
         out.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         with open(out, "x", encoding="utf-8") as f:
             for r in records:
-                line = json.dumps({**record_values(r), "hash": r.hash, "mac": r.mac}, sort_keys=True, ensure_ascii=False) + "\n"
+                line = (
+                    json.dumps({**record_values(r), "hash": r.hash, "mac": r.mac}, sort_keys=True, ensure_ascii=False)
+                    + "\n"
+                )
                 f.write(line)
                 digest.update(line.encode())
             f.flush()
@@ -284,10 +362,25 @@ class HashChainAuditLog:
             else:
                 session.execute(text(SQLITE_NO_DELETE))
             session.commit()
-        summary = {"archived_first_seq": first.seq, "archived_last_seq": last.seq, "archived_count": len(records),
-                   "archived_head_hash": last.hash, "file": out.name, "file_sha256": digest.hexdigest(), "before": before}
-        self.append(AuditEntry(request_id=secrets.token_hex(16), route="audit:archive", status=200, kind="retention",
-                               principal="retention", detail=summary))
+        summary = {
+            "archived_first_seq": first.seq,
+            "archived_last_seq": last.seq,
+            "archived_count": len(records),
+            "archived_head_hash": last.hash,
+            "file": out.name,
+            "file_sha256": digest.hexdigest(),
+            "before": before,
+        }
+        self.append(
+            AuditEntry(
+                request_id=secrets.token_hex(16),
+                route="audit:archive",
+                status=200,
+                kind="retention",
+                principal="retention",
+                detail=summary,
+            )
+        )
         return summary
 
     def count(self) -> int:

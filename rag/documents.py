@@ -13,8 +13,9 @@ from rag.types import Label
 from rag.users import groups_named
 
 
-def readable(session: Session, principal: Principal, *, collection: str | None = None, limit: int = 100,
-             offset: int = 0) -> list[Document]:
+def readable(
+    session: Session, principal: Principal, *, collection: str | None = None, limit: int = 100, offset: int = 0
+) -> list[Document]:
     """Documents the caller may read (admins: all), oldest first."""
     query = select(Document).join(Collection)
     scope = access_scope(principal)
@@ -25,8 +26,9 @@ def readable(session: Session, principal: Principal, *, collection: str | None =
     return list(session.scalars(query.order_by(Document.id).limit(limit).offset(offset)))
 
 
-def relabel(session: Session, document_id: int, *, groups: list[str] | None = None,
-            label: Label | None = None) -> Document:
+def relabel(
+    session: Session, document_id: int, *, groups: list[str] | None = None, label: Label | None = None
+) -> Document:
     """Change who may read a document, or its label; effective on the next request (an admin's
     PATCH and the app's form alike). `updated_at`, the key of the searcher's cached allowed sets,
     moves with every change."""
@@ -38,8 +40,9 @@ def relabel(session: Session, document_id: int, *, groups: list[str] | None = No
     return doc
 
 
-def set_access(session: Session, doc: Document, *, groups: list[str] | tuple[str, ...] | None = None,
-               label: str | None = None) -> None:
+def set_access(
+    session: Session, doc: Document, *, groups: list[str] | tuple[str, ...] | None = None, label: str | None = None
+) -> None:
     """Groups and/or label of one document, uncommitted (the caller's transaction decides)."""
     if groups is None and label is None:
         return

@@ -58,11 +58,17 @@ class GuardedTransport(httpx.BaseTransport):
         self.inner.close()
 
 
-def external_generator(policy: EscalationSettings, scanner: Scanner,
-                       inner: httpx.BaseTransport | None = None) -> OpenAICompatibleGenerator:
+def external_generator(
+    policy: EscalationSettings, scanner: Scanner, inner: httpx.BaseTransport | None = None
+) -> OpenAICompatibleGenerator:
     generator = OpenAICompatibleGenerator(
-        policy.base_url, policy.model, api_key=policy.vendor_key(), timeout_s=policy.timeout_s,
-        connect_timeout_s=policy.connect_timeout_s, retries=1,
-        transport=GuardedTransport(policy.base_url, scanner, inner))
+        policy.base_url,
+        policy.model,
+        api_key=policy.vendor_key(),
+        timeout_s=policy.timeout_s,
+        connect_timeout_s=policy.connect_timeout_s,
+        retries=1,
+        transport=GuardedTransport(policy.base_url, scanner, inner),
+    )
     generator.backend = "external"
     return generator

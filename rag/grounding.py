@@ -19,15 +19,20 @@ from rag.types import Passage
 
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _DECLINE = re.compile(
-    r"(?i)\b(?:cannot|can't|can ?not|could ?n[o']t|unable to|do ?n[o']t|does ?n[o']t)\s+(?:find|locate|answer|know|determine|see)"
+    r"(?i)\b(?:cannot|can't|can ?not|could ?n[o']t|unable to|do ?n[o']t|does ?n[o']t)"
+    r"\s+(?:find|locate|answer|know|determine|see)"
     r"|\bno (?:information|answer|mention|relevant)\b"
     r"|\bnot (?:found|mentioned|stated|specified|provided?|contain|a complete answer|answer)"
 )
 
 
 # Words models use to frame an answer ("According to the passage, the answer is 27"): no claim in them.
-_FRAMING = frozenset(content_words("answer question passage passages text texts document documents according "
-                                   "states stated mentions mentioned says based provided context"))
+_FRAMING = frozenset(
+    content_words(
+        "answer question passage passages text texts document documents according "
+        "states stated mentions mentioned says based provided context"
+    )
+)
 
 
 # "The passage provides information about vacation days." restates the context without answering.

@@ -74,9 +74,15 @@ class JobView:
     errors: list[FailedFile] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"job_id": self.job_id, "state": self.state, "path": self.path, "collection": self.collection,
-                **self.counts.as_dict(), "error": self.error,
-                "errors": [{"path": e.path, "error": e.error} for e in self.errors]}
+        return {
+            "job_id": self.job_id,
+            "state": self.state,
+            "path": self.path,
+            "collection": self.collection,
+            **self.counts.as_dict(),
+            "error": self.error,
+            "errors": [{"path": e.path, "error": e.error} for e in self.errors],
+        }
 
 
 def get_job(session: Session, job_id: int) -> IngestionJob:
@@ -90,9 +96,15 @@ def describe(session: Session, job: IngestionJob, *, failed_limit: int | None = 
     """The job's counts and (up to `failed_limit`) the files that failed with their reasons."""
     query = select(JobFile).where(JobFile.job_id == job.id, JobFile.status == "failed").order_by(JobFile.id)
     failed = session.scalars(query.limit(failed_limit) if failed_limit is not None else query)
-    return JobView(job_id=job.id, state=job.state, path=job.path, collection=job.collection,  # type: ignore[arg-type]
-                   counts=JobCounts.of(job), error=job.error,
-                   errors=[FailedFile(f.path, f.error or "") for f in failed])
+    return JobView(
+        job_id=job.id,
+        state=job.state,
+        path=job.path,
+        collection=job.collection,  # type: ignore[arg-type]
+        counts=JobCounts.of(job),
+        error=job.error,
+        errors=[FailedFile(f.path, f.error or "") for f in failed],
+    )
 
 
 def recent(session: Session, limit: int = 20) -> list[IngestionJob]:

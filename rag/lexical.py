@@ -12,8 +12,11 @@ _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*", re.IGNORECASE)
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)*$")
 # A sentence ends at . ! ? (optionally followed by citations like [1][2]) before whitespace and a
 # capital, digit, quote or bracket; also at blank lines and list markers.
-_SENTENCE_END = re.compile(r"(?<=[.!?])((?:\s*\[\d+(?:\s*,\s*\d+)*\])*)\s+(?=[\"'(\[A-Z0-9*\-•])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
-STOPWORDS = frozenset("""
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])((?:\s*\[\d+(?:\s*,\s*\d+)*\])*)\s+(?=[\"'(\[A-Z0-9*\-•])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)"
+)
+STOPWORDS = frozenset(
+    """
 a about above after again against all also am an and any are as at be because been before being below
 between both but by can could did do does doing down during each few for from further had has have having
 he her here hers herself him himself his how i if in into is it its itself just me more most my myself
@@ -21,7 +24,8 @@ of off on once only or other our ours ourselves out over own same she should so 
 that the their theirs them themselves then there these they this those through to too under until up very
 was we were what when where which while who whom why will with would you your yours yourself yourselves
 may might must shall many much per via etc get gets got one ones use used using
-""".split())
+""".split()
+)
 
 
 def split_sentences(text: str) -> list[str]:

@@ -75,8 +75,13 @@ def _source(passage: Passage) -> str:
     return where.replace('"', "'")
 
 
-def build_prompt(question: str, passages: list[Passage], history: list[dict[str, str]] | None = None,
-                 max_passage_chars: int = 2000, general: bool = False) -> Prompt:
+def build_prompt(
+    question: str,
+    passages: list[Passage],
+    history: list[dict[str, str]] | None = None,
+    max_passage_chars: int = 2000,
+    general: bool = False,
+) -> Prompt:
     blocks = []
     changed = 0
     for n, passage in enumerate(passages, 1):

@@ -42,8 +42,9 @@ def _minmax(scores: list[float]) -> list[float]:
     return [(s - lo) / span if span > 0 else 1.0 for s in scores]
 
 
-def fuse_convex(dense: list[tuple[int, float]], keyword: list[tuple[int, float]], alpha: float,
-                top_k: int) -> list[Hit]:
+def fuse_convex(
+    dense: list[tuple[int, float]], keyword: list[tuple[int, float]], alpha: float, top_k: int
+) -> list[Hit]:
     """alpha * dense + (1 - alpha) * BM25, each min-max normalised over its own candidates; a
     candidate missing from one list gets that list's minimum (0). Uses how *much* better a result
     scored, which rank fusion throws away (Bruch et al., 2023, "An Analysis of Fusion Functions")."""
@@ -55,8 +56,9 @@ def fuse_convex(dense: list[tuple[int, float]], keyword: list[tuple[int, float]]
     return [Hit(chunk_id, score) for chunk_id, score in best]
 
 
-def fuse(dense: list[tuple[int, float]], keyword: list[tuple[int, float]], params: FusionParams,
-         top_k: int) -> list[Hit]:
+def fuse(
+    dense: list[tuple[int, float]], keyword: list[tuple[int, float]], params: FusionParams, top_k: int
+) -> list[Hit]:
     if params.method == "convex":
         return fuse_convex(dense, keyword, params.alpha, top_k)
     return fuse_rrf([i for i, _ in dense], [i for i, _ in keyword], params, top_k)
@@ -75,15 +77,17 @@ def fuse_rrf(dense_ids: list[int], keyword_ids: list[int], params: FusionParams,
 
 
 class HybridRetriever:
-    def __init__(self, embedder: Embedder, vector: VectorIndex, keyword: KeywordIndex,
-                 params: FusionParams | None = None) -> None:
+    def __init__(
+        self, embedder: Embedder, vector: VectorIndex, keyword: KeywordIndex, params: FusionParams | None = None
+    ) -> None:
         self.embedder = embedder
         self.vector = vector
         self.keyword = keyword
         self.params = params or FusionParams()
 
-    def dense_ranking(self, query_vector: np.ndarray, depth: int,
-                      allowed_ids: np.ndarray | None) -> list[tuple[int, float]]:
+    def dense_ranking(
+        self, query_vector: np.ndarray, depth: int, allowed_ids: np.ndarray | None
+    ) -> list[tuple[int, float]]:
         scores, ids = self.vector.search(query_vector.reshape(1, -1), depth, allowed_ids)
         return [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True) if i >= 0]
 
@@ -91,8 +95,15 @@ class HybridRetriever:
         scores, ids = self.keyword.search(query, depth, allowed_ids)
         return list(zip(ids.tolist(), scores.tolist(), strict=True))
 
-    def search(self, query: str, top_k: int = 10, allowed_ids: np.ndarray | None = None, *,
-               mode: Mode = "hybrid", query_vector: np.ndarray | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        top_k: int = 10,
+        allowed_ids: np.ndarray | None = None,
+        *,
+        mode: Mode = "hybrid",
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
         """`allowed_ids` (chunk ids) restricts both searches before ranking; None means no restriction."""
         if allowed_ids is not None and len(allowed_ids) == 0:
             return []

@@ -60,8 +60,13 @@ class PolicyRouter:
     def enabled(self) -> bool:
         return self.policy.enabled
 
-    def decide(self, question: str, passages: list[Passage], principal: Principal | None,
-               history: list[dict[str, str]] | None = None) -> RouteDecision:
+    def decide(
+        self,
+        question: str,
+        passages: list[Passage],
+        principal: Principal | None,
+        history: list[dict[str, str]] | None = None,
+    ) -> RouteDecision:
         if not self.policy.enabled:
             return DISABLED
         try:
@@ -74,18 +79,19 @@ class PolicyRouter:
 
     def permitted(self, principal: Principal | None) -> bool:
         groups = set(self.policy.groups)
-        return principal is not None and principal.may("ask") and bool(
-            "*" in groups or groups & set(principal.groups))
+        return principal is not None and principal.may("ask") and bool("*" in groups or groups & set(principal.groups))
 
-    def _decide(self, question: str, passages: list[Passage], principal: Principal | None,
-                history: list[dict[str, str]]) -> RouteDecision:
+    def _decide(
+        self, question: str, passages: list[Passage], principal: Principal | None, history: list[dict[str, str]]
+    ) -> RouteDecision:
         if not self.permitted(principal):
             return RouteDecision("local", "user is not in a group allowed to escalate", "not_permitted")
         hits = self.scanner.scan([question, *(m.get("content", "") for m in history)])
         if hits:
             kinds = tuple(f"{h.detector}:{h.kind}" for h in hits)
-            return RouteDecision("local", "question contains sensitive data: " + ", ".join(kinds),
-                                 "question_sensitive", detectors=kinds)
+            return RouteDecision(
+                "local", "question contains sensitive data: " + ", ".join(kinds), "question_sensitive", detectors=kinds
+            )
         current = self.label_lookup.labels(p.document_id for p in passages)
         if not isinstance(current, dict):
             return RouteDecision("local", "label lookup returned no labels; kept local", "label_error")
@@ -98,37 +104,56 @@ class PolicyRouter:
             try:
                 allowed = at_or_below(label, maximum)
             except ValueError:
-                return RouteDecision("local", f"passage without a known label ({label!r}); kept local", "label_error",
-                                     labels=dict(labels))
+                return RouteDecision(
+                    "local",
+                    f"passage without a known label ({label!r}); kept local",
+                    "label_error",
+                    labels=dict(labels),
+                )
             labels[label] += 1
             if not allowed:
                 withheld[f"label_above_{maximum}"] += 1
                 if rank == 0:
                     return RouteDecision(
-                        "local", f"the best passage is labelled {label} (above {maximum}): the answer lies in "
-                        "material that may not leave", "context_sensitive", labels=dict(labels), withheld=dict(withheld))
+                        "local",
+                        f"the best passage is labelled {label} (above {maximum}): the answer lies in "
+                        "material that may not leave",
+                        "context_sensitive",
+                        labels=dict(labels),
+                        withheld=dict(withheld),
+                    )
                 continue
             found = self.scanner.scan([passage.text, passage.path.rsplit("/", 1)[-1], passage.title or ""])
             if found:
                 withheld["sensitive_data"] += 1
                 continue
             sendable.append(passage)
-        decision = RouteDecision("local", "", "", labels=dict(labels), withheld=dict(withheld), send=tuple(sendable),
-                                 model=self.policy.model)
+        decision = RouteDecision(
+            "local", "", "", labels=dict(labels), withheld=dict(withheld), send=tuple(sendable), model=self.policy.model
+        )
         if not passages:
             if "no_context" in self.policy.when:
-                return replace(decision, target="external", rule="no_context",
-                               reason="no internal passage for this question: general knowledge")
+                return replace(
+                    decision,
+                    target="external",
+                    rule="no_context",
+                    reason="no internal passage for this question: general knowledge",
+                )
             return decision.stay_local("no passages retrieved", "no_context")
         if len(sendable) < self.policy.min_passages:
-            return decision.stay_local(f"{len(sendable)} passage(s) may be sent, {self.policy.min_passages} needed",
-                                       "context_sensitive")
+            return decision.stay_local(
+                f"{len(sendable)} passage(s) may be sent, {self.policy.min_passages} needed", "context_sensitive"
+            )
         reason = f"question clean; {len(sendable)} passage(s) at or below {maximum}"
         if "eligible" in self.policy.when:
             return replace(decision, target="external", rule="eligible", reason=reason)
         if "local_declines" in self.policy.when:
-            return replace(decision, reason=reason + "; escalated only if the local model declines",
-                           rule="local_first", escalate_on_decline=True)
+            return replace(
+                decision,
+                reason=reason + "; escalated only if the local model declines",
+                rule="local_first",
+                escalate_on_decline=True,
+            )
         return decision.stay_local("no escalation mode applies to this query", "no_mode")
 
 

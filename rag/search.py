@@ -67,8 +67,14 @@ class LiveSnapshot:
 
 
 class Searcher:
-    def __init__(self, embedder: Embedder, factory: sessionmaker[Session], index_dir: Path,
-                 fusion: FusionParams | None = None, nprobe: int = 64) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        factory: sessionmaker[Session],
+        index_dir: Path,
+        fusion: FusionParams | None = None,
+        nprobe: int = 64,
+    ) -> None:
         self.embedder = embedder
         self.factory = factory
         self.live = LiveSnapshot(index_dir, nprobe=nprobe)
@@ -76,8 +82,13 @@ class Searcher:
         self._allowed: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._allowed_lock = threading.Lock()
 
-    def allowed_chunk_ids(self, session: Session, filters: SearchFilters, allowed_document_ids: set[int] | None,
-                          access: AccessScope | None = None) -> np.ndarray | None:
+    def allowed_chunk_ids(
+        self,
+        session: Session,
+        filters: SearchFilters,
+        allowed_document_ids: set[int] | None,
+        access: AccessScope | None = None,
+    ) -> np.ndarray | None:
         """None when nothing restricts the search; otherwise the chunk ids both searches may return.
 
         Cached per (scope, filters) and keyed by the documents' state (count and newest change,
@@ -102,12 +113,14 @@ class Searcher:
         return ids
 
     @staticmethod
-    def _query_allowed(session: Session, filters: SearchFilters, allowed_document_ids: set[int] | None,
-                       access: AccessScope | None) -> np.ndarray:
+    def _query_allowed(
+        session: Session, filters: SearchFilters, allowed_document_ids: set[int] | None, access: AccessScope | None
+    ) -> np.ndarray:
         query = select(Chunk.id).join(Document, Chunk.document_id == Document.id)
         if filters.collection:
             query = query.join(Collection, Document.collection_id == Collection.id).where(
-                Collection.name == filters.collection)
+                Collection.name == filters.collection
+            )
         if filters.path_prefix:
             query = query.where(Document.path.startswith(filters.path_prefix, autoescape=True))
         if filters.labels:
@@ -120,9 +133,16 @@ class Searcher:
         ids.setflags(write=False)  # shared by concurrent requests through the cache
         return ids
 
-    def search(self, query: str, top_k: int = 5, filters: SearchFilters | None = None, *,
-               allowed_document_ids: set[int] | None = None, access: AccessScope | None = None,
-               mode: Mode = "hybrid") -> SearchResult:
+    def search(
+        self,
+        query: str,
+        top_k: int = 5,
+        filters: SearchFilters | None = None,
+        *,
+        allowed_document_ids: set[int] | None = None,
+        access: AccessScope | None = None,
+        mode: Mode = "hybrid",
+    ) -> SearchResult:
         """`access` (see rag.access) and `allowed_document_ids` restrict both searches before ranking."""
         snapshot = self.live.get()
         retriever = HybridRetriever(self.embedder, snapshot.vector, snapshot.keyword, self.fusion)
@@ -142,8 +162,19 @@ class Searcher:
         if not hits:
             return []
         query = (
-            select(Chunk.id, Chunk.document_id, Chunk.section, Chunk.pages, Chunk.text, Chunk.document_sha256,
-                   Chunk.document_version, Document.path, Document.title, Document.label, Collection.name)
+            select(
+                Chunk.id,
+                Chunk.document_id,
+                Chunk.section,
+                Chunk.pages,
+                Chunk.text,
+                Chunk.document_sha256,
+                Chunk.document_version,
+                Document.path,
+                Document.title,
+                Document.label,
+                Collection.name,
+            )
             .join(Document, Chunk.document_id == Document.id)
             .join(Collection, Document.collection_id == Collection.id)
             .where(Chunk.id.in_([h.chunk_id for h in hits]))
@@ -158,10 +189,20 @@ class Searcher:
             row = by_id.get(hit.chunk_id)
             if row is None:
                 continue
-            out.append(Passage(
-                chunk_id=row.id, document_id=row.document_id, path=row.path, title=row.title,
-                section=row.section, pages=list(row.pages or []), text=row.text, score=hit.score,
-                document_sha256=row.document_sha256, document_version=row.document_version,
-                label=row.label, collection=row.name,
-            ))
+            out.append(
+                Passage(
+                    chunk_id=row.id,
+                    document_id=row.document_id,
+                    path=row.path,
+                    title=row.title,
+                    section=row.section,
+                    pages=list(row.pages or []),
+                    text=row.text,
+                    score=hit.score,
+                    document_sha256=row.document_sha256,
+                    document_version=row.document_version,
+                    label=row.label,
+                    collection=row.name,
+                )
+            )
         return out

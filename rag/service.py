@@ -18,8 +18,14 @@ from rag.types import DISABLED, SearchFilters
 
 
 def fusion_params(settings: Settings) -> FusionParams:
-    return FusionParams(method=settings.fusion, alpha=settings.fusion_alpha, rrf_k=settings.rrf_k, dense_weight=settings.fusion_dense_weight,
-                        keyword_weight=settings.fusion_keyword_weight, depth=settings.fusion_depth)
+    return FusionParams(
+        method=settings.fusion,
+        alpha=settings.fusion_alpha,
+        rrf_k=settings.rrf_k,
+        dense_weight=settings.fusion_dense_weight,
+        keyword_weight=settings.fusion_keyword_weight,
+        depth=settings.fusion_depth,
+    )
 
 
 def build_searcher(settings: Settings, factory: sessionmaker[Session], embedder: Embedder) -> Searcher:
@@ -43,20 +49,25 @@ def build_generator(settings: Settings) -> Generator:
 
         key = settings.generator_api_key.get_secret_value() if settings.generator_api_key else None
         return OpenAICompatibleGenerator(
-            settings.generator_base_url, settings.generator_model, api_key=key,
-            timeout_s=settings.generator_timeout_s, connect_timeout_s=settings.generator_connect_timeout_s,
+            settings.generator_base_url,
+            settings.generator_model,
+            api_key=key,
+            timeout_s=settings.generator_timeout_s,
+            connect_timeout_s=settings.generator_connect_timeout_s,
             retries=settings.generator_retries,
         )
     if settings.generator == "embedded":
         from rag.generators.embedded import EmbeddedGenerator, ensure_local_model
 
-        return EmbeddedGenerator(ensure_local_model(settings.llm_model_path, settings.models_dir),
-                                 threads=settings.llm_threads)
+        return EmbeddedGenerator(
+            ensure_local_model(settings.llm_model_path, settings.models_dir), threads=settings.llm_threads
+        )
     return ExtractiveGenerator()
 
 
-def build_answerer(settings: Settings, factory: sessionmaker[Session], embedder: Embedder,
-                   generator: Generator | None = None) -> QuestionAnswerer:
+def build_answerer(
+    settings: Settings, factory: sessionmaker[Session], embedder: Embedder, generator: Generator | None = None
+) -> QuestionAnswerer:
     searcher = build_searcher(settings, factory, embedder)
     generator = generator or build_generator(settings)
     fallback = None
@@ -66,9 +77,16 @@ def build_answerer(settings: Settings, factory: sessionmaker[Session], embedder:
     if prompt_passages is None and generator.backend == "embedded" and not settings.llm_model_path:
         prompt_passages = 1  # the packaged 135M model answers far better from one passage than from five
     router, external = build_escalation(settings, factory)
-    return QuestionAnswerer(searcher, generator, fallback=fallback, max_tokens=settings.max_tokens,
-                            min_support=settings.grounding_min_support, prompt_passages=prompt_passages,
-                            router=router, external=external)
+    return QuestionAnswerer(
+        searcher,
+        generator,
+        fallback=fallback,
+        max_tokens=settings.max_tokens,
+        min_support=settings.grounding_min_support,
+        prompt_passages=prompt_passages,
+        router=router,
+        external=external,
+    )
 
 
 def build_escalation(settings: Settings, factory: sessionmaker[Session]) -> tuple[PolicyRouter, Generator | None]:
@@ -81,18 +99,29 @@ def build_escalation(settings: Settings, factory: sessionmaker[Session]) -> tupl
     return router, external
 
 
-def explain_route(answerer: QuestionAnswerer, question: str, principal: Principal, *, top_k: int,
-                  filters: SearchFilters | None = None) -> dict:
+def explain_route(
+    answerer: QuestionAnswerer, question: str, principal: Principal, *, top_k: int, filters: SearchFilters | None = None
+) -> dict:
     """The router's decision for this question and user, without generating or sending anything."""
     found = answerer.searcher.search(question, top_k, filters, access=access_scope(principal))
     router = answerer.router
     decision = router.decide(question, found.passages, principal) if router else DISABLED
-    sent = {p.chunk_id for p in decision.send} if decision.target == "external" or decision.escalate_on_decline \
-        else set()
+    sent = (
+        {p.chunk_id for p in decision.send} if decision.target == "external" or decision.escalate_on_decline else set()
+    )
     return {
         "route": decision.public(),
         "escalation_enabled": bool(router and router.enabled),
         "user": {"name": principal.name, "role": principal.role, "groups": list(principal.groups)},
-        "passages": [{"rank": n, "chunk_id": p.chunk_id, "document_id": p.document_id, "path": p.path,
-                      "label": p.label, "would_send": p.chunk_id in sent} for n, p in enumerate(found.passages, 1)],
+        "passages": [
+            {
+                "rank": n,
+                "chunk_id": p.chunk_id,
+                "document_id": p.document_id,
+                "path": p.path,
+                "label": p.label,
+                "would_send": p.chunk_id in sent,
+            }
+            for n, p in enumerate(found.passages, 1)
+        ],
     }

@@ -30,21 +30,27 @@ class EscalationSettings(BaseModel):
     """When a question may go to a proprietary model: `RAG_ESCALATION__<FIELD>`. Off by default."""
 
     enabled: bool = False
-    base_url: str | None = Field(default=None, description="the vendor's OpenAI-compatible URL; the only host the client reaches")
+    base_url: str | None = Field(
+        default=None, description="the vendor's OpenAI-compatible URL; the only host the client reaches"
+    )
     api_key: SecretStr | None = Field(default=None, description="the vendor key (or api_key_file)")
     api_key_file: Path | None = Field(default=None, description="file holding the vendor key, e.g. a mounted secret")
     model: str | None = None
     max_label: Label = Field(default="public", description="highest label a passage sent out may carry")
     groups: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="groups whose members may escalate ('*' = every user); empty = nobody")
+        default_factory=list, description="groups whose members may escalate ('*' = every user); empty = nobody"
+    )
     when: Annotated[list[Literal["eligible", "local_declines", "no_context"]], NoDecode] = Field(
         default_factory=lambda: ["eligible"],
         description="eligible: every query the policy allows; local_declines: only when the local model finds no "
-        "grounded answer; no_context: questions with no internal passage at all (general knowledge)")
+        "grounded answer; no_context: questions with no internal passage at all (general knowledge)",
+    )
     terms: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="admin-defined sensitive terms, e.g. project code names (comma-separated)")
+        default_factory=list, description="admin-defined sensitive terms, e.g. project code names (comma-separated)"
+    )
     patterns: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="admin-defined sensitive regular expressions (comma-separated)")
+        default_factory=list, description="admin-defined sensitive regular expressions (comma-separated)"
+    )
     terms_file: Path | None = Field(default=None, description="YAML file with `terms:` and `patterns:` lists")
     ner_model_path: Path | None = Field(default=None, description="local spaCy model folder for person names")
     min_passages: int = Field(default=1, ge=1, description="sendable passages needed, else the query stays local")
@@ -75,7 +81,9 @@ class EscalationSettings(BaseModel):
 
         missing = [n for n in ("base_url", "model") if not getattr(self, n)]
         if missing:
-            raise ValueError(f"escalation is enabled but {', '.join('RAG_ESCALATION__' + m.upper() for m in missing)} is not set")
+            raise ValueError(
+                f"escalation is enabled but {', '.join('RAG_ESCALATION__' + m.upper() for m in missing)} is not set"
+            )
         url = urlsplit(self.base_url)
         if url.scheme != "https" and not (url.scheme == "http" and url.hostname in LOOPBACK_HOSTS):
             raise ValueError("RAG_ESCALATION__BASE_URL must be https (plain http only on loopback)")
@@ -94,8 +102,7 @@ class EscalationSettings(BaseModel):
 class Settings(BaseSettings):
     """Built once per process (CLI, worker, API factory) and passed down; nothing reads it globally."""
 
-    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore",
-                                      env_nested_delimiter="__")
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore", env_nested_delimiter="__")
 
     data_dir: Path = Path("./data")
     database_url: str | None = Field(
@@ -109,7 +116,9 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(default=16, ge=1, le=1024)
     embed_threads: int = Field(default=0, ge=0, description="torch threads; 0 = all cores")
-    chunk_tokens: int = Field(default=256, ge=32, description="chunk size in embedder tokens (capped by the model window)")
+    chunk_tokens: int = Field(
+        default=256, ge=32, description="chunk size in embedder tokens (capped by the model window)"
+    )
     chunk_overlap_tokens: int = Field(default=32, ge=0)
     ingest_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="folders the admin API may ingest from (comma-separated)"
@@ -122,26 +131,35 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     parse_timeout_s: float = Field(default=600.0, gt=0)
     ocr: Literal["auto", "off"] = Field(default="auto", description="OCR when tesseract and poppler exist")
-    publish_interval_s: float = Field(default=120.0, gt=0, description="publish a new index generation this often during long jobs")
+    publish_interval_s: float = Field(
+        default=120.0, gt=0, description="publish a new index generation this often during long jobs"
+    )
     keep_generations: int = Field(default=2, ge=1)
     worker_poll_s: float = Field(default=2.0, gt=0)
-    job_stale_s: float = Field(default=300.0, gt=0, description="a running job without heartbeat this long is re-queued")
+    job_stale_s: float = Field(
+        default=300.0, gt=0, description="a running job without heartbeat this long is re-queued"
+    )
 
     ann_threshold: int = Field(
-        default=200_000, ge=1, description="chunks at which the vector index becomes approximate (IVF); exact below half")
+        default=200_000,
+        ge=1,
+        description="chunks at which the vector index becomes approximate (IVF); exact below half",
+    )
     ann_nprobe: int = Field(default=64, ge=1, description="IVF cells visited per query (recall vs speed)")
     ann_nlist: int = Field(default=0, ge=0, description="IVF cells; 0 = about 4 sqrt(chunks)")
 
     # identity, access and audit
     mode: Literal["production", "development"] = Field(
         default="production",
-        description="development allows a generated audit key kept in the data folder; production requires RAG_AUDIT_SIGNING_KEY",
+        description="development allows a generated audit key kept in the data folder; "
+        "production requires RAG_AUDIT_SIGNING_KEY",
     )
     audit_signing_key: SecretStr | None = Field(
         default=None, description="HMAC key of audit records and checkpoints (32+ characters; required in production)"
     )
     oidc_jwks: str | None = Field(
-        default=None, description="JWKS of the identity provider: a file path or an in-network https URL; unset = no JWT login"
+        default=None,
+        description="JWKS of the identity provider: a file path or an in-network https URL; unset = no JWT login",
     )
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
@@ -152,7 +170,9 @@ class Settings(BaseSettings):
     oidc_role_claim: str = "role"
     oidc_name_claim: str = "sub"
     oidc_leeway_s: float = Field(default=30.0, ge=0, le=300)
-    audit_retention_days: int = Field(default=0, ge=0, description="`rag audit archive` moves older records out; 0 = keep all")
+    audit_retention_days: int = Field(
+        default=0, ge=0, description="`rag audit archive` moves older records out; 0 = keep all"
+    )
 
     # query side
     generator: Literal["embedded", "openai", "extractive"] = Field(
@@ -170,14 +190,17 @@ class Settings(BaseSettings):
         default="extractive", description="answer extractively (marked as such) when the model is down; none = 503/504"
     )
     llm_model_path: str | None = Field(
-        default=None, description="local HF model folder for the embedded generator; default converts the packaged SmolLM2"
+        default=None,
+        description="local HF model folder for the embedded generator; default converts the packaged SmolLM2",
     )
     llm_threads: int = Field(default=0, ge=0, description="torch threads for the embedded generator; 0 = all cores")
     max_tokens: int = Field(default=256, ge=1, le=8192, description="cap on generated tokens per answer")
     max_question_chars: int = Field(default=2000, ge=10, description="longer questions are refused with 413")
     default_top_k: int = Field(default=5, ge=1, le=50, description="passages retrieved per question")
     prompt_passages: int = Field(
-        default=0, ge=0, le=50,
+        default=0,
+        ge=0,
+        le=50,
         description="how many of them go into the prompt; 0 = auto (1 for the 135M embedded model, all otherwise)",
     )
     grounding_min_support: float = Field(

@@ -100,5 +100,10 @@ def principal_of(session: Session, name: str, via: str = "cli") -> Principal:
     user = get_user(session, name)
     if user.disabled:
         raise InvalidRequestError(f"user '{name}' is disabled")
-    return Principal(name=user.name, role=user.role, groups=tuple(sorted(g.name for g in user.groups)),  # type: ignore[arg-type]
-                     via=via, user_id=user.id)  # type: ignore[arg-type]
+    return Principal(
+        name=user.name,
+        role=user.role,
+        groups=tuple(sorted(g.name for g in user.groups)),  # type: ignore[arg-type]
+        via=via,
+        user_id=user.id,
+    )  # type: ignore[arg-type]

@@ -20,9 +20,19 @@ from rag.errors import ConfigError, InvalidTokenError
 
 
 class OidcVerifier:
-    def __init__(self, jwks: str, issuer: str | None, audience: str | None, algorithms: list[str], *,
-                 groups_claim: str = "groups", role_claim: str = "role", name_claim: str = "sub",
-                 leeway_s: float = 30.0, refresh_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        jwks: str,
+        issuer: str | None,
+        audience: str | None,
+        algorithms: list[str],
+        *,
+        groups_claim: str = "groups",
+        role_claim: str = "role",
+        name_claim: str = "sub",
+        leeway_s: float = 30.0,
+        refresh_s: float = 300.0,
+    ) -> None:
         if not issuer or not audience:
             raise ConfigError("RAG_OIDC_JWKS needs RAG_OIDC_ISSUER and RAG_OIDC_AUDIENCE")
         self.jwks = jwks
@@ -40,9 +50,16 @@ class OidcVerifier:
     def from_settings(cls, settings) -> OidcVerifier | None:
         if not settings.oidc_jwks:
             return None
-        return cls(settings.oidc_jwks, settings.oidc_issuer, settings.oidc_audience, settings.oidc_algorithms,
-                   groups_claim=settings.oidc_groups_claim, role_claim=settings.oidc_role_claim,
-                   name_claim=settings.oidc_name_claim, leeway_s=settings.oidc_leeway_s)
+        return cls(
+            settings.oidc_jwks,
+            settings.oidc_issuer,
+            settings.oidc_audience,
+            settings.oidc_algorithms,
+            groups_claim=settings.oidc_groups_claim,
+            role_claim=settings.oidc_role_claim,
+            name_claim=settings.oidc_name_claim,
+            leeway_s=settings.oidc_leeway_s,
+        )
 
     def _load(self) -> None:
         if self.jwks.startswith(("https://", "http://")):
@@ -67,7 +84,11 @@ class OidcVerifier:
                 except (OSError, ValueError, httpx.HTTPError) as exc:
                     if not self._keys:
                         raise InvalidTokenError("identity provider keys unavailable") from exc
-            key = self._keys.get(kid) if kid is not None else (next(iter(self._keys.values())) if len(self._keys) == 1 else None)
+            key = (
+                self._keys.get(kid)
+                if kid is not None
+                else (next(iter(self._keys.values())) if len(self._keys) == 1 else None)
+            )
         if key is None:
             raise InvalidTokenError("token signed with an unknown key")
         return key
@@ -82,8 +103,13 @@ class OidcVerifier:
         key = self._key(header.get("kid"))
         try:
             claims = jwt.decode(
-                token, key.key, algorithms=self.algorithms, audience=self.audience, issuer=self.issuer,
-                leeway=self.leeway_s, options={"require": ["exp", "iat", "iss", "aud"], "verify_nbf": True},
+                token,
+                key.key,
+                algorithms=self.algorithms,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway_s,
+                options={"require": ["exp", "iat", "iss", "aud"], "verify_nbf": True},
             )
         except jwt.ExpiredSignatureError as exc:
             raise InvalidTokenError("token expired") from exc

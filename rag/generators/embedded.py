@@ -96,12 +96,15 @@ class EmbeddedGenerator:
         self.context_tokens = int(getattr(self._model.config, "max_position_embeddings", 2048))
 
     def _inputs(self, prompt: Prompt, max_tokens: int):
-        ids = self._tokenizer.apply_chat_template(prompt.messages, add_generation_prompt=True,
-                                                  return_tensors="pt", return_dict=True)
+        ids = self._tokenizer.apply_chat_template(
+            prompt.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
         room = self.context_tokens - max_tokens
         if ids["input_ids"].shape[1] > room:
             raise GeneratorUnavailableError(
-                f"prompt of {ids['input_ids'].shape[1]} tokens does not fit the model's {self.context_tokens}-token window")
+                f"prompt of {ids['input_ids'].shape[1]} tokens does not fit "
+                f"the model's {self.context_tokens}-token window"
+            )
         return ids
 
     def stream(self, prompt: Prompt, max_tokens: int, usage: Usage) -> Iterator[str]:
@@ -116,9 +119,13 @@ class EmbeddedGenerator:
         def run() -> None:
             try:
                 with torch.inference_mode():
-                    out = self._model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False,
-                                               streamer=streamer,
-                                               pad_token_id=self._tokenizer.eos_token_id)
+                    out = self._model.generate(
+                        **inputs,
+                        max_new_tokens=max_tokens,
+                        do_sample=False,
+                        streamer=streamer,
+                        pad_token_id=self._tokenizer.eos_token_id,
+                    )
                 produced.append(int(out.shape[1] - inputs["input_ids"].shape[1]))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 failure.append(exc)

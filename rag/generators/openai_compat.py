@@ -23,23 +23,40 @@ log = logging.getLogger(__name__)
 class OpenAICompatibleGenerator:
     backend = "openai"
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 60.0,
-                 connect_timeout_s: float = 5.0, retries: int = 2, temperature: float = 0.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        connect_timeout_s: float = 5.0,
+        retries: int = 2,
+        temperature: float = 0.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.retries = retries
         self.temperature = temperature
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
-            base_url=self.base_url, headers=headers, trust_env=False, transport=transport, follow_redirects=False,
+            base_url=self.base_url,
+            headers=headers,
+            trust_env=False,
+            transport=transport,
+            follow_redirects=False,
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
         )
 
     def _body(self, prompt: Prompt, max_tokens: int) -> dict:
         return {
-            "model": self.model, "messages": prompt.messages, "max_tokens": max_tokens,
-            "temperature": self.temperature, "stream": True, "stream_options": {"include_usage": True},
+            "model": self.model,
+            "messages": prompt.messages,
+            "max_tokens": max_tokens,
+            "temperature": self.temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
         }
 
     def stream(self, prompt: Prompt, max_tokens: int, usage: Usage) -> Iterator[str]:
@@ -49,8 +66,7 @@ class OpenAICompatibleGenerator:
                 with self._client.stream("POST", "/chat/completions", json=body) as response:
                     if response.status_code >= 400:
                         response.read()
-                        raise GeneratorUnavailableError(
-                            f"language model server answered HTTP {response.status_code}")
+                        raise GeneratorUnavailableError(f"language model server answered HTTP {response.status_code}")
                     yield from self._events(response, usage)
                 return
             except httpx.ConnectError as exc:

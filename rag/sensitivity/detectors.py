@@ -69,13 +69,75 @@ class CreditCardDetector:
 
 # IBAN length per country (ISO 13616 registry): a candidate must have its country's exact length
 _IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
-    "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
-    "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21,
-    "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LI": 21,
-    "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30,
-    "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
-    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
+    "AD": 24,
+    "AE": 23,
+    "AL": 28,
+    "AT": 20,
+    "AZ": 28,
+    "BA": 20,
+    "BE": 16,
+    "BG": 22,
+    "BH": 22,
+    "BR": 29,
+    "CH": 21,
+    "CR": 22,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DK": 18,
+    "DO": 28,
+    "EE": 20,
+    "EG": 29,
+    "ES": 24,
+    "FI": 18,
+    "FO": 18,
+    "FR": 27,
+    "GB": 22,
+    "GE": 22,
+    "GI": 23,
+    "GL": 18,
+    "GR": 27,
+    "GT": 28,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IL": 23,
+    "IS": 26,
+    "IT": 27,
+    "JO": 30,
+    "KW": 30,
+    "KZ": 20,
+    "LB": 28,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "MC": 27,
+    "MD": 24,
+    "ME": 22,
+    "MK": 19,
+    "MR": 27,
+    "MT": 31,
+    "MU": 30,
+    "NL": 18,
+    "NO": 15,
+    "PK": 24,
+    "PL": 28,
+    "PS": 29,
+    "PT": 25,
+    "QA": 29,
+    "RO": 24,
+    "RS": 22,
+    "SA": 24,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "TN": 24,
+    "TR": 26,
+    "UA": 29,
+    "VG": 24,
+    "XK": 20,
 }
 
 
@@ -113,10 +175,15 @@ class PhoneDetector:
     that says it is a phone number."""
 
     name = "phone"
-    _international = re.compile(r"(?<![\w+])(?:\+|00)[1-9]\d{0,3}[\s.\-/]*(?:\(\d{1,4}\)[\s.\-/]*)?\d(?:[\s.\-/]*\d){5,13}(?!\d)")
+    _international = re.compile(
+        r"(?<![\w+])(?:\+|00)[1-9]\d{0,3}[\s.\-/]*(?:\(\d{1,4}\)[\s.\-/]*)?\d(?:[\s.\-/]*\d){5,13}(?!\d)"
+    )
     _north_american = re.compile(r"(?<!\d)(?:1[\s.\-]*)?\(?[2-9]\d{2}\)?[\s.\-]*[2-9]\d{2}[\s.\-]*\d{4}(?!\d)")
-    _cue = re.compile(r"\b(?:phone|tel|telephone|mobile|cell|fax|call|ring|text|whatsapp|sms|dial)\b"
-                      r"[^\d\n]{0,25}(\+?\d[\d\s().\-/]{5,22}\d)", re.IGNORECASE)
+    _cue = re.compile(
+        r"\b(?:phone|tel|telephone|mobile|cell|fax|call|ring|text|whatsapp|sms|dial)\b"
+        r"[^\d\n]{0,25}(\+?\d[\d\s().\-/]{5,22}\d)",
+        re.IGNORECASE,
+    )
 
     def find(self, views: TextViews) -> list[Hit]:
         if not _DIGITS_7.search(views.compact_digits):  # every phone number has 7+ digits in a row there
@@ -136,8 +203,9 @@ class NationalIdDetector:
 
     name = "national_id"
     _ssn = re.compile(r"(?<![\d-])(?!000|666|9\d\d)(\d{3})([ \-.]?)(?!00)\d{2}\2(?!0000)\d{4}(?![\d-])")
-    _ssn_cue = re.compile(r"\b(?:ssn|social\s+security|tax\s*id|tin|itin|sin|national\s+id)\b\D{0,20}(\d{9})(?!\d)",
-                          re.IGNORECASE)
+    _ssn_cue = re.compile(
+        r"\b(?:ssn|social\s+security|tax\s*id|tin|itin|sin|national\s+id)\b\D{0,20}(\d{9})(?!\d)", re.IGNORECASE
+    )
     # any two letters (the issued prefixes change; 'QQ' is the published example): shape over registry
     _nino = re.compile(r"\b[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b")
     _sin = re.compile(r"(?<!\d)\d{3}[ \-]\d{3}[ \-]\d{3}(?!\d)")
@@ -206,9 +274,14 @@ class SecretDetector:
         ("private_rag_key", re.compile(r"\brag_[A-Za-z0-9_\-]{20,}")),
         ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")),
         ("url_credentials", re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:[^\s@/]+@[^\s]+", re.IGNORECASE)),
-        ("credential_assignment", re.compile(
-            r"\b(?:password|passwd|pwd|passphrase|secret|api[_\- ]?key|access[_\- ]?key|auth[_\- ]?token|"
-            r"client[_\- ]?secret|bearer|token)\b\s*(?:is|=|:|:=|=>)\s*['\"]?[^\s'\"]{6,}", re.IGNORECASE)),
+        (
+            "credential_assignment",
+            re.compile(
+                r"\b(?:password|passwd|pwd|passphrase|secret|api[_\- ]?key|access[_\- ]?key|auth[_\- ]?token|"
+                r"client[_\- ]?secret|bearer|token)\b\s*(?:is|=|:|:=|=>)\s*['\"]?[^\s'\"]{6,}",
+                re.IGNORECASE,
+            ),
+        ),
         ("authorization_header", re.compile(r"\bAuthorization:\s*(?:Bearer|Basic|Token)\s+\S{8,}", re.IGNORECASE)),
     ]
     _token = re.compile(r"[A-Za-z0-9+/_\-=]{24,}")
@@ -216,8 +289,11 @@ class SecretDetector:
     @staticmethod
     def random_looking(token: str) -> bool:
         classes = sum(bool(re.search(p, token)) for p in (r"[a-z]", r"[A-Z]", r"\d"))
-        return classes >= 3 and shannon_entropy(token) >= 3.5 or (
-            len(token) >= 32 and re.fullmatch(r"[0-9a-f]+", token) is not None and shannon_entropy(token) >= 3.0)
+        return (
+            classes >= 3
+            and shannon_entropy(token) >= 3.5
+            or (len(token) >= 32 and re.fullmatch(r"[0-9a-f]+", token) is not None and shannon_entropy(token) >= 3.0)
+        )
 
     def find(self, views: TextViews) -> list[Hit]:
         hits = {Hit(self.name, kind) for kind, pattern in self._patterns if pattern.search(views.text)}
@@ -253,7 +329,8 @@ class TermDetector:
 
 # Common given names (the largest share of people mentioned in questions); with a capitalised
 # word after them, or a title before a capitalised word, the text very likely names a person.
-_GIVEN_NAMES = frozenset("""
+_GIVEN_NAMES = frozenset(
+    """
 aaron abigail adam adrian ahmed aisha alan albert alejandro alex alexander alexandra alice alicia
 alison amanda amber amelia amir amy ana andrea andrew andy angela anita ann anna anne anthony antonio
 arjun arthur ashley barbara ben benjamin beth betty bill bob brandon brenda brian bruce carl carla
@@ -269,7 +346,8 @@ nathan nicholas nicole noah olga olivia oliver pamela patricia patrick paul pete
 rahul ralph randy raymond rebecca richard rita robert roger ronald rose roy ruth ryan samantha samuel
 sandra sara sarah scott sean sharon shirley sofia sophia stephanie stephen steve steven susan tanya
 teresa terry thomas timothy tom tyler victoria vincent walter wang wayne wei william yuki zachary zoe
-""".split())
+""".split()
+)
 _SURNAME = r"[A-Z](?:['’][A-Z])?[^\W\d_]+"
 _TITLE_NAME = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau|Mme|Mlle)\.?\s+" + _SURNAME)
 _FIRST_LAST = re.compile(r"\b([A-Z][a-z]+)(?=\s+(?:[A-Z]\.\s+)?" + _SURNAME + ")")
@@ -300,11 +378,18 @@ class PersonNameDetector:
         return []
 
 
-def default_detectors(*, terms: Iterable[str] = (), patterns: Iterable[str] = (),
-                      ner_model_path: Path | None = None) -> list[Detector]:
+def default_detectors(
+    *, terms: Iterable[str] = (), patterns: Iterable[str] = (), ner_model_path: Path | None = None
+) -> list[Detector]:
     detectors: list[Detector] = [
-        EmailDetector(), PhoneDetector(), CreditCardDetector(), IbanDetector(), NationalIdDetector(),
-        IpAddressDetector(), SecretDetector(), PersonNameDetector(ner_model_path),
+        EmailDetector(),
+        PhoneDetector(),
+        CreditCardDetector(),
+        IbanDetector(),
+        NationalIdDetector(),
+        IpAddressDetector(),
+        SecretDetector(),
+        PersonNameDetector(ner_model_path),
     ]
     term_detector = TermDetector(terms, patterns)
     if term_detector:
