@@ -106,6 +106,14 @@ def embedder(real_embedder) -> CountingEmbedder:
 
 
 @pytest.fixture
+def fake_embedder():
+    """For tests of logic that does not depend on what the real model thinks (tests/fakes.py)."""
+    from tests.fakes import FakeEmbedder
+
+    return FakeEmbedder()
+
+
+@pytest.fixture
 def cli_env(settings) -> dict[str, str]:
     """Environment for running the real `rag` command in a subprocess against the test database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}

@@ -50,14 +50,14 @@ def test_paths_outside_the_roots_are_refused(settings, db, roots, tmp_path):
     assert r.status_code == 422 and r.json()["error"]["message"].startswith("label")
 
 
-def test_queued_job_runs_on_a_worker_and_reports_counts(settings, db, roots, embedder):
+def test_queued_job_runs_on_a_worker_and_reports_counts(settings, db, roots, fake_embedder):
     engine, factory = db
     client, s = _client(settings, roots)
     auth = {"Authorization": f"Bearer {KEY}"}
     r = client.post("/v1/ingest/jobs", json={"path": str(roots / "handbook"), "groups": ["staff"]}, headers=auth)
     assert r.status_code == 202 and r.json()["state"] == "queued"
     job_id = r.json()["job_id"]
-    ran = Worker(s, factory, Ingestor(s, engine, factory, embedder, parse_workers=0)).run(once=True)
+    ran = Worker(s, factory, Ingestor(s, engine, factory, fake_embedder, parse_workers=0)).run(once=True)
     assert ran == 1
     status = client.get(f"/v1/ingest/jobs/{job_id}", headers=auth).json()
     assert status["state"] == "succeeded"

@@ -21,10 +21,10 @@ from .helpers import HANDBOOK, bearer, copy_tree, make_user, run_job
 
 
 @pytest.fixture
-def app_and_keys(settings, db, embedder, tmp_path):
-    run_job(settings, db, embedder, copy_tree(HANDBOOK, tmp_path / "hb"), groups=["everyone"], label="internal")
+def app_and_keys(settings, db, fake_embedder, tmp_path):
+    run_job(settings, db, fake_embedder, copy_tree(HANDBOOK, tmp_path / "hb"), groups=["everyone"], label="internal")
     s = settings.model_copy(update={"generator": "extractive"})
-    app = create_app(s, embedder=embedder)
+    app = create_app(s, embedder=fake_embedder)
     keys = {r: make_user(s, f"{r}1", r) for r in ("employee", "admin", "auditor")}
     return app, keys
 

@@ -89,14 +89,14 @@ def token(private, kid="k1", **overrides) -> str:
 
 
 @pytest.fixture
-def matrix_app(settings, db, embedder, tmp_path):
-    run_job(settings, db, embedder, copy_tree(HANDBOOK, tmp_path / "hb"), groups=["everyone"])
+def matrix_app(settings, db, fake_embedder, tmp_path):
+    run_job(settings, db, fake_embedder, copy_tree(HANDBOOK, tmp_path / "hb"), groups=["everyone"])
     idp = rsa_key()
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(jwks_of(idp, "k1")))
     s = settings.model_copy(update={"generator": "extractive", "oidc_jwks": str(jwks), "oidc_issuer": ISSUER,
                                     "oidc_audience": AUDIENCE})
-    app = create_app(s, embedder=embedder)
+    app = create_app(s, embedder=fake_embedder)
     keys = {role: make_user(s, f"{role}1", role) for role in ("employee", "admin", "auditor")}
     return app, keys, idp
 

@@ -90,7 +90,7 @@ def test_two_workers_on_overlapping_folders_end_with_the_union(settings, db, cli
     assert check(factory, settings.index_dir) == []
 
 
-def test_a_job_that_crashes_is_marked_failed_and_the_worker_goes_on(settings, db, embedder, tmp_path):
+def test_a_job_that_crashes_is_marked_failed_and_the_worker_goes_on(settings, db, fake_embedder, tmp_path):
     from ingest.pipeline import Ingestor
     from ingest.worker import Worker
 
@@ -106,7 +106,7 @@ def test_a_job_that_crashes_is_marked_failed_and_the_worker_goes_on(settings, db
                 raise OSError("disk vanished")
             return super()._collection_id(name)
 
-    ingestor = ExplodingOnce(settings, engine, factory, embedder, parse_workers=0)
+    ingestor = ExplodingOnce(settings, engine, factory, fake_embedder, parse_workers=0)
     assert Worker(settings, factory, ingestor).run(once=True) == 2
     with factory() as s:
         assert s.get(IngestionJob, doomed.id).state == "failed"
