@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -117,8 +117,9 @@ def fake_embedder():
 def cli_env(settings) -> dict[str, str]:
     """Environment for running the real `rag` command in a subprocess against the test database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(RAG_DATA_DIR=str(settings.data_dir), RAG_DATABASE_URL=settings.resolved_database_url,
-               RAG_MODE="development")
+    env.update(
+        RAG_DATA_DIR=str(settings.data_dir), RAG_DATABASE_URL=settings.resolved_database_url, RAG_MODE="development"
+    )
     return env
 
 

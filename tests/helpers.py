@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from rag import jobs
 from ingest.pipeline import Ingestor
+from rag import jobs
 from rag.db.models import Chunk, Document
 
 REPO = Path(__file__).resolve().parents[1]

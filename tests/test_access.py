@@ -35,7 +35,8 @@ def corpus(settings, db, embedder, tmp_path):
             name = f"{group}-{i:02d}.txt"
             (folder / name).write_text(
                 f"Memo {i} of the {group} team.\n\nThe internal code for this matter is {phrase}. "
-                f"It concerns the quarterly review of the {group} department and must be kept in the team.\n")
+                f"It concerns the quarterly review of the {group} department and must be kept in the team.\n"
+            )
             phrases[name] = (group, phrase)
         run_job(settings, db, embedder, folder, collection="drive", groups=[group])
     nobody = tmp_path / "drive" / "unassigned"
@@ -56,7 +57,9 @@ def test_no_chunk_citation_or_document_crosses_groups(settings, embedder, corpus
     leaks, found, attempts = [], 0, 0
     for name, (group, phrase) in corpus.items():
         for other in GROUPS:
-            results = client.post("/v1/search", json={"query": phrase, "top_k": 10}, headers=users[other]).json()["results"]
+            results = client.post("/v1/search", json={"query": phrase, "top_k": 10}, headers=users[other]).json()[
+                "results"
+            ]
             paths = [r["path"].rsplit("/", 1)[-1] for r in results]
             if other == group:
                 found += name in paths[:10]
@@ -67,16 +70,20 @@ def test_no_chunk_citation_or_document_crosses_groups(settings, embedder, corpus
     print(f"leak test: {attempts} cross-group searches, {len(leaks)} leaks, authorised recall {found}/{len(corpus)}")
     assert found / len(corpus) >= 0.9, f"recall of an authorised user for the exact phrase: {found}/{len(corpus)}"
     # answers and chat: citations and answer text come only from readable documents
-    for name, (group, phrase) in list(corpus.items())[::4]:
+    for _name, (group, phrase) in list(corpus.items())[::4]:
         for other in GROUPS:
             if other == group:
                 continue
-            body = client.post("/v1/query", json={"question": f"What is the internal code {phrase}?"},
-                               headers=users[other]).json()
+            body = client.post(
+                "/v1/query", json={"question": f"What is the internal code {phrase}?"}, headers=users[other]
+            ).json()
             assert all(c["path"].rsplit("/", 1)[-1].startswith(other) for c in body["citations"]), body
             assert phrase not in body["answer"]
-            chat = client.post("/v1/chat/completions", headers=users[other], json={
-                "model": "private-rag", "messages": [{"role": "user", "content": f"internal code {phrase}"}]}).json()
+            chat = client.post(
+                "/v1/chat/completions",
+                headers=users[other],
+                json={"model": "private-rag", "messages": [{"role": "user", "content": f"internal code {phrase}"}]},
+            ).json()
             assert all(c["path"].rsplit("/", 1)[-1].startswith(other) for c in chat["rag"]["citations"])
             assert phrase not in chat["choices"][0]["message"]["content"]
     for group in GROUPS:
@@ -89,7 +96,9 @@ def test_documents_without_groups_are_for_admins_only(settings, embedder, corpus
     everyone = bearer(make_user(settings, "all-groups", groups=GROUPS))
     admin = bearer(make_user(settings, "boss", "admin", groups=[]))
     query = {"query": "blorptang wuzzle 4242", "top_k": 5}
-    assert not any("orphan" in r["path"] for r in client.post("/v1/search", json=query, headers=everyone).json()["results"])
+    assert not any(
+        "orphan" in r["path"] for r in client.post("/v1/search", json=query, headers=everyone).json()["results"]
+    )
     assert "orphan" in client.post("/v1/search", json=query, headers=admin).json()["results"][0]["path"]
     assert len(client.get("/v1/documents", headers=admin).json()) == 81
 
@@ -119,7 +128,9 @@ def test_rag_ask_as_a_user_reads_only_their_documents(settings, corpus, cli_env,
     env = {**cli_env, "RAG_GENERATOR": "extractive"}
     import json
 
-    as_fin = json.loads(subprocess.run([*base, "--as", "fin"], env=env, capture_output=True, text=True, check=True).stdout)
+    as_fin = json.loads(
+        subprocess.run([*base, "--as", "fin"], env=env, capture_output=True, text=True, check=True).stdout
+    )
     assert all("/finance/" in c["path"] for c in as_fin["citations"]) and phrase not in as_fin["answer"]
     as_admin = json.loads(subprocess.run(base, env=env, capture_output=True, text=True, check=True).stdout)
     assert as_admin["citations"][0]["path"].endswith(name)
@@ -133,8 +144,9 @@ def test_rag_ask_as_a_user_reads_only_their_documents(settings, corpus, cli_env,
         audited = s.scalars(select(AuditRecord).order_by(AuditRecord.seq)).all()
     assert [(r.route, r.principal) for r in audited] == [("cli:ask", "fin"), ("cli:ask", "cli")]
     search = [sys.executable, "-m", "cli", "search", phrase, "--json"]
-    as_fin = json.loads(subprocess.run([*search, "--as", "fin"], env=env, capture_output=True, text=True,
-                                       check=True).stdout)["results"]
+    as_fin = json.loads(
+        subprocess.run([*search, "--as", "fin"], env=env, capture_output=True, text=True, check=True).stdout
+    )["results"]
     assert as_fin and all("/finance/" in r["path"] for r in as_fin)
     as_admin = json.loads(subprocess.run(search, env=env, capture_output=True, text=True, check=True).stdout)
     assert as_admin["results"][0]["path"].endswith(name)
@@ -148,8 +160,10 @@ def _doc_access(db) -> dict[str, tuple[list[str], str]]:
     from rag.db.models import Document
 
     with db[1]() as s:
-        return {d.path.rsplit("/", 2)[-2] + "/" + d.path.rsplit("/", 1)[-1]: (sorted(g.name for g in d.groups), d.label)
-                for d in s.scalars(select(Document))}
+        return {
+            d.path.rsplit("/", 2)[-2] + "/" + d.path.rsplit("/", 1)[-1]: (sorted(g.name for g in d.groups), d.label)
+            for d in s.scalars(select(Document))
+        }
 
 
 def test_folder_policy_files_set_groups_and_labels_inherited_by_subfolders(settings, db, embedder, tmp_path):

@@ -43,7 +43,12 @@ def test_every_audited_request_writes_exactly_one_record(app_and_keys, db):
         ("/v1/query", {"question": "What is the meal allowance in Portugal?"}, emp, 200),
         ("/v1/query", {"question": "What is the meal allowance in Portugal?", "stream": True}, emp, 200),
         ("/v1/search", {"query": "vacation days", "top_k": 3}, emp, 200),
-        ("/v1/chat/completions", {"model": "private-rag", "messages": [{"role": "user", "content": "Where are the offices?"}]}, emp, 200),
+        (
+            "/v1/chat/completions",
+            {"model": "private-rag", "messages": [{"role": "user", "content": "Where are the offices?"}]},
+            emp,
+            200,
+        ),
         ("/v1/query", {"question": "no key"}, {}, 401),
         ("/v1/search", {"query": "auditors may not search"}, aud, 403),
         ("/v1/query", {"question": ""}, emp, 422),
@@ -70,7 +75,9 @@ def test_every_audited_request_writes_exactly_one_record(app_and_keys, db):
     assert streamed.answer == answered.answer
     assert searched.answer is None and len(searched.detail["retrieved"]) == 3
     assert chatted.question == "Where are the offices?" and chatted.answer
-    assert anonymous.principal is None and anonymous.question == "no key" and anonymous.detail["error"] == "unauthorized"
+    assert (
+        anonymous.principal is None and anonymous.question == "no key" and anonymous.detail["error"] == "unauthorized"
+    )
     assert forbidden.principal == "auditor1" and forbidden.detail["error"] == "forbidden"
     assert invalid.detail["error"] == "invalid_request" and too_long.detail["error"] == "question_too_long"
     assert len(too_long.question) == 3000
@@ -82,13 +89,18 @@ def test_no_answer_leaves_when_its_record_cannot_be_written(app_and_keys, db, se
     engine, _ = db
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE audit_records"))
-    for body in ({"question": "What is the meal allowance in Portugal?"},
-                 {"question": "What is the meal allowance in Portugal?", "stream": True}):
+    for body in (
+        {"question": "What is the meal allowance in Portugal?"},
+        {"question": "What is the meal allowance in Portugal?", "stream": True},
+    ):
         r = client.post("/v1/query", json=body, headers=bearer(keys["employee"]))
         assert r.status_code == 503 and r.json()["error"]["code"] == "audit_unavailable"
         assert "45 EUR" not in r.text
-    r = client.post("/v1/chat/completions", headers=bearer(keys["employee"]),
-                    json={"model": "private-rag", "messages": [{"role": "user", "content": "meal allowance Portugal?"}]})
+    r = client.post(
+        "/v1/chat/completions",
+        headers=bearer(keys["employee"]),
+        json={"model": "private-rag", "messages": [{"role": "user", "content": "meal allowance Portugal?"}]},
+    )
     assert r.status_code == 503 and "45 EUR" not in r.text
 
 
@@ -111,11 +123,15 @@ def _unlocked(engine):
     """Tampering needs the triggers off: what an attacker with owner access could do."""
     if engine.dialect.name == "postgresql":
         return ["ALTER TABLE audit_records DISABLE TRIGGER USER"], ["ALTER TABLE audit_records ENABLE TRIGGER USER"]
-    return (["DROP TRIGGER audit_records_no_update", "DROP TRIGGER audit_records_no_delete"],
-            ["CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records "
-             "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only (UPDATE refused)'); END",
-             "CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records "
-             "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only (DELETE refused)'); END"])
+    return (
+        ["DROP TRIGGER audit_records_no_update", "DROP TRIGGER audit_records_no_delete"],
+        [
+            "CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records "
+            "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only (UPDATE refused)'); END",
+            "CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records "
+            "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only (DELETE refused)'); END",
+        ],
+    )
 
 
 def test_every_random_tampering_is_detected_and_untouched_logs_verify(db, settings):
@@ -124,14 +140,27 @@ def test_every_random_tampering_is_detected_and_untouched_logs_verify(db, settin
     rng = random.Random(11)
     n = 2000
     for i in range(n):
-        log.append(AuditEntry(request_id=f"r{i}", route="/v1/query", status=rng.choice([200, 200, 401, 403, 422]),
-                              principal=f"user{i % 7}", role="employee", groups=["g"], question=f"question {i}?",
-                              answer=f"answer {i}", detail={"retrieved": [{"chunk_id": i, "score": rng.random()}]},
-                              latency_ms=rng.random() * 100))
+        log.append(
+            AuditEntry(
+                request_id=f"r{i}",
+                route="/v1/query",
+                status=rng.choice([200, 200, 401, 403, 422]),
+                principal=f"user{i % 7}",
+                role="employee",
+                groups=["g"],
+                question=f"question {i}?",
+                answer=f"answer {i}",
+                detail={"retrieved": [{"chunk_id": i, "score": rng.random()}]},
+                latency_ms=rng.random() * 100,
+            )
+        )
     assert log.verify().ok and log.verify().records == n
     checkpoint = log.checkpoint()
     off, on = _unlocked(engine)
-    cols = "seq, kind, ts, request_id, principal, role, groups, route, status, question, answer, detail, latency_ms, prev_hash, hash, mac"
+    cols = (
+        "seq, kind, ts, request_id, principal, role, groups, route, status, question, answer, detail, latency_ms, "
+        "prev_hash, hash, mac"
+    )
 
     def row(seq):
         with factory() as s:
@@ -147,10 +176,14 @@ def test_every_random_tampering_is_detected_and_untouched_logs_verify(db, settin
                 conn.execute(text(sql))
 
     def restore(original: AuditRecord):
-        run("DELETE FROM audit_records WHERE seq = :seq OR id = :id",
-            f"INSERT INTO audit_records (id, {cols}) VALUES (:id, " + ", ".join(f":{c.strip()}" for c in cols.split(",")) + ")",
+        run(
+            "DELETE FROM audit_records WHERE seq = :seq OR id = :id",
+            f"INSERT INTO audit_records (id, {cols}) VALUES (:id, "
+            + ", ".join(f":{c.strip()}" for c in cols.split(","))
+            + ")",
             params={"id": original.id, **{c.strip(): getattr(original, c.strip()) for c in cols.split(",")}}
-            | {"groups": json.dumps(original.groups), "detail": json.dumps(original.detail)})
+            | {"groups": json.dumps(original.groups), "detail": json.dumps(original.detail)},
+        )
 
     kinds = ["edit", "delete", "insert", "swap", "rehash"]
     detected = {k: 0 for k in kinds}
@@ -165,26 +198,45 @@ def test_every_random_tampering_is_detected_and_untouched_logs_verify(db, settin
         elif kind == "rehash":
             values = record_values(a) | {"answer": "tampered"}
             new_hash = hashlib.sha256(canonical(values)).hexdigest()
-            run("UPDATE audit_records SET answer = 'tampered', hash = :h WHERE seq = :seq", params={"h": new_hash, "seq": seq})
+            run(
+                "UPDATE audit_records SET answer = 'tampered', hash = :h WHERE seq = :seq",
+                params={"h": new_hash, "seq": seq},
+            )
         elif kind == "delete":
             run("DELETE FROM audit_records WHERE seq = :seq", params={"seq": seq})
         elif kind == "insert":
             run("UPDATE audit_records SET seq = seq + 1000000 WHERE seq > :seq", params={"seq": seq})
             fake = record_values(a) | {"seq": seq + 1, "prev_hash": a.hash, "request_id": "injected"}
             digest = hashlib.sha256(canonical(fake)).hexdigest()
-            run(f"INSERT INTO audit_records ({cols}) VALUES (" + ", ".join(f":{c.strip()}" for c in cols.split(",")) + ")",
-                params=fake | {"hash": digest, "mac": log.mac(digest)[::-1], "kind": "request", "groups": json.dumps(fake["groups"]),
-                               "detail": json.dumps(fake["detail"])})
+            run(
+                f"INSERT INTO audit_records ({cols}) VALUES ("
+                + ", ".join(f":{c.strip()}" for c in cols.split(","))
+                + ")",
+                params=fake
+                | {
+                    "hash": digest,
+                    "mac": log.mac(digest)[::-1],
+                    "kind": "request",
+                    "groups": json.dumps(fake["groups"]),
+                    "detail": json.dumps(fake["detail"]),
+                },
+            )
         elif kind == "swap":
-            run("UPDATE audit_records SET seq = -1 WHERE seq = :a", "UPDATE audit_records SET seq = :a WHERE seq = :b",
-                "UPDATE audit_records SET seq = :b WHERE seq = -1", params={"a": seq, "b": seq + 1})
+            run(
+                "UPDATE audit_records SET seq = -1 WHERE seq = :a",
+                "UPDATE audit_records SET seq = :a WHERE seq = :b",
+                "UPDATE audit_records SET seq = :b WHERE seq = -1",
+                params={"a": seq, "b": seq + 1},
+            )
         result = log.verify()
         detected[kind] += not result.ok
         assert not result.ok and result.first_bad_seq is not None, (kind, seq)
         # put everything back exactly, and check the restored log verifies (no false positive)
         if kind == "insert":
-            run("DELETE FROM audit_records WHERE request_id = 'injected'",
-                "UPDATE audit_records SET seq = seq - 1000000 WHERE seq > 1000000")
+            run(
+                "DELETE FROM audit_records WHERE request_id = 'injected'",
+                "UPDATE audit_records SET seq = seq - 1000000 WHERE seq > 1000000",
+            )
         elif kind == "swap":
             restore(a)
             restore(b)
@@ -215,7 +267,10 @@ def test_auditor_api_filters_pages_exports_and_verifies(app_and_keys):
     assert [r["seq"] for r in rest["records"]] == [3, 2, 1] and rest["next_cursor"] is None
     assert [r["seq"] for r in client.get("/v1/audit/records?status=401", headers=aud).json()["records"]] == [5]
     assert len(client.get("/v1/audit/records?user=employee1&group=everyone", headers=aud).json()["records"]) == 4
-    assert client.get("/v1/audit/records?text=MEAL", headers=aud).json()["records"][0]["question"] == "What about meal allowance?"
+    assert (
+        client.get("/v1/audit/records?text=MEAL", headers=aud).json()["records"][0]["question"]
+        == "What about meal allowance?"
+    )
     assert client.get("/v1/audit/records/2", headers=aud).json()["request_id"]
     lines = client.get("/v1/audit/export?format=jsonl", headers=aud).text.strip().splitlines()
     assert [json.loads(x)["seq"] for x in lines] == [1, 2, 3, 4, 5]
@@ -233,7 +288,9 @@ def test_cli_verify_and_checkpoint(app_and_keys, cli_env, tmp_path):
     cp = tmp_path / "checkpoint.json"
     rag = [sys.executable, "-m", "cli", "audit"]
     assert subprocess.run([*rag, "checkpoint", "--out", str(cp)], env=cli_env, capture_output=True).returncode == 0
-    ok = subprocess.run([*rag, "verify", "--checkpoint", str(cp), "--json"], env=cli_env, capture_output=True, text=True)
+    ok = subprocess.run(
+        [*rag, "verify", "--checkpoint", str(cp), "--json"], env=cli_env, capture_output=True, text=True
+    )
     assert ok.returncode == 0 and json.loads(ok.stdout)["records"] == 3
     forged = json.loads(cp.read_text()) | {"head_seq": 2}
     cp.write_text(json.dumps(forged))

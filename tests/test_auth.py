@@ -82,8 +82,17 @@ ISSUER, AUDIENCE = "https://idp.example.internal", "private-rag"
 
 def token(private, kid="k1", **overrides) -> str:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "dana", "iat": now, "nbf": now - 5, "exp": now + 300,
-              "groups": ["everyone"], "role": "employee", **overrides}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "dana",
+        "iat": now,
+        "nbf": now - 5,
+        "exp": now + 300,
+        "groups": ["everyone"],
+        "role": "employee",
+        **overrides,
+    }
     claims = {k: v for k, v in claims.items() if v is not None}
     return jwt.encode(claims, private, algorithm="RS256", headers={"kid": kid})
 
@@ -94,8 +103,9 @@ def matrix_app(settings, db, fake_embedder, tmp_path):
     idp = rsa_key()
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(jwks_of(idp, "k1")))
-    s = settings.model_copy(update={"generator": "extractive", "oidc_jwks": str(jwks), "oidc_issuer": ISSUER,
-                                    "oidc_audience": AUDIENCE})
+    s = settings.model_copy(
+        update={"generator": "extractive", "oidc_jwks": str(jwks), "oidc_issuer": ISSUER, "oidc_audience": AUDIENCE}
+    )
     app = create_app(s, embedder=fake_embedder)
     keys = {role: make_user(s, f"{role}1", role) for role in ("employee", "admin", "auditor")}
     return app, keys, idp
@@ -128,11 +138,21 @@ def test_every_route_answers_401_or_403_exactly_where_expected(matrix_app):
         "mis-signed token": bearer(token(other_idp)),
         "wrong audience": bearer(token(idp, aud="another-app")),
         "wrong issuer": bearer(token(idp, iss="https://evil.example")),
-        "alg none": bearer(jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "exp": int(time.time()) + 60,
-                                       "iat": int(time.time())}, None, algorithm="none")),
-        "HS256 with the public key": bearer(jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "x",
-                                                        "exp": int(time.time()) + 60, "iat": int(time.time())},
-                                                       "secret", algorithm="HS256", headers={"kid": "k1"})),
+        "alg none": bearer(
+            jwt.encode(
+                {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "exp": int(time.time()) + 60, "iat": int(time.time())},
+                None,
+                algorithm="none",
+            )
+        ),
+        "HS256 with the public key": bearer(
+            jwt.encode(
+                {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "exp": int(time.time()) + 60, "iat": int(time.time())},
+                "secret",
+                algorithm="HS256",
+                headers={"kid": "k1"},
+            )
+        ),
     }
     for (method, path), body in ROUTES.items():
         for who, headers in refused.items():
@@ -177,8 +197,9 @@ def test_token_claims_give_role_and_groups(matrix_app):
     client = TestClient(app, raise_server_exceptions=False)
     hits = client.post("/v1/search", json={"query": "vacation days"}, headers=bearer(token(idp))).json()["results"]
     assert hits, "an employee token in group 'everyone' reads the handbook"
-    outsider = client.post("/v1/search", json={"query": "vacation days"},
-                           headers=bearer(token(idp, groups=["finance"]))).json()["results"]
+    outsider = client.post(
+        "/v1/search", json={"query": "vacation days"}, headers=bearer(token(idp, groups=["finance"]))
+    ).json()["results"]
     assert outsider == []
     assert client.post("/v1/search", json={"query": "x"}, headers=bearer(token(idp, role="root"))).status_code == 401
 
@@ -192,7 +213,9 @@ def test_settings_refuse_weak_signing_secrets_outside_development(settings):
     production = settings.model_copy(update={"mode": "production"})
     for weak in (None, "", "change-me", "short-secret"):
         with pytest.raises(ConfigError):
-            resolve_key(production.model_copy(update={"audit_signing_key": SecretStr(weak) if weak is not None else None}))
+            resolve_key(
+                production.model_copy(update={"audit_signing_key": SecretStr(weak) if weak is not None else None})
+            )
     strong = production.model_copy(update={"audit_signing_key": SecretStr("k" * 40)})
     assert resolve_key(strong) == b"k" * 40
     with pytest.raises(ConfigError):
@@ -210,7 +233,7 @@ def test_jwks_from_an_in_network_url_and_key_rotation(tmp_path):
     served = {"body": json.dumps(jwks_of(first, "k1")).encode(), "hits": 0}
 
     class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             served["hits"] += 1
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

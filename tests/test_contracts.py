@@ -9,8 +9,8 @@ first, nothing survives a reload differently.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -22,8 +22,9 @@ from tests.fakes import FakeEmbedder
 
 TOPICS = ["vacation", "expenses", "laptop", "badge", "parking", "payroll", "travel", "onboarding"]
 # 96 documents: every topic word in 12 of them, each document with a unique code word as well
-CORPUS = {1000 + n: f"{TOPICS[n % 8]} policy note {n} about the {TOPICS[(n * 3 + 1) % 8]} rules code{n}x"
-          for n in range(96)}
+CORPUS = {
+    1000 + n: f"{TOPICS[n % 8]} policy note {n} about the {TOPICS[(n * 3 + 1) % 8]} rules code{n}x" for n in range(96)
+}
 EMBEDDER = FakeEmbedder()
 
 
@@ -62,8 +63,9 @@ def _exact(ids, texts):
 
 
 def _ivf(ids, texts):
-    return FaissVectorIndex.build_ivf(EMBEDDER.dim, np.asarray(ids, dtype=np.int64), EMBEDDER.embed(texts),
-                                      nlist=2, nprobe=2)
+    return FaissVectorIndex.build_ivf(
+        EMBEDDER.dim, np.asarray(ids, dtype=np.int64), EMBEDDER.embed(texts), nlist=2, nprobe=2
+    )
 
 
 def _keyword_query(index, text, k, allowed):
@@ -79,8 +81,14 @@ def _keyword_reload(index, folder):
 ADAPTERS = [
     Adapter("faiss-exact", _exact, _vector_query, _vector_remove, _vector_reload, protocols.VectorIndex),
     Adapter("faiss-ivf", _ivf, _vector_query, _vector_remove, _vector_reload, protocols.VectorIndex),
-    Adapter("bm25-segments", lambda ids, texts: BM25KeywordIndex.build(ids, texts), _keyword_query,
-            lambda index, ids: index.updated(np.zeros(0, np.int64), [], ids), _keyword_reload, protocols.KeywordIndex),
+    Adapter(
+        "bm25-segments",
+        lambda ids, texts: BM25KeywordIndex.build(ids, texts),
+        _keyword_query,
+        lambda index, ids: index.updated(np.zeros(0, np.int64), [], ids),
+        _keyword_reload,
+        protocols.KeywordIndex,
+    ),
 ]
 
 
@@ -139,8 +147,9 @@ def test_removed_chunks_never_come_back_even_after_a_reload(impl, tmp_path):
     again = adapter.reload(index, tmp_path)
     assert again.ids().tolist() == index.ids().tolist()
     for query in ("code17x", "payroll rules", "vacation policy note 40"):
-        (ids_after, scores_after), (ids_before, scores_before) = (adapter.query(i, query, 10, None)
-                                                                  for i in (again, index))
+        (ids_after, scores_after), (ids_before, scores_before) = (
+            adapter.query(i, query, 10, None) for i in (again, index)
+        )
         assert ids_after == ids_before and scores_after == pytest.approx(scores_before)
 
 
@@ -166,7 +175,9 @@ def test_generators_router_and_audit_log_implement_their_protocols(tmp_path):
 
     assert isinstance(ExtractiveGenerator(), protocols.Generator)
     assert isinstance(OpenAICompatibleGenerator("http://127.0.0.1:9/v1", "m"), protocols.Generator)
-    engine = make_engine(Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", _env_file=None))
+    engine = make_engine(
+        Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", _env_file=None)
+    )
     migrate(engine)
     factory = make_sessionmaker(engine)
     router = build_router(EscalationSettings(), factory)

@@ -3,8 +3,8 @@
 import pytest
 
 from ingest.discovery import discover
-from rag.paths import check_within_roots
 from rag.errors import NotFoundError, PathNotAllowedError
+from rag.paths import check_within_roots
 
 
 def test_walks_recursively_and_skips_hidden(tmp_path):
@@ -57,7 +57,6 @@ def test_api_ingestion_is_confined_to_roots(tmp_path):
         check_within_roots(root / "link", [root])
     with pytest.raises(PathNotAllowedError):
         check_within_roots(root, [])
-
 
 
 def test_unreadable_folder_is_reported_and_protects_its_documents(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""The 97 real documents of ../shared/docs-sample on both databases (slow: the real embedder)."""
+"""A corpus of every format on both databases, twice: our own generated documents (always) and the
+97 real third-party documents of ../shared/docs-sample (slow: the real embedder)."""
 
 from collections import Counter
 from pathlib import Path
@@ -9,18 +10,50 @@ from sqlalchemy import select
 from ingest.indexing import check
 from rag.db.models import JobFile
 
-from .conftest import DOCS_SAMPLE
+from . import fixtures
 from .helpers import chunk_ids_by_path, copy_tree, run_job
+from .shared_data import shared_path
 
 pytestmark = pytest.mark.slow
 
-FORMATS = {".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".html", ".md", ".txt", ".rst", ".eml", ".msg", ".odt",
-           ".rtf", ".epub"}
+FORMATS = {
+    ".pdf",
+    ".docx",
+    ".pptx",
+    ".xlsx",
+    ".csv",
+    ".html",
+    ".md",
+    ".txt",
+    ".rst",
+    ".eml",
+    ".msg",
+    ".odt",
+    ".rtf",
+    ".epub",
+}
+
+
+def test_every_own_file_is_indexed_or_fails_with_its_reason_and_reruns_are_incremental(
+    settings, db, embedder, tmp_path
+):
+    _, factory = db
+    corpus = tmp_path / "docs"
+    made = fixtures.write_mixed_corpus(corpus)
+    files = sorted(p for p in corpus.rglob("*") if p.is_file())
+    first = run_job(settings, db, embedder, corpus, parse_workers=1)
+    assert (first.files_seen, first.files_indexed, first.files_failed) == (len(files), len(files) - 2, 2)
+    reasons = {Path(e.path).name: e.error for e in first.errors}
+    assert reasons.keys() == {p.name for p in made["failing"]}, reasons
+    assert reasons["scan.pdf"].startswith("corrupt PDF") and reasons["report.docx"].strip(), reasons
+    indexed = set(chunk_ids_by_path(factory))
+    assert {Path(p).suffix.lower() for p in indexed} == FORMATS - {".msg"}  # no .msg of our own: Outlook only
+    _check_reruns(settings, db, embedder, corpus, first, made["edit"], made["delete"])
 
 
 def test_every_file_is_indexed_or_fails_with_a_reason_and_reruns_are_incremental(settings, db, embedder, tmp_path):
     _, factory = db
-    corpus = copy_tree(DOCS_SAMPLE, tmp_path / "docs")
+    corpus = copy_tree(shared_path("docs-sample"), tmp_path / "docs")
     files = sorted(p for p in corpus.rglob("*") if p.is_file() and not p.name.startswith("."))
     assert len(files) >= 97
 
@@ -31,6 +64,20 @@ def test_every_file_is_indexed_or_fails_with_a_reason_and_reruns_are_incremental
     assert first.files_failed <= 5, [(Path(e.path).name, e.error) for e in first.errors]
     indexed = set(chunk_ids_by_path(factory))
     assert FORMATS <= {Path(p).suffix.lower() for p in indexed}, "a required format was not indexed"
+    _check_reruns(
+        settings,
+        db,
+        embedder,
+        corpus,
+        first,
+        corpus / "18f-handbook" / "travel-and-leave__leave.md",
+        corpus / "unstructured" / "fake.odt",
+    )
+
+
+def _check_reruns(settings, db, embedder, corpus, first, edited, deleted):
+    """The job recorded every file; a rerun embeds nothing; an edit and a delete touch those files only."""
+    _, factory = db
     with factory() as session:
         recorded = Counter(f.status for f in session.scalars(select(JobFile).where(JobFile.job_id == first.job_id)))
     assert recorded == Counter(indexed=first.files_indexed, failed=first.files_failed)
@@ -43,9 +90,7 @@ def test_every_file_is_indexed_or_fails_with_a_reason_and_reruns_are_incremental
     assert embedder.calls == calls
 
     before = chunk_ids_by_path(factory)
-    edited = corpus / "18f-handbook" / "travel-and-leave__leave.md"
     edited.write_text(edited.read_text() + "\n\n## Sabbatical\n\nAfter seven years, staff may take a sabbatical.\n")
-    deleted = corpus / "unstructured" / "fake.odt"
     deleted.unlink()
     third = run_job(settings, db, embedder, corpus, parse_workers=1)
     assert (third.files_indexed, third.files_deleted) == (1, 1)

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from .helpers import HANDBOOK, bearer, copy_tree, make_user, run_job
 
 
-class EgressAttempt(AssertionError):
+class EgressAttemptError(AssertionError):
     pass
 
 
@@ -30,17 +30,17 @@ def socket_guard(monkeypatch):
 
     def refuse(kind: str, target: object) -> None:
         attempts.append((kind, target))
-        raise EgressAttempt(f"network access attempted: {kind} {target!r}")
+        raise EgressAttemptError(f"network access attempted: {kind} {target!r}")
 
     original_connect = socket.socket.connect
     original_connect_ex = socket.socket.connect_ex
 
-    def connect(self, address):  # noqa: ANN001, ANN202
+    def connect(self, address):
         if self.family in (socket.AF_INET, socket.AF_INET6):
             refuse("connect", address)
         return original_connect(self, address)
 
-    def connect_ex(self, address):  # noqa: ANN001, ANN202
+    def connect_ex(self, address):
         if self.family in (socket.AF_INET, socket.AF_INET6):
             refuse("connect_ex", address)
         return original_connect_ex(self, address)
@@ -54,9 +54,9 @@ def socket_guard(monkeypatch):
 
 def test_the_socket_guard_catches_a_connection(socket_guard):
     """The guard can fail: a connection attempt is recorded and refused."""
-    with pytest.raises(EgressAttempt):
+    with pytest.raises(EgressAttemptError):
         socket.create_connection(("10.255.255.1", 80), timeout=1)
-    with pytest.raises(EgressAttempt):
+    with pytest.raises(EgressAttemptError):
         import httpx
 
         httpx.get("https://huggingface.co", timeout=1)
@@ -75,15 +75,25 @@ def test_full_ingest_and_query_make_no_outbound_connection(settings, db, tmp_pat
     report = run_job(settings, db, embedder, root, groups=["everyone"])
     assert report.files_failed == 0 and report.files_indexed > 0
     s = settings.model_copy(update={"generator": "embedded", "llm_model_path": str(local_llm_dir)})
-    client = TestClient(create_app(s, embedder=embedder), raise_server_exceptions=False,
-                        headers=bearer(make_user(s, "egress-user")))
+    client = TestClient(
+        create_app(s, embedder=embedder), raise_server_exceptions=False, headers=bearer(make_user(s, "egress-user"))
+    )
     answer = client.post("/v1/query", json={"question": "How many vacation days do employees get?"}).json()
-    assert answer["route"] == {"target": "local", "reason": "escalation disabled", "rule": "disabled",
-                               "detectors": None, "labels": None, "withheld": None, "passages_sent": None,
-                               "model": None}
+    assert answer["route"] == {
+        "target": "local",
+        "reason": "escalation disabled",
+        "rule": "disabled",
+        "detectors": None,
+        "labels": None,
+        "withheld": None,
+        "passages_sent": None,
+        "model": None,
+    }
     assert answer["backend"] == "embedded" and answer["citations"]
-    chat = client.post("/v1/chat/completions", json={"model": "private-rag", "messages": [
-        {"role": "user", "content": "Where are the offices?"}]})
+    chat = client.post(
+        "/v1/chat/completions",
+        json={"model": "private-rag", "messages": [{"role": "user", "content": "Where are the offices?"}]},
+    )
     assert chat.status_code == 200
     assert socket_guard == []
 
@@ -94,17 +104,39 @@ def test_cli_runs_in_a_network_namespace_without_network(tmp_path, local_llm_dir
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(RAG_DATA_DIR=str(tmp_path / "data"), RAG_MODE="development", RAG_GENERATOR="embedded",
-               RAG_LLM_MODEL_PATH=str(local_llm_dir))
+    env.update(
+        RAG_DATA_DIR=str(tmp_path / "data"),
+        RAG_MODE="development",
+        RAG_GENERATOR="embedded",
+        RAG_LLM_MODEL_PATH=str(local_llm_dir),
+    )
     isolated = ["unshare", "-n", sys.executable, "-m", "cli"]
-    ingest = subprocess.run([*isolated, "ingest", str(HANDBOOK), "--groups", "everyone"], env=env,
-                            capture_output=True, text=True, timeout=600)
+    ingest = subprocess.run(
+        [*isolated, "ingest", str(HANDBOOK), "--groups", "everyone"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ingest.returncode == 0, ingest.stderr[-2000:]
-    ask = subprocess.run([*isolated, "ask", "How many vacation days do employees get?", "--json"], env=env,
-                         capture_output=True, text=True, timeout=600)
+    ask = subprocess.run(
+        [*isolated, "ask", "How many vacation days do employees get?", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ask.returncode == 0, ask.stderr[-2000:]
     assert '"backend": "embedded"' in ask.stdout and '"target": "local"' in ask.stdout
-    probe = subprocess.run(["unshare", "-n", sys.executable, "-c",
-                            "import socket; s = socket.socket(); s.settimeout(2); print(s.connect_ex(('1.1.1.1', 443)))"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [
+            "unshare",
+            "-n",
+            sys.executable,
+            "-c",
+            "import socket; s = socket.socket(); s.settimeout(2); print(s.connect_ex(('1.1.1.1', 443)))",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert probe.stdout.strip() not in ("", "0"), probe.stdout  # the namespace really has no route out

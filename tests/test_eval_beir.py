@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import SCIFACT
+from .shared_data import shared_path
 
 
 def _env(tmp_path) -> dict[str, str]:
@@ -18,13 +18,18 @@ def _env(tmp_path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_hybrid_beats_both_retrievers_and_the_goal_on_scifact_test(tmp_path):
-    if not (SCIFACT / "corpus.jsonl").is_file():
-        pytest.skip(f"SciFact not found at {SCIFACT}")
+    scifact = shared_path("eval", "scifact", "corpus.jsonl").parent
     env = _env(tmp_path)
     scores = {}
     for retriever in ("hybrid", "dense", "bm25"):
-        out = subprocess.run([sys.executable, "-m", "cli", "eval", "beir", str(SCIFACT), "--retriever", retriever, "--json"], env=env,
-                             capture_output=True, text=True, timeout=1800, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "cli", "eval", "beir", str(scifact), "--retriever", retriever, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=True,
+        )
         scores[retriever] = json.loads(out.stdout)
         assert set(scores[retriever]) == {"ndcg@10", "recall@100", "mrr@10", "queries", "retriever"}
         assert scores[retriever]["queries"] == 300 and scores[retriever]["retriever"] == retriever
@@ -34,6 +39,7 @@ def test_hybrid_beats_both_retrievers_and_the_goal_on_scifact_test(tmp_path):
 
 
 def test_eval_refuses_a_folder_that_is_not_beir(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "cli", "eval", "beir", str(tmp_path)], env=_env(tmp_path),
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "cli", "eval", "beir", str(tmp_path)], env=_env(tmp_path), capture_output=True, text=True
+    )
     assert out.returncode == 2 and out.stderr.startswith("error: not a BEIR folder")

@@ -8,6 +8,7 @@ from indexes.generations import GenerationStore
 def _writer(payload: bytes):
     def write(folder):
         (folder / "data.bin").write_bytes(payload)
+
     return write
 
 

@@ -26,8 +26,9 @@ def test_vector_add_remove_filter_and_reload(tmp_path):
 
 
 def test_keyword_search_with_mask_and_reload(tmp_path):
-    index = BM25KeywordIndex.build([5, 6, 7], ["vacation days per year", "expense reports and receipts",
-                                               "vacation requests need approval"])
+    index = BM25KeywordIndex.build(
+        [5, 6, 7], ["vacation days per year", "expense reports and receipts", "vacation requests need approval"]
+    )
     _, ids = index.search("vacation", 10)
     assert sorted(ids.tolist()) == [5, 7]
     _, ids = index.search("vacation", 10, allowed_ids=np.array([6, 7]))
@@ -78,7 +79,7 @@ def test_ivf_recall_removals_filters_and_mmap_reload(tmp_path):
     queries = _clustered(200, seed=1)
     _, truth = exact.search(queries, 10)
     scores, found = ivf.search(queries, 10)
-    recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
+    recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
     assert recall >= 0.95, recall
     # scores of IVFFlat candidates are exact inner products
     assert np.allclose(scores[:, 0], np.sum(queries * vectors[(found[:, 0] - 3) // 7], axis=1), atol=1e-5)
@@ -97,7 +98,7 @@ def test_ivf_recall_removals_filters_and_mmap_reload(tmp_path):
     _, truth = exact.search(queries, 10, allowed_ids=wide)
     _, found = ivf.search(queries, 10, allowed_ids=wide)
     assert set(found.ravel()) <= set(wide.tolist())
-    assert np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)]) >= 0.95
+    assert np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)]) >= 0.95
 
     ivf.save(tmp_path)
     again = FaissVectorIndex.load(tmp_path, nprobe=16, mmap=True)

@@ -95,11 +95,26 @@ def test_groups_and_label_are_kept_unless_given(settings, db, embedder, tmp_path
 
 def test_cli_json_check_and_reindex(settings, cli_env, tmp_path):
     corpus = copy_tree(HANDBOOK, tmp_path / "handbook")
-    out = subprocess.run([*RAG, "ingest", str(corpus), "--collection", "hb", "--groups", "staff", "--label",
-                          "internal", "--json"], env=cli_env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [*RAG, "ingest", str(corpus), "--collection", "hb", "--groups", "staff", "--label", "internal", "--json"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     report = json.loads(out.stdout)
-    assert set(report) == {"job_id", "files_total", "files_seen", "files_indexed", "files_unchanged",
-                           "files_deleted", "files_failed", "chunks_added", "chunks_removed", "errors"}
+    assert set(report) == {
+        "job_id",
+        "files_total",
+        "files_seen",
+        "files_indexed",
+        "files_unchanged",
+        "files_deleted",
+        "files_failed",
+        "chunks_added",
+        "chunks_removed",
+        "errors",
+    }
     assert report["files_total"] == report["files_seen"]
     assert report["files_indexed"] == 6 and report["errors"] == []
 
@@ -125,11 +140,13 @@ def test_cli_json_check_and_reindex(settings, cli_env, tmp_path):
     assert missing.returncode == 2 and missing.stderr.strip() == f"error: path not found: {tmp_path / 'nope'}"
 
 
-def test_control_characters_are_stripped_and_one_bad_document_fails_alone(settings, db, embedder, tmp_path, monkeypatch):
+def test_control_characters_are_stripped_and_one_bad_document_fails_alone(
+    settings, db, embedder, tmp_path, monkeypatch
+):
     _, factory = db
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / "nul.txt").write_bytes("Quarterly report\n\nRevenue grew\x00 by 4%\x07 in Q3.\n".encode())
+    (corpus / "nul.txt").write_bytes(b"Quarterly report\n\nRevenue grew\x00 by 4%\x07 in Q3.\n")
     (corpus / "fine.md").write_text("# Fine\n\nNothing odd here at all, just text.\n")
     report = run_job(settings, db, embedder, corpus)
     assert (report.files_indexed, report.files_failed) == (2, 0)

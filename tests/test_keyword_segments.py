@@ -1,7 +1,8 @@
 """The segmented BM25 index ranks exactly like bm25s built fresh over the live chunks.
 
-Real text: SciFact abstracts and claims (../shared/eval/scifact). The oracle is the bm25s library
-itself, built from scratch over whatever is live after the adds and removes under test.
+Two corpora: generated text of our own (always), and real text, SciFact abstracts and claims
+(../shared/eval/scifact). The oracle is the bm25s library itself, built from scratch over whatever
+is live after the adds and removes under test.
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ import pytest
 
 import indexes.keyword as keyword
 from indexes.keyword import BM25KeywordIndex, tokenize
-from tests.conftest import SCIFACT
+from tests.fixtures import keyword_corpus
+from tests.shared_data import shared_path
 
-pytestmark = pytest.mark.skipif(not (SCIFACT / "corpus.jsonl").exists(), reason="../shared/eval/scifact not present")
 
-
-@pytest.fixture(scope="module")
-def scifact():
-    docs = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()[:900]]
-    claims = [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text().splitlines()[:40]]
-    texts = {1000 + n: f"{d['title']} {d['text']}" for n, d in enumerate(docs)}
-    return texts, claims + ["cancer cancer cells", "the of and", "zzzunknownword"]
+@pytest.fixture(scope="module", params=["generated", "scifact"])
+def corpus(request):
+    """900 texts keyed 1000.. and 40 queries, plus three edge cases."""
+    if request.param == "generated":
+        texts, queries = keyword_corpus(900, 40)
+    else:
+        folder = shared_path("eval", "scifact")
+        docs = [json.loads(line) for line in (folder / "corpus.jsonl").read_text().splitlines()[:900]]
+        queries = [json.loads(line)["text"] for line in (folder / "queries.jsonl").read_text().splitlines()[:40]]
+        texts = {1000 + n: f"{d['title']} {d['text']}" for n, d in enumerate(docs)}
+    return texts, queries + ["cancer cancer cells", "the of and", "zzzunknownword"]
 
 
 def _oracle(texts: dict[int, str], query: str) -> dict[int, float]:
@@ -42,7 +47,7 @@ def _oracle(texts: dict[int, str], query: str) -> dict[int, float]:
 def _ours(index: BM25KeywordIndex, query: str, allowed=None) -> dict[int, float]:
     scores, ids = index.search(query, len(index) + 1, allowed)
     assert list(scores) == sorted(scores, reverse=True)
-    return dict(zip(ids.tolist(), scores.tolist()))
+    return dict(zip(ids.tolist(), scores.tolist(), strict=True))
 
 
 def _assert_same(ours: dict[int, float], oracle: dict[int, float]) -> None:
@@ -56,12 +61,12 @@ def _add(index: BM25KeywordIndex, texts: dict[int, str], ids) -> BM25KeywordInde
     return index.updated(np.array(ids), [texts[i] for i in ids], np.zeros(0, dtype=np.int64))
 
 
-def test_segments_with_tombstones_rank_like_one_fresh_index(scifact, tmp_path):
-    texts, queries = scifact
+def test_segments_with_tombstones_rank_like_one_fresh_index(corpus, tmp_path):
+    texts, queries = corpus
     all_ids = sorted(texts)
     index = BM25KeywordIndex()
     for start in range(0, 600, 200):  # three publishes, three segments
-        index = _add(index, texts, all_ids[start:start + 200])
+        index = _add(index, texts, all_ids[start : start + 200])
     removed = all_ids[10:40] + all_ids[350:360]
     index = index.updated(np.zeros(0, dtype=np.int64), [], np.array(removed))
     live = {i: texts[i] for i in all_ids[:600] if i not in removed}
@@ -76,8 +81,8 @@ def test_segments_with_tombstones_rank_like_one_fresh_index(scifact, tmp_path):
     assert _ours(loaded, "zzzunknownword") == {} and _ours(loaded, "the of and") == {}
 
 
-def test_allowed_ids_filter_before_ranking(scifact):
-    texts, queries = scifact
+def test_allowed_ids_filter_before_ranking(corpus):
+    texts, queries = corpus
     ids = sorted(texts)[:300]
     index = _add(_add(BM25KeywordIndex(), texts, ids[:150]), texts, ids[150:])
     allowed = np.array(ids[::7][::-1] + [5, 999_999], dtype=np.int64)  # unsorted, with unknown ids
@@ -96,13 +101,13 @@ def test_allowed_ids_filter_before_ranking(scifact):
     assert index.search(queries[0], 5, np.array([1, 2], dtype=np.int64))[1].tolist() == []
 
 
-def test_merging_and_rewriting_keep_the_ranking(scifact, monkeypatch, tmp_path):
+def test_merging_and_rewriting_keep_the_ranking(corpus, monkeypatch, tmp_path):
     monkeypatch.setattr(keyword, "MAX_SEGMENTS", 3)
-    texts, queries = scifact
+    texts, queries = corpus
     all_ids = sorted(texts)
     index = BM25KeywordIndex()
     for start in range(0, 900, 100):
-        index = _add(index, texts, all_ids[start:start + 100])
+        index = _add(index, texts, all_ids[start : start + 100])
         assert len(index.segments) <= 3
     live = dict(texts)
     # most of one segment removed: it is rewritten without its tombstones
@@ -118,8 +123,8 @@ def test_merging_and_rewriting_keep_the_ranking(scifact, monkeypatch, tmp_path):
         _assert_same(_ours(loaded, query), _oracle(live, query))
 
 
-def test_unchanged_segments_are_shared_between_generations(scifact, tmp_path):
-    texts, _ = scifact
+def test_unchanged_segments_are_shared_between_generations(corpus, tmp_path):
+    texts, _ = corpus
     all_ids = sorted(texts)
     (tmp_path / "g1").mkdir()
     (tmp_path / "g2").mkdir()

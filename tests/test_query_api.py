@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from rag.types import Usage
 from rag.generators.openai_compat import OpenAICompatibleGenerator
 from rag.prompting import NOT_FOUND
+from rag.types import Usage
 
 from .helpers import HANDBOOK, bearer, copy_tree, make_user, run_job
 
@@ -76,8 +76,11 @@ def test_search_filters_apply_before_ranking(settings, embedder, handbook, db):
     assert len(only) == len([x for x in everything if x["path"].startswith(prefix)])
     assert client.post("/v1/search", json={**q, "filters": {"collection": "nope"}}).json()["results"] == []
     assert client.post("/v1/search", json={**q, "filters": {"label": "restricted"}}).json()["results"] == []
-    assert len(client.post("/v1/search", json={**q, "filters": {"label": ["internal"], "collection": "handbook"}})
-               .json()["results"]) == len(everything)
+    assert len(
+        client.post("/v1/search", json={**q, "filters": {"label": ["internal"], "collection": "handbook"}}).json()[
+            "results"
+        ]
+    ) == len(everything)
 
 
 def test_query_answers_with_checked_citations(settings, embedder, handbook):
@@ -112,8 +115,9 @@ def test_invented_answer_is_replaced_before_the_user_sees_it(settings, embedder,
 
 def test_query_streams_server_sent_events_with_citations_last(settings, embedder, handbook):
     client = client_for(settings, embedder)
-    with client.stream("POST", "/v1/query", json={"question": "How long are passwords?"},
-                       headers={"Accept": "text/event-stream"}) as r:
+    with client.stream(
+        "POST", "/v1/query", json={"question": "How long are passwords?"}, headers={"Accept": "text/event-stream"}
+    ) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         events = [block for block in "".join(r.iter_text()).split("\n\n") if block.strip()]
     kinds = [e.split("\n")[0].removeprefix("event: ") for e in events]
@@ -129,9 +133,11 @@ def test_openai_client_works_unchanged(settings, embedder, handbook):
     client = client_for(settings, embedder)
     oa = OpenAI(base_url="http://testserver/v1", api_key=client.key, http_client=client)
     assert [m.id for m in oa.models.list()] == ["private-rag"]
-    messages = [{"role": "user", "content": "Where are our offices?"},
-                {"role": "assistant", "content": "In Lisbon and Tallinn."},
-                {"role": "user", "content": "What is the meal allowance in Portugal?"}]
+    messages = [
+        {"role": "user", "content": "Where are our offices?"},
+        {"role": "assistant", "content": "In Lisbon and Tallinn."},
+        {"role": "user", "content": "What is the meal allowance in Portugal?"},
+    ]
     done = oa.chat.completions.create(model="private-rag", messages=messages)
     assert "45 EUR" in done.choices[0].message.content and done.choices[0].finish_reason == "stop"
     assert done.rag["citations"][0]["path"].endswith("expenses.md") and done.rag["grounded"]
@@ -147,17 +153,25 @@ def test_openai_client_works_unchanged(settings, embedder, handbook):
 
 def test_error_statuses_are_json_with_request_ids(settings, embedder, tmp_path, handbook):
     client = client_for(settings, embedder)
-    for body, status in [({"question": ""}, 422), ({"question": "x", "top_k": 0}, 422), ({}, 422),
-                         ({"question": "x" * 2001}, 413), ({"question": "   "}, 422)]:
+    for body, status in [
+        ({"question": ""}, 422),
+        ({"question": "x", "top_k": 0}, 422),
+        ({}, 422),
+        ({"question": "x" * 2001}, 413),
+        ({"question": "   "}, 422),
+    ]:
         r = client.post("/v1/query", json=body)
         assert r.status_code == status, (body, r.text)
         assert set(r.json()) == {"error", "request_id"} and r.json()["error"]["message"]
-    r = client.post("/v1/query", content=b'{"question": "' + b"x" * 2_000_000 + b'"}',
-                    headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/v1/query", content=b'{"question": "' + b"x" * 2_000_000 + b'"}', headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
     r = client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]})
     assert r.status_code == 404 and "private-rag" in r.json()["error"]["message"]
-    r = client.post("/v1/chat/completions", json={"model": "private-rag", "messages": [{"role": "assistant", "content": "hi"}]})
+    r = client.post(
+        "/v1/chat/completions", json={"model": "private-rag", "messages": [{"role": "assistant", "content": "hi"}]}
+    )
     assert r.status_code == 422
     empty = settings.model_copy(update={"data_dir": tmp_path / "empty"})
     r = client_for(empty, embedder).post("/v1/search", json={"query": "anything"})
@@ -175,7 +189,7 @@ def slow_server():
     """A real HTTP server on loopback that accepts a chat request and never answers in time."""
 
     class Slow(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             time.sleep(3)
             self.send_response(500)
             self.end_headers()
@@ -226,10 +240,12 @@ def test_readyz_and_metrics(settings, embedder, tmp_path, handbook):
 
 def test_embedded_model_answers_or_says_not_found_never_unsupported(settings, embedder, handbook, local_llm_dir):
     """The real packaged SmolLM2 on the CPU: whatever it writes, only supported sentences come out."""
-    s = settings.model_copy(update={"generator": "embedded", "max_tokens": 64, "llm_model_path": str(local_llm_dir),
-                                    "prompt_passages": 1})
-    client = TestClient(create_app(s, embedder=embedder), raise_server_exceptions=False,
-                        headers=bearer(make_user(s, "alice")))
+    s = settings.model_copy(
+        update={"generator": "embedded", "max_tokens": 64, "llm_model_path": str(local_llm_dir), "prompt_passages": 1}
+    )
+    client = TestClient(
+        create_app(s, embedder=embedder), raise_server_exceptions=False, headers=bearer(make_user(s, "alice"))
+    )
     body = client.post("/v1/query", json={"question": "What is the meal allowance in Portugal?"}).json()
     assert body["backend"] == "embedded" and body["model"] == "SmolLM2-135M-Instruct"
     assert body["usage"]["completion_tokens"] > 0

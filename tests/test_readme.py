@@ -36,10 +36,18 @@ def live_server(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_DATA_DIR=str(tmp_path / "data"), RAG_GENERATOR="extractive", RAG_MODE="development")
     docs = copy_tree(HANDBOOK, tmp_path / "handbook")
-    subprocess.run([sys.executable, "-m", "cli", "ingest", str(docs), "--collection", "handbook",
-                    "--groups", "everyone"], env=env, check=True, capture_output=True)
-    server = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(
+        [sys.executable, "-m", "cli", "ingest", str(docs), "--collection", "handbook", "--groups", "everyone"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         for _ in range(240):
             try:
@@ -65,14 +73,27 @@ def test_readme_examples_work_against_a_live_server(live_server, tmp_path):
     bin_dir.mkdir(parents=True)
     (bin_dir / "rag").write_text(f'#!/bin/sh\nexec {sys.executable} -m cli "$@"\n')
     (bin_dir / "rag").chmod(0o755)
-    key = subprocess.run(["bash", "-c", f'{setup}\necho "$RAG_KEY"'], cwd=tmp_path / "user", env=env,
-                         capture_output=True, text=True, check=True).stdout.strip()
+    key = subprocess.run(
+        ["bash", "-c", f'{setup}\necho "$RAG_KEY"'],
+        cwd=tmp_path / "user",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert key.startswith("rag_")
     env = {**env, "RAG_KEY": key}
     outputs = []
     for command in commands:
-        out = subprocess.run(command.replace("localhost:8000", f"localhost:{port}"), shell=True, env=env,
-                             capture_output=True, text=True, timeout=120, check=True)
+        out = subprocess.run(
+            command.replace("localhost:8000", f"localhost:{port}"),
+            shell=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         outputs.append(out.stdout)
     search, answer, streamed = outputs
     assert json.loads(search)["results"][0]["path"].endswith("time-off.md")
@@ -82,8 +103,9 @@ def test_readme_examples_work_against_a_live_server(live_server, tmp_path):
     assert "event: delta" in streamed and "event: final" in streamed
     script = tmp_path / "example.py"
     script.write_text(python.replace("localhost:8000", f"localhost:{port}"))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True,
-                         env=env)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True, env=env
+    )
     lines = out.stdout.splitlines()
     assert "27 vacation days" in lines[0] and re.match(r"\[\d+\] \S+time-off\.md: ", lines[1])
     assert lines[-1] == lines[0]  # the streamed answer equals the whole one

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -30,9 +31,10 @@ from rag.errors import EgressBlockedError
 from rag.sensitivity import Hit, Scanner, default_detectors
 from rag.settings import EscalationSettings, Settings
 
-from .conftest import DB_KINDS, SCIFACT, fresh_database
+from .conftest import DB_KINDS, fresh_database
 from .helpers import REPO, bearer, make_user, run_job
 from .routing_probes import CONTEXT_QUESTIONS, EMAILS, PATTERNS, TERM_QUESTIONS, TERMS, pii_probes
+from .shared_data import shared_path
 
 DATA = REPO / "tests" / "data" / "routing"
 VENDOR_KEY = "sk-vendor-test-4f1d9c2b7a"
@@ -58,15 +60,15 @@ class FakeVendor:
         vendor = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # noqa: ANN002
+            def log_message(self, *args) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 vendor.requests.append(Recorded("GET", self.path, self.headers.get("Authorization"), {}))
                 self.send_response(404)
                 self.end_headers()
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 vendor.requests.append(Recorded("POST", self.path, self.headers.get("Authorization"), body))
                 user = [m["content"] for m in body.get("messages", []) if m.get("role") == "user"][-1]
@@ -79,8 +81,10 @@ class FakeVendor:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
-                for event in ({"choices": [{"index": 0, "delta": {"content": answer}}]},
-                              {"choices": [], "usage": {"prompt_tokens": 100, "completion_tokens": 20}}):
+                for event in (
+                    {"choices": [{"index": 0, "delta": {"content": answer}}]},
+                    {"choices": [], "usage": {"prompt_tokens": 100, "completion_tokens": 20}},
+                ):
                     self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
 
@@ -112,18 +116,18 @@ class World:
         return response.json()
 
     @property
-    def router(self):  # noqa: ANN201
+    def router(self):
         return self.app.state.services.answerer.router
 
 
-def _benign_claims() -> tuple[list[str], set[str]]:
+def _benign_claims(scifact: Path) -> tuple[list[str], set[str]]:
     """The first test claims that have judged documents, and those documents."""
     judged: dict[str, set[str]] = {}
-    for line in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]:
+    for line in (scifact / "qrels" / "test.tsv").read_text().splitlines()[1:]:
         qid, doc, _ = line.split("\t")
         judged.setdefault(qid, set()).add(doc)
     claims, docs = [], set()
-    for line in (SCIFACT / "queries.jsonl").read_text().splitlines():
+    for line in (scifact / "queries.jsonl").read_text().splitlines():
         query = json.loads(line)
         if query["_id"] in judged and len(claims) < BENIGN_COUNT:
             claims.append(query["text"])
@@ -131,20 +135,27 @@ def _benign_claims() -> tuple[list[str], set[str]]:
     return claims, docs
 
 
-def escalation(vendor: FakeVendor, **overrides) -> EscalationSettings:  # noqa: ANN003
-    values = dict(enabled=True, base_url=vendor.url, model="vendor-large", api_key=VENDOR_KEY, groups=["staff"],
-                  terms=TERMS, patterns=PATTERNS, detector_timeout_s=0.5)
+def escalation(vendor: FakeVendor, **overrides) -> EscalationSettings:
+    values = dict(
+        enabled=True,
+        base_url=vendor.url,
+        model="vendor-large",
+        api_key=VENDOR_KEY,
+        groups=["staff"],
+        terms=TERMS,
+        patterns=PATTERNS,
+        detector_timeout_s=0.5,
+    )
     return EscalationSettings(**(values | overrides))
 
 
-def client(settings: Settings, app, name: str, role: str, groups) -> TestClient:  # noqa: ANN001
+def client(settings: Settings, app, name: str, role: str, groups) -> TestClient:
     return TestClient(app, raise_server_exceptions=False, headers=bearer(make_user(settings, name, role, groups)))
 
 
 @pytest.fixture(scope="module", params=DB_KINDS)
 def world(request, tmp_path_factory, real_embedder):
-    if not SCIFACT.exists():
-        pytest.skip("../shared/eval/scifact not present")
+    scifact = shared_path("eval", "scifact")
     tmp = tmp_path_factory.mktemp("routing")
     with fresh_database(request.param, tmp) as url:
         docs_root = tmp / "docs"
@@ -153,16 +164,22 @@ def world(request, tmp_path_factory, real_embedder):
         public = docs_root / "public"
         public.mkdir()
         (public / ".rag-access.yaml").write_text("groups: [staff, contractors]\nlabel: public\n")
-        claims, judged = _benign_claims()
+        claims, judged = _benign_claims(scifact)
         extra = 150
-        for line in (SCIFACT / "corpus.jsonl").read_text().splitlines():
+        for line in (scifact / "corpus.jsonl").read_text().splitlines():
             doc = json.loads(line)
             if doc["_id"] in judged or extra > 0:
                 extra -= doc["_id"] not in judged
                 (public / f"{doc['_id']}.txt").write_text(f"{doc['title']}\n\n{doc['text']}\n")
         vendor = FakeVendor()
-        settings = Settings(data_dir=tmp / "data", database_url=url, mode="development", generator="extractive",
-                            escalation=escalation(vendor), _env_file=None)
+        settings = Settings(
+            data_dir=tmp / "data",
+            database_url=url,
+            mode="development",
+            generator="extractive",
+            escalation=escalation(vendor),
+            _env_file=None,
+        )
         from rag.db.session import make_engine, make_sessionmaker, migrate
 
         engine = make_engine(settings)
@@ -170,15 +187,29 @@ def world(request, tmp_path_factory, real_embedder):
         report = run_job(settings, (engine, make_sessionmaker(engine)), real_embedder, docs_root)
         assert report.files_failed == 0 and report.files_indexed == len(list(docs_root.rglob("*.*"))) - 3
         app = create_app(settings, embedder=real_embedder)
-        sentences = [s.strip() for f in (DATA / "confidential").glob("*.md") for s in f.read_text().split(".")
-                     if len(s.split()) > 6] + \
-                    [s.strip() for f in (DATA / "restricted").glob("*.md") for s in f.read_text().split(".")
-                     if len(s.split()) > 6]
-        yield World(settings, app, client(settings, app, "staff-1", "employee", ["staff"]),
-                    client(settings, app, "contractor-1", "employee", ["contractors"]),
-                    client(settings, app, "admin-1", "admin", []), vendor,
-                    [f"Is it true that {c}" for c in claims], [c for c in claims],
-                    {p.name for p in public.glob("*.txt")}, sentences)
+        sentences = [
+            s.strip()
+            for f in (DATA / "confidential").glob("*.md")
+            for s in f.read_text().split(".")
+            if len(s.split()) > 6
+        ] + [
+            s.strip()
+            for f in (DATA / "restricted").glob("*.md")
+            for s in f.read_text().split(".")
+            if len(s.split()) > 6
+        ]
+        yield World(
+            settings,
+            app,
+            client(settings, app, "staff-1", "employee", ["staff"]),
+            client(settings, app, "contractor-1", "employee", ["contractors"]),
+            client(settings, app, "admin-1", "admin", []),
+            vendor,
+            [f"Is it true that {c}" for c in claims],
+            [c for c in claims],
+            {p.name for p in public.glob("*.txt")},
+            sentences,
+        )
         vendor.close()
         engine.dispose()
 
@@ -200,8 +231,10 @@ def test_benign_questions_escalate_with_public_passages_only(world):
             assert body["status"] == "answered", body
     recorded = world.vendor.requests[before:]
     share = routes["external"] / len(world.benign)
-    print(f"\nbenign: {len(world.benign)} questions, {routes['external']} escalated ({share:.1%}), "
-          f"{len(recorded)} vendor requests")
+    print(
+        f"\nbenign: {len(world.benign)} questions, {routes['external']} escalated ({share:.1%}), "
+        f"{len(recorded)} vendor requests"
+    )
     assert share >= 0.95
     assert len(recorded) == routes["external"]  # one request per escalated question, nothing else
     scanner = Scanner(default_detectors(terms=TERMS, patterns=PATTERNS))
@@ -231,12 +264,20 @@ def test_sensitive_questions_never_reach_the_vendor(world):
         outcomes["confidential_context"] += 1
     # sensitive data earlier in a conversation, and in the last message, over the chat API
     for n, email in enumerate(EMAILS[:10]):
-        messages = [{"role": "user", "content": f"My address is {email}."}, {"role": "assistant", "content": "Noted."},
-                    {"role": "user", "content": world.benign[n]}]
+        messages = [
+            {"role": "user", "content": f"My address is {email}."},
+            {"role": "assistant", "content": "Noted."},
+            {"role": "user", "content": world.benign[n]},
+        ]
         chat = world.staff.post("/v1/chat/completions", json={"model": "private-rag", "messages": messages}).json()
         assert chat["rag"]["route"]["target"] == "local", chat["rag"]["route"]
-        chat = world.staff.post("/v1/chat/completions", json={"model": "private-rag", "messages": [
-            {"role": "user", "content": f"{world.benign[n]} Reply to {email}"}]}).json()
+        chat = world.staff.post(
+            "/v1/chat/completions",
+            json={
+                "model": "private-rag",
+                "messages": [{"role": "user", "content": f"{world.benign[n]} Reply to {email}"}],
+            },
+        ).json()
         assert chat["rag"]["route"]["rule"] == "question_sensitive"
         outcomes["chat"] += 2
     total = sum(outcomes.values())
@@ -246,8 +287,10 @@ def test_sensitive_questions_never_reach_the_vendor(world):
 
 
 def test_chat_completions_report_the_route(world):
-    chat = world.staff.post("/v1/chat/completions", json={"model": "private-rag", "messages": [
-        {"role": "user", "content": world.benign[0]}]}).json()
+    chat = world.staff.post(
+        "/v1/chat/completions",
+        json={"model": "private-rag", "messages": [{"role": "user", "content": world.benign[0]}]},
+    ).json()
     assert chat["rag"]["route"]["target"] == "external" and chat["rag"]["backend_model"] == "vendor-large"
 
 
@@ -258,7 +301,7 @@ class Faulty:
     name: str
     mode: str
 
-    def find(self, views):  # noqa: ANN001, ANN201
+    def find(self, views):
         if self.mode == "raise":
             raise RuntimeError("detector crashed")
         if self.mode == "hang":
@@ -268,10 +311,10 @@ class Faulty:
 
 
 class FaultyLabels:
-    def __init__(self, mode: str, inner) -> None:  # noqa: ANN001
+    def __init__(self, mode: str, inner) -> None:
         self.mode, self.inner = mode, inner
 
-    def labels(self, document_ids):  # noqa: ANN001, ANN201
+    def labels(self, document_ids):
         ids = list(document_ids)
         if self.mode == "raise":
             raise ConnectionError("database gone")
@@ -301,7 +344,11 @@ def test_fault_injection_keeps_every_request_local(world, monkeypatch):
                 patch.setattr(router.scanner, "detectors", detectors)
                 for question in questions:
                     route = world.ask(world.staff, question)["route"]
-                    assert route["target"] == "local" and route["rule"] == "detector_error", (detector.name, mode, route)
+                    assert route["target"] == "local" and route["rule"] == "detector_error", (
+                        detector.name,
+                        mode,
+                        route,
+                    )
                     outcomes[f"{detector.name}:{mode}"] += 1
     for mode in ("raise", "missing", "unknown_label", "null_label", "hang_then_raise", "not_a_mapping"):
         with monkeypatch.context() as patch:
@@ -382,8 +429,9 @@ def test_escalation_modes(world, real_embedder):
     print(f"\nlocal_declines over 30 questions: {dict(rules)}")
     assert rules["local_answered"] and rules["local_declined"]
 
-    general = world.settings.model_copy(update={"escalation": escalation(
-        world.vendor, when=["no_context"], groups=["staff", "newcomers"])})
+    general = world.settings.model_copy(
+        update={"escalation": escalation(world.vendor, when=["no_context"], groups=["staff", "newcomers"])}
+    )
     app = create_app(general, embedder=real_embedder)
     newcomer = client(general, app, "newcomer-1", "employee", ["newcomers"])  # reads no document
     body = world.ask(newcomer, "At what temperature does water boil?")
@@ -402,14 +450,20 @@ def test_route_explain_endpoint_and_cli(world, cli_env_for):
     result = ok.json()
     assert result["route"]["target"] == "external" and result["user"]["name"] == "staff-1"
     assert any(p["would_send"] for p in result["passages"])
-    pii = world.admin.post("/v1/route/explain", json={"question": f"{world.benign[0]} SSN 123-45-6789",
-                                                       "user": "staff-1"}).json()
+    pii = world.admin.post(
+        "/v1/route/explain", json={"question": f"{world.benign[0]} SSN 123-45-6789", "user": "staff-1"}
+    ).json()
     assert pii["route"]["rule"] == "question_sensitive" and "national_id:us_ssn" in pii["route"]["detectors"]
     assert not any(p["would_send"] for p in pii["passages"])
     assert world.staff.post("/v1/route/explain", json={"question": "x"}).status_code == 403
     assert world.admin.post("/v1/route/explain", json={"question": "x", "user": "nobody"}).status_code == 404
-    out = subprocess.run([sys.executable, "-m", "cli", "route", "explain", world.benign[0], "--as", "staff-1",
-                          "--json"], env=cli_env_for(world.settings), capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "cli", "route", "explain", world.benign[0], "--as", "staff-1", "--json"],
+        env=cli_env_for(world.settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     cli = json.loads(out.stdout)
     assert cli["route"]["target"] == "external" and cli["route"]["rule"] == "eligible"
@@ -439,10 +493,17 @@ def cli_env_for():
     def env(settings: Settings) -> dict[str, str]:
         out = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
         policy = settings.escalation
-        out.update(RAG_DATA_DIR=str(settings.data_dir), RAG_DATABASE_URL=settings.resolved_database_url,
-                   RAG_MODE="development", RAG_GENERATOR="extractive", RAG_ESCALATION__ENABLED="true",
-                   RAG_ESCALATION__BASE_URL=policy.base_url, RAG_ESCALATION__MODEL=policy.model,
-                   RAG_ESCALATION__GROUPS=",".join(policy.groups), RAG_ESCALATION__TERMS=",".join(policy.terms))
+        out.update(
+            RAG_DATA_DIR=str(settings.data_dir),
+            RAG_DATABASE_URL=settings.resolved_database_url,
+            RAG_MODE="development",
+            RAG_GENERATOR="extractive",
+            RAG_ESCALATION__ENABLED="true",
+            RAG_ESCALATION__BASE_URL=policy.base_url,
+            RAG_ESCALATION__MODEL=policy.model,
+            RAG_ESCALATION__GROUPS=",".join(policy.groups),
+            RAG_ESCALATION__TERMS=",".join(policy.terms),
+        )
         return out
 
     return env
@@ -458,14 +519,20 @@ def test_guarded_transport_allows_only_the_configured_endpoint():
     http = httpx.Client(transport=transport)
     body = {"model": "m", "messages": [{"role": "user", "content": "What is TCP?"}]}
     assert http.post("https://api.vendor.example/v1/chat/completions", json=body).status_code == 200
-    for url in ("https://evil.example/v1/chat/completions", "http://api.vendor.example/v1/chat/completions",
-                "https://api.vendor.example:8443/v1/chat/completions", "https://api.vendor.example/admin",
-                "https://api.vendor.example.evil.example/v1/chat/completions"):
+    for url in (
+        "https://evil.example/v1/chat/completions",
+        "http://api.vendor.example/v1/chat/completions",
+        "https://api.vendor.example:8443/v1/chat/completions",
+        "https://api.vendor.example/admin",
+        "https://api.vendor.example.evil.example/v1/chat/completions",
+    ):
         with pytest.raises(EgressBlockedError):
             http.post(url, json=body)
     with pytest.raises(EgressBlockedError, match="email"):
-        http.post("https://api.vendor.example/v1/chat/completions",
-                  json={"model": "m", "messages": [{"role": "user", "content": "mail a@b.example.com"}]})
+        http.post(
+            "https://api.vendor.example/v1/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "mail a@b.example.com"}]},
+        )
     with pytest.raises(EgressBlockedError, match="could not be checked"):
         http.post("https://api.vendor.example/v1/chat/completions", content=b"\xff not json")
     assert len(sent) == 1

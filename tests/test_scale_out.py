@@ -26,11 +26,19 @@ from rag import jobs
 from rag.db.session import make_engine, make_sessionmaker, migrate
 from rag.settings import Settings
 
-from .conftest import SCIFACT, fresh_database
+from . import fixtures
+from .conftest import fresh_database
 from .helpers import HANDBOOK, bearer, copy_tree, make_user
+from .shared_data import shared_path
 
-QUESTIONS = ["How many vacation days do employees get?", "What is the meal allowance?", "Where are the offices?",
-             "Vitamin D and bone density", "gene expression in tumour cells", "antibiotic resistance in bacteria"]
+QUESTIONS = [
+    "How many vacation days do employees get?",
+    "What is the meal allowance?",
+    "Where are the offices?",
+    "Vitamin D and bone density",
+    "gene expression in tumour cells",
+    "antibiotic resistance in bacteria",
+]
 
 
 def _free_port() -> int:
@@ -39,12 +47,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _write_scifact(folder, start: int, count: int) -> None:
-    folder.mkdir(parents=True)
-    lines = (SCIFACT / "corpus.jsonl").read_text().splitlines()[start:start + count]
-    for line in lines:
-        doc = json.loads(line)
-        (folder / f"{doc['_id']}.txt").write_text(f"{doc['title']}\n\n{doc['text']}\n")
+def _own_writer():
+    """Abstract-sized texts of our own: a title and a paragraph each."""
+
+    def write(folder, start: int, count: int) -> None:
+        folder.mkdir(parents=True)
+        for n in range(start, start + count):
+            (folder / f"note-{n}.txt").write_text(f"Note {n}\n\n{' '.join(fixtures.paragraphs(n, 2, 5))}\n")
+
+    return write
+
+
+def _scifact_writer():
+    """SciFact abstracts (../shared)."""
+    scifact = shared_path("eval", "scifact")
+
+    def write(folder, start: int, count: int) -> None:
+        folder.mkdir(parents=True)
+        lines = (scifact / "corpus.jsonl").read_text().splitlines()[start : start + count]
+        for line in lines:
+            doc = json.loads(line)
+            (folder / f"{doc['_id']}.txt").write_text(f"{doc['title']}\n\n{doc['text']}\n")
+
+    return write
 
 
 def _mapped_generations(pid: int, index_dir) -> set[str]:
@@ -55,25 +80,44 @@ def _mapped_generations(pid: int, index_dir) -> set[str]:
 
 
 @pytest.mark.postgres
-def test_two_apis_and_two_workers_share_one_index(tmp_path):
-    if not SCIFACT.exists():
-        pytest.skip("../shared/eval/scifact not present")
+@pytest.mark.parametrize("writer", [_own_writer, _scifact_writer], ids=["own", "scifact"])
+def test_two_apis_and_two_workers_share_one_index(tmp_path, writer):
+    write_documents = writer()
     with fresh_database("postgres", tmp_path) as url:
         settings = Settings(data_dir=tmp_path / "data", database_url=url, mode="development", _env_file=None)
         engine = make_engine(settings)
         migrate(engine)
         factory = make_sessionmaker(engine)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-        env.update(RAG_DATA_DIR=str(settings.data_dir), RAG_DATABASE_URL=url, RAG_MODE="development",
-                   RAG_GENERATOR="extractive", RAG_PUBLISH_INTERVAL_S="3", RAG_KEEP_GENERATIONS="100",
-                   RAG_WORKER_POLL_S="0.5")
+        env.update(
+            RAG_DATA_DIR=str(settings.data_dir),
+            RAG_DATABASE_URL=url,
+            RAG_MODE="development",
+            RAG_GENERATOR="extractive",
+            RAG_PUBLISH_INTERVAL_S="3",
+            RAG_KEEP_GENERATIONS="100",
+            RAG_WORKER_POLL_S="0.5",
+        )
         handbook = copy_tree(HANDBOOK, tmp_path / "docs" / "handbook")
-        subprocess.run([sys.executable, "-m", "cli", "ingest", str(handbook), "--groups", "everyone"],
-                       env=env, check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [sys.executable, "-m", "cli", "ingest", str(handbook), "--groups", "everyone"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
         key = make_user(settings, "load-user", "employee", ["everyone"])
         ports = [_free_port(), _free_port()]
-        apis = [subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(p)], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for p in ports]
+        apis = [
+            subprocess.Popen(
+                [sys.executable, "-m", "cli", "serve", "--port", str(p)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for p in ports
+        ]
         workers: list[subprocess.Popen] = []
         try:
             clients = [httpx.Client(base_url=f"http://127.0.0.1:{p}", headers=bearer(key), timeout=60) for p in ports]
@@ -102,19 +146,33 @@ def test_two_apis_and_two_workers_share_one_index(tmp_path):
                         results.append((api, 0, -1, []))
                         continue
                     body = r.json() if r.status_code == 200 else {}
-                    results.append((api, r.status_code, body.get("generation", -1),
-                                    [x["chunk_id"] for x in body.get("results", [])]))
+                    results.append(
+                        (
+                            api,
+                            r.status_code,
+                            body.get("generation", -1),
+                            [x["chunk_id"] for x in body.get("results", [])],
+                        )
+                    )
 
             threads = [threading.Thread(target=load, args=(a,)) for a in (0, 1)]
             for t in threads:
                 t.start()
             for n in range(2):  # two folders for two workers, queued like the admin API does
-                folder = tmp_path / "docs" / f"scifact-{n}"
-                _write_scifact(folder, n * 60, 60)
+                folder = tmp_path / "docs" / f"science-{n}"
+                write_documents(folder, n * 60, 60)
                 with factory() as session:
                     jobs.create_job(session, str(folder), "science", ["everyone"], None)
-            workers = [subprocess.Popen([sys.executable, "-m", "cli", "worker", "--once"], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+            workers = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "cli", "worker", "--once"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(2)
+            ]
             for w in workers:
                 _, err = w.communicate(timeout=900)
                 assert w.returncode == 0, err[-2000:]
@@ -141,8 +199,10 @@ def test_two_apis_and_two_workers_share_one_index(tmp_path):
         by_api = defaultdict(set)
         for api, _, generation, _ in results:
             by_api[api].add(generation)
-        print(f"\nscale-out: {len(results)} searches over 2 APIs, {len(failed)} failed; generations seen "
-              f"{ {a: sorted(g) for a, g in by_api.items()} }, final {final}, mapped at the end {mapped}")
+        print(
+            f"\nscale-out: {len(results)} searches over 2 APIs, {len(failed)} failed; generations seen "
+            f"{ {a: sorted(g) for a, g in by_api.items()} }, final {final}, mapped at the end {mapped}"
+        )
         assert not failed, failed[:5]
         assert all(final in gens and len(gens) >= 2 for gens in by_api.values())
         assert all(m <= {f"gen-{final:06d}"} for m in mapped), mapped  # old generations released (still on disk)

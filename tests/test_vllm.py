@@ -21,14 +21,32 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 
-from .conftest import DOCS_SAMPLE
-from .helpers import REPO, bearer, make_user, run_job
+from .helpers import HANDBOOK, REPO, bearer, copy_tree, make_user, run_job
+from .shared_data import shared_path
 
 VLLM_VENV = Path(os.environ.get("RAG_VLLM_VENV", REPO / ".venv-vllm"))
 REQUIRE = os.environ.get("RAG_REQUIRE_VLLM") == "1"
 SERVED = "SmolLM2-135M-Instruct"
-FILES = ["getting-started__equipment.md", "travel-and-leave__leave.md", "tools__github.md",
-         "general-information-and-resources__collaboration-tools.md"]
+FILES = [
+    "getting-started__equipment.md",
+    "travel-and-leave__leave.md",
+    "tools__github.md",
+    "general-information-and-resources__collaboration-tools.md",
+]
+
+
+def _own_documents(folder: Path) -> int:
+    """Our sample handbook (Markdown, HTML, Word, text; its onboarding page lists the equipment)."""
+    copy_tree(HANDBOOK, folder)
+    return sum(1 for p in folder.rglob("*") if p.is_file())
+
+
+def _shared_documents(folder: Path) -> int:
+    """Four real pages of the 18F handbook (../shared)."""
+    folder.mkdir()
+    for name in FILES:
+        shutil.copyfile(shared_path("docs-sample", "18f-handbook", name), folder / name)
+    return len(FILES)
 
 
 def _free_port() -> int:
@@ -46,11 +64,33 @@ def vllm_url(local_llm_dir, tmp_path_factory):
         pytest.skip("vLLM not installed (scripts/setup-vllm.sh)")
     port = _free_port()
     log = tmp_path_factory.mktemp("vllm") / "server.log"
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
-           "DO_NOT_TRACK": "1"}
-    cmd = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(local_llm_dir),
-           "--served-model-name", SERVED, "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "2048",
-           "--dtype", "float32", "--enforce-eager", "--max-num-seqs", "8"]
+    env = {
+        **os.environ,
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+    cmd = [
+        str(python),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(local_llm_dir),
+        "--served-model-name",
+        SERVED,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        "2048",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-num-seqs",
+        "8",
+    ]
     with open(log, "wb") as out:
         server = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -78,20 +118,26 @@ def vllm_url(local_llm_dir, tmp_path_factory):
 
 def _vllm_requests(url: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=5).text
-    return sum(float(m) for m in re.findall(r'^vllm:request_success_total\{[^}]*\} ([0-9.e+]+)$', text, re.M))
+    return sum(float(m) for m in re.findall(r"^vllm:request_success_total\{[^}]*\} ([0-9.e+]+)$", text, re.M))
 
 
 @pytest.mark.slow
-def test_answers_come_from_the_vllm_server(settings, db, embedder, vllm_url, tmp_path):
+@pytest.mark.parametrize("documents", [_own_documents, _shared_documents], ids=["handbook", "18f-handbook"])
+def test_answers_come_from_the_vllm_server(settings, db, embedder, vllm_url, tmp_path, documents):
     folder = tmp_path / "docs"
-    folder.mkdir()
-    for name in FILES:
-        shutil.copyfile(DOCS_SAMPLE / "18f-handbook" / name, folder / name)
+    count = documents(folder)
     report = run_job(settings, db, embedder, folder, groups=["staff"])
-    assert report.files_indexed == len(FILES)
-    s = settings.model_copy(update={"generator": "openai", "generator_base_url": f"{vllm_url}/v1",
-                                    "generator_model": SERVED, "generator_fallback": "none", "max_tokens": 64,
-                                    "prompt_passages": 1})
+    assert report.files_indexed == count
+    s = settings.model_copy(
+        update={
+            "generator": "openai",
+            "generator_base_url": f"{vllm_url}/v1",
+            "generator_model": SERVED,
+            "generator_fallback": "none",
+            "max_tokens": 64,
+            "prompt_passages": 1,
+        }
+    )
     key = make_user(s, "alice", groups=["staff"])
     client = TestClient(create_app(s, embedder=embedder), raise_server_exceptions=False, headers=bearer(key))
     ready = client.get("/readyz", headers=bearer(make_user(s, "ops", "admin")))
@@ -114,7 +160,12 @@ def test_answers_come_from_the_vllm_server(settings, db, embedder, vllm_url, tmp
     oa = OpenAI(base_url="http://testserver/v1", api_key=key, http_client=client)
     done = oa.chat.completions.create(model="private-rag", messages=[{"role": "user", "content": question}])
     assert done.rag["backend_model"] == SERVED and done.usage.completion_tokens > 0
-    streamed = "".join(c.choices[0].delta.content or "" for c in oa.chat.completions.create(
-        model="private-rag", messages=[{"role": "user", "content": question}], stream=True) if c.choices)
+    streamed = "".join(
+        c.choices[0].delta.content or ""
+        for c in oa.chat.completions.create(
+            model="private-rag", messages=[{"role": "user", "content": question}], stream=True
+        )
+        if c.choices
+    )
     assert streamed == done.choices[0].message.content  # greedy decoding: the same answer both ways
     assert _vllm_requests(vllm_url) - before >= 4  # every answer above was generated by vLLM

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from ingest import queue
-from rag import jobs
 from ingest.indexing import check
 from ingest.locks import index_writer_lock
+from rag import jobs
 from rag.db.models import Document, IngestionJob
 from rag.errors import LockBusyError
 
@@ -24,7 +24,7 @@ def test_claims_never_hand_one_job_to_two_workers(db):
             jobs.create_job(s, f"/docs/{n}", "default", None, None)
     claimed = []
     sessions = [factory() for _ in range(3)]
-    for round_ in range(2):
+    for _round in range(2):
         for n, s in enumerate(sessions):
             job = queue.claim_next(s, f"worker-{n}")
             if job is not None:
@@ -48,16 +48,22 @@ def test_stale_running_jobs_are_requeued(db):
 def test_writer_lock_is_exclusive_across_processes(settings, db):
     engine, _ = db
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time\n"
-         "from pathlib import Path\n"
-         "from rag.db.session import make_engine\n"
-         "from rag.settings import Settings\n"
-         "from ingest.locks import index_writer_lock\n"
-         f"s = Settings(data_dir=Path({str(settings.data_dir)!r}), database_url={settings.resolved_database_url!r}, _env_file=None)\n"
-         "with index_writer_lock(make_engine(s), s.index_dir):\n"
-         "    print('held', flush=True); time.sleep(30)\n"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from rag.db.session import make_engine\n"
+            "from rag.settings import Settings\n"
+            "from ingest.locks import index_writer_lock\n"
+            f"s = Settings(data_dir=Path({str(settings.data_dir)!r}), "
+            f"database_url={settings.resolved_database_url!r}, _env_file=None)\n"
+            "with index_writer_lock(make_engine(s), s.index_dir):\n"
+            "    print('held', flush=True); time.sleep(30)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(LockBusyError):
