@@ -58,6 +58,19 @@ def fresh_database(kind: str, folder: Path) -> Iterator[str]:
         admin.dispose()
 
 
+# what steers the test run itself; every other RAG_* variable configures the product and is the caller's
+_TEST_RUN_VARIABLES = ("RAG_TEST_", "RAG_REQUIRE_", "RAG_SKIP_VLLM", "RAG_VLLM_VENV")
+
+
+@pytest.fixture(autouse=True)
+def hermetic_environment(monkeypatch):
+    """Tests pass whatever the caller's shell holds: an operator's RAG_AUDIT_SIGNING_KEY,
+    RAG_DATABASE_URL or RAG_MODE must not reach the settings a test builds."""
+    for name in list(os.environ):
+        if name.startswith("RAG_") and not name.startswith(_TEST_RUN_VARIABLES):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(params=DB_KINDS)
 def db_url(request, tmp_path):
     with fresh_database(request.param, tmp_path) as url:
