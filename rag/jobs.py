@@ -94,13 +94,15 @@ def get_job(session: Session, job_id: int) -> IngestionJob:
 
 def describe(session: Session, job: IngestionJob, *, failed_limit: int | None = 1000) -> JobView:
     """The job's counts and (up to `failed_limit`) the files that failed with their reasons."""
-    query = select(JobFile).where(JobFile.job_id == job.id, JobFile.status == "failed").order_by(JobFile.id)
-    failed = session.scalars(query.limit(failed_limit) if failed_limit is not None else query)
+    failed: list[JobFile] = []
+    if failed_limit != 0:  # a listing of jobs asks for counts only: no query per job
+        query = select(JobFile).where(JobFile.job_id == job.id, JobFile.status == "failed").order_by(JobFile.id)
+        failed = list(session.scalars(query.limit(failed_limit) if failed_limit is not None else query))
     return JobView(
         job_id=job.id,
-        state=job.state,
+        state=job.state,  # type: ignore[arg-type]
         path=job.path,
-        collection=job.collection,  # type: ignore[arg-type]
+        collection=job.collection,
         counts=JobCounts.of(job),
         error=job.error,
         errors=[FailedFile(f.path, f.error or "") for f in failed],
