@@ -62,7 +62,7 @@ def _column_of(session: Session, column, ids: np.ndarray) -> Iterator[tuple[int,
     """(chunk id, value) for the given chunks, in batches of ids (order not kept)."""
     for start in range(0, len(ids), _FETCH):
         batch = [int(i) for i in ids[start : start + _FETCH]]
-        yield from session.execute(select(Chunk.id, column).where(Chunk.id.in_(batch))).tuples()
+        yield from session.execute(select(Chunk.id, column).where(Chunk.id.in_(batch)))
 
 
 def _texts(session: Session, ids: np.ndarray) -> list[str]:

@@ -22,7 +22,7 @@ def _word(rng: random.Random) -> str:
 
 
 @pytest.fixture
-def corpus(settings, db, embedder, tmp_path):
+def corpus(settings, db, fake_embedder, tmp_path):
     """20 documents per group, each with a unique phrase, ingested with the group's access; plus one
     document with no groups (admins only)."""
     rng = random.Random(7)
@@ -38,21 +38,21 @@ def corpus(settings, db, embedder, tmp_path):
                 f"It concerns the quarterly review of the {group} department and must be kept in the team.\n"
             )
             phrases[name] = (group, phrase)
-        run_job(settings, db, embedder, folder, collection="drive", groups=[group])
+        run_job(settings, db, fake_embedder, folder, collection="drive", groups=[group])
     nobody = tmp_path / "drive" / "unassigned"
     nobody.mkdir()
     (nobody / "orphan.txt").write_text("Orphan memo. The code is blorptang wuzzle 4242. Nobody was given access.\n")
-    run_job(settings, db, embedder, nobody, collection="drive")
+    run_job(settings, db, fake_embedder, nobody, collection="drive")
     return phrases
 
 
-def _client(settings, embedder) -> TestClient:
+def _client(settings, fake_embedder) -> TestClient:
     s = settings.model_copy(update={"generator": "extractive"})
-    return TestClient(create_app(s, embedder=embedder), raise_server_exceptions=False)
+    return TestClient(create_app(s, embedder=fake_embedder), raise_server_exceptions=False)
 
 
-def test_no_chunk_citation_or_document_crosses_groups(settings, embedder, corpus):
-    client = _client(settings, embedder)
+def test_no_chunk_citation_or_document_crosses_groups(settings, fake_embedder, corpus):
+    client = _client(settings, fake_embedder)
     users = {g: bearer(make_user(settings, f"user-{g}", groups=[g])) for g in GROUPS}
     leaks, found, attempts = [], 0, 0
     for name, (group, phrase) in corpus.items():
@@ -91,8 +91,8 @@ def test_no_chunk_citation_or_document_crosses_groups(settings, embedder, corpus
         assert len(listed) == 20 and all(group in d["groups"] for d in listed)
 
 
-def test_documents_without_groups_are_for_admins_only(settings, embedder, corpus):
-    client = _client(settings, embedder)
+def test_documents_without_groups_are_for_admins_only(settings, fake_embedder, corpus):
+    client = _client(settings, fake_embedder)
     everyone = bearer(make_user(settings, "all-groups", groups=GROUPS))
     admin = bearer(make_user(settings, "boss", "admin", groups=[]))
     query = {"query": "blorptang wuzzle 4242", "top_k": 5}
@@ -103,8 +103,8 @@ def test_documents_without_groups_are_for_admins_only(settings, embedder, corpus
     assert len(client.get("/v1/documents", headers=admin).json()) == 81
 
 
-def test_access_changes_apply_on_the_next_request_without_reembedding(settings, embedder, corpus):
-    client = _client(settings, embedder)
+def test_access_changes_apply_on_the_next_request_without_reembedding(settings, fake_embedder, corpus):
+    client = _client(settings, fake_embedder)
     admin = bearer(make_user(settings, "boss", "admin"))
     hr = bearer(make_user(settings, "hana", groups=["hr"]))
     name, (_, phrase) = next(iter(corpus.items()))
@@ -114,18 +114,21 @@ def test_access_changes_apply_on_the_next_request_without_reembedding(settings, 
     assert client.post("/v1/search", json=query, headers=hr).json()["results"] == []
     client.patch("/v1/users/hana", json={"groups": ["legal"]}, headers=admin)
     doc = next(d for d in client.get("/v1/documents", headers=admin).json() if d["path"].endswith(name))
-    calls = embedder.calls
+    calls = fake_embedder.calls
     client.patch(f"/v1/documents/{doc['id']}", json={"groups": ["legal"], "label": "confidential"}, headers=admin)
     top = client.post("/v1/search", json=query, headers=hr).json()["results"][0]
     assert top["path"].endswith(name) and top["label"] == "confidential"
-    assert embedder.calls == calls + 1, "only the query was embedded; the document was not"
+    assert fake_embedder.calls == calls + 1, "only the query was embedded; the document was not"
 
 
 def test_rag_ask_as_a_user_reads_only_their_documents(settings, corpus, cli_env, db):
     make_user(settings, "fin", groups=["finance"])
     name, (group, phrase) = next((n, v) for n, v in corpus.items() if v[0] == "hr")
     base = [sys.executable, "-m", "cli", "ask", f"What is the internal code {phrase}?", "--json"]
-    env = {**cli_env, "RAG_GENERATOR": "extractive"}
+    # The corpus was embedded in process by the FakeEmbedder; the CLI embeds its query with the real
+    # model, whose vectors do not live in the fake's space, so the CLI ranks by BM25 alone (an existing
+    # setting). What is under test here is who may read what, which is decided before any ranking.
+    env = {**cli_env, "RAG_GENERATOR": "extractive", "RAG_FUSION_ALPHA": "0"}
     import json
 
     as_fin = json.loads(
@@ -166,7 +169,7 @@ def _doc_access(db) -> dict[str, tuple[list[str], str]]:
         }
 
 
-def test_folder_policy_files_set_groups_and_labels_inherited_by_subfolders(settings, db, embedder, tmp_path):
+def test_folder_policy_files_set_groups_and_labels_inherited_by_subfolders(settings, db, fake_embedder, tmp_path):
     root = tmp_path / "share"
     for folder in ["hr", "hr/payroll", "public"]:
         (root / folder).mkdir(parents=True)
@@ -177,7 +180,7 @@ def test_folder_policy_files_set_groups_and_labels_inherited_by_subfolders(setti
     (root / "hr" / "payroll" / "salaries.txt").write_text("Salary bands for every level of the company.")
     (root / "public" / "faq.txt").write_text("Frequently asked questions about the office.")
     (root / "readme.txt").write_text("This share holds documents of several teams.")
-    report = run_job(settings, db, embedder, root, groups=["staff"])
+    report = run_job(settings, db, fake_embedder, root, groups=["staff"])
     assert report.files_indexed == 4 and report.files_failed == 0
     assert _doc_access(db) == {
         "hr/leave.txt": (["hr"], "confidential"),
@@ -188,9 +191,9 @@ def test_folder_policy_files_set_groups_and_labels_inherited_by_subfolders(setti
     # a changed policy applies on the next run without re-embedding; a broken one fails its documents
     (root / "public" / ".rag-access.yaml").write_text("groups: [everyone, partners]\nlabel: public\n")
     (root / "hr" / "payroll" / ".rag-access.yaml").write_text("label: top-secret\n")
-    calls = embedder.calls
-    report = run_job(settings, db, embedder, root, groups=["staff"])
-    assert embedder.calls == calls
+    calls = fake_embedder.calls
+    report = run_job(settings, db, fake_embedder, root, groups=["staff"])
+    assert fake_embedder.calls == calls
     assert _doc_access(db)["public/faq.txt"] == (["everyone", "partners"], "public")
     assert report.files_failed == 1 and "label" in report.errors[0].error and "salaries" in report.errors[0].path
     assert _doc_access(db)["payroll/salaries.txt"] == (["hr"], "restricted"), "a failed file keeps what it had"

@@ -105,7 +105,7 @@ def test_ivf_recall_removals_filters_and_mmap_reload(tmp_path):
     assert again.kind == "ivf" and np.array_equal(again.search(queries, 10)[1], ivf.search(queries, 10)[1])
 
 
-def test_publish_switches_to_ivf_above_the_threshold_and_back(settings, db, embedder, tmp_path):
+def test_publish_switches_to_ivf_above_the_threshold_and_back(settings, db, fake_embedder, tmp_path):
     from indexes.snapshot import load_snapshot
     from ingest.indexing import AnnPolicy, publish
 
@@ -113,23 +113,23 @@ def test_publish_switches_to_ivf_above_the_threshold_and_back(settings, db, embe
 
     engine, factory = db
     root = copy_tree(HANDBOOK, tmp_path / "handbook")
-    run_job(settings, db, embedder, root)
+    run_job(settings, db, fake_embedder, root)
     exact = load_snapshot(settings.index_dir).vector
     n = len(exact)
     assert exact.kind == "exact" and n > 10
-    result = publish(engine, factory, settings.index_dir, embedder.dim, ann=AnnPolicy(threshold=n, nprobe=4))
+    result = publish(engine, factory, settings.index_dir, fake_embedder.dim, ann=AnnPolicy(threshold=n, nprobe=4))
     assert result.changed  # same chunks, new structure
     ivf = load_snapshot(settings.index_dir).vector
     assert ivf.kind == "ivf" and np.array_equal(ivf.ids(), exact.ids())
-    query = embedder.embed(["How many vacation days do employees get?"])
+    query = fake_embedder.embed(["How many vacation days do employees get?"])
     ivf.nprobe = ivf.nlist  # visiting every cell is exact search
     assert np.array_equal(ivf.search(query, 5)[1], exact.search(query, 5)[1])
-    assert not publish(engine, factory, settings.index_dir, embedder.dim, ann=AnnPolicy(threshold=n)).changed
-    back = publish(engine, factory, settings.index_dir, embedder.dim, ann=AnnPolicy(threshold=2 * n + 2))
+    assert not publish(engine, factory, settings.index_dir, fake_embedder.dim, ann=AnnPolicy(threshold=n)).changed
+    back = publish(engine, factory, settings.index_dir, fake_embedder.dim, ann=AnnPolicy(threshold=2 * n + 2))
     assert back.changed and load_snapshot(settings.index_dir).vector.kind == "exact"
 
 
-def test_publish_tokenises_only_what_changed_and_shares_the_rest(settings, db, embedder, tmp_path):
+def test_publish_tokenises_only_what_changed_and_shares_the_rest(settings, db, fake_embedder, tmp_path):
     """A re-ingest that changes one file adds a small segment and tombstones; the big segment is
     shared with the previous generation (same file), and the ranking equals a fresh build."""
     import os
@@ -145,12 +145,12 @@ def test_publish_tokenises_only_what_changed_and_shares_the_rest(settings, db, e
 
     engine, factory = db
     root = copy_tree(HANDBOOK, tmp_path / "handbook")
-    run_job(settings, db, embedder, root)
+    run_job(settings, db, fake_embedder, root)
     before = load_snapshot(settings.index_dir)
     [first_segment] = before.keyword.segments
     changed = sorted(p for p in root.rglob("*.md"))[0]
     changed.write_text(changed.read_text() + "\n\nThe quarterly zephyrine audit is due every March.\n")
-    run_job(settings, db, embedder, root)
+    run_job(settings, db, fake_embedder, root)
     after = load_snapshot(settings.index_dir)
     assert after.manifest.generation == before.manifest.generation + 1
     names = [s.name for s in after.keyword.segments]

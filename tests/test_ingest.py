@@ -1,4 +1,5 @@
-"""Ingestion end to end on both databases, with the real embedder and real files."""
+"""Ingestion end to end on both databases, with real files: in process with the deterministic FakeEmbedder
+(what is under test is the pipeline, not the vectors), through the real `rag` CLI with the real model."""
 
 import json
 import subprocess
@@ -17,29 +18,29 @@ from .helpers import HANDBOOK, chunk_ids_by_path, copy_tree, run_job
 RAG = [sys.executable, "-m", "cli"]
 
 
-def test_incremental_ingest_redoes_only_what_changed(settings, db, embedder, tmp_path):
+def test_incremental_ingest_redoes_only_what_changed(settings, db, fake_embedder, tmp_path):
     engine, factory = db
     corpus = copy_tree(HANDBOOK, tmp_path / "handbook")
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.4\n%garbage")
     (corpus / "empty.md").write_bytes(b"")
 
-    first = run_job(settings, db, embedder, corpus, groups=["staff"], label="internal")
+    first = run_job(settings, db, fake_embedder, corpus, groups=["staff"], label="internal")
     assert first.files_seen == 8
     assert first.files_indexed == 6 and first.files_failed == 2
     assert {e.path.rsplit("/", 1)[1]: e.error for e in first.errors}["empty.md"] == "empty file"
     assert first.chunks_added > 10
     assert check(factory, settings.index_dir) == []
-    calls_after_first = embedder.calls
+    calls_after_first = fake_embedder.calls
 
-    second = run_job(settings, db, embedder, corpus)
+    second = run_job(settings, db, fake_embedder, corpus)
     assert (second.files_unchanged, second.files_indexed, second.chunks_added, second.chunks_removed) == (6, 0, 0, 0)
-    assert embedder.calls == calls_after_first  # unchanged files cost no embedding at all
+    assert fake_embedder.calls == calls_after_first  # unchanged files cost no embedding at all
 
     before = chunk_ids_by_path(factory)
     edited = corpus / "policies" / "expenses.md"
     edited.write_text(edited.read_text() + "\n## Mileage\n\nPrivate cars are reimbursed at 0.36 EUR per km.\n")
     (corpus / "it-security.txt").unlink()
-    third = run_job(settings, db, embedder, corpus)
+    third = run_job(settings, db, fake_embedder, corpus)
     assert (third.files_indexed, third.files_deleted, third.files_unchanged) == (1, 1, 4)
     after = chunk_ids_by_path(factory)
     assert str(corpus / "it-security.txt") not in after
@@ -59,10 +60,10 @@ def test_incremental_ingest_redoes_only_what_changed(settings, db, embedder, tmp
         assert statuses[str(edited)] == "indexed" and statuses[str(corpus / "it-security.txt")] == "deleted"
 
 
-def test_chunks_keep_their_provenance(settings, db, embedder, tmp_path):
+def test_chunks_keep_their_provenance(settings, db, fake_embedder, tmp_path):
     _, factory = db
     corpus = copy_tree(HANDBOOK, tmp_path / "handbook")
-    run_job(settings, db, embedder, corpus)
+    run_job(settings, db, fake_embedder, corpus)
     from rag.db.models import Chunk
 
     with factory() as session:
@@ -77,17 +78,17 @@ def test_chunks_keep_their_provenance(settings, db, embedder, tmp_path):
     assert {"Vacation", "Sick leave", "Parental leave"} <= sections
 
 
-def test_groups_and_label_are_kept_unless_given(settings, db, embedder, tmp_path):
+def test_groups_and_label_are_kept_unless_given(settings, db, fake_embedder, tmp_path):
     _, factory = db
     corpus = copy_tree(HANDBOOK, tmp_path / "handbook")
-    run_job(settings, db, embedder, corpus, groups=["hr", "staff"], label="confidential")
-    run_job(settings, db, embedder, corpus)  # no --groups/--label: nothing changes
+    run_job(settings, db, fake_embedder, corpus, groups=["hr", "staff"], label="confidential")
+    run_job(settings, db, fake_embedder, corpus)  # no --groups/--label: nothing changes
     with factory() as session:
         docs = session.scalars(select(Document)).all()
         assert all(sorted(g.name for g in d.groups) == ["hr", "staff"] and d.label == "confidential" for d in docs)
-    calls = embedder.calls
-    run_job(settings, db, embedder, corpus, groups=["hr"], label="restricted")  # metadata only: no re-embedding
-    assert embedder.calls == calls
+    calls = fake_embedder.calls
+    run_job(settings, db, fake_embedder, corpus, groups=["hr"], label="restricted")  # metadata only: no re-embedding
+    assert fake_embedder.calls == calls
     with factory() as session:
         docs = session.scalars(select(Document)).all()
         assert all([g.name for g in d.groups] == ["hr"] and d.label == "restricted" for d in docs)
@@ -141,14 +142,14 @@ def test_cli_json_check_and_reindex(settings, cli_env, tmp_path):
 
 
 def test_control_characters_are_stripped_and_one_bad_document_fails_alone(
-    settings, db, embedder, tmp_path, monkeypatch
+    settings, db, fake_embedder, tmp_path, monkeypatch
 ):
     _, factory = db
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "nul.txt").write_bytes(b"Quarterly report\n\nRevenue grew\x00 by 4%\x07 in Q3.\n")
     (corpus / "fine.md").write_text("# Fine\n\nNothing odd here at all, just text.\n")
-    report = run_job(settings, db, embedder, corpus)
+    report = run_job(settings, db, fake_embedder, corpus)
     assert (report.files_indexed, report.files_failed) == (2, 0)
     from rag.db.models import Chunk
 
@@ -171,7 +172,7 @@ def test_control_characters_are_stripped_and_one_bad_document_fails_alone(
     monkeypatch.setattr(pipeline.Ingestor, "_replace_chunks", refuse_one)
     (corpus / "bad.md").write_text("# Bad\n\nThis one the database refuses.\n")
     (corpus / "good.md").write_text("# Good\n\nThis one is stored.\n")
-    report = run_job(settings, db, embedder, corpus)
+    report = run_job(settings, db, fake_embedder, corpus)
     assert (report.files_indexed, report.files_failed, report.files_unchanged) == (1, 1, 2)
     assert "refused this document's content" in report.errors[0].error
     assert check(factory, settings.index_dir) == []

@@ -20,16 +20,16 @@ from .helpers import HANDBOOK, bearer, copy_tree, make_user, run_job
 
 
 @pytest.fixture
-def handbook(settings, db, embedder, tmp_path):
+def handbook(settings, db, fake_embedder, tmp_path):
     root = copy_tree(HANDBOOK, tmp_path / "handbook")
-    run_job(settings, db, embedder, root, collection="handbook", groups=["everyone"], label="internal")
+    run_job(settings, db, fake_embedder, root, collection="handbook", groups=["everyone"], label="internal")
     return root
 
 
-def client_for(settings, embedder, generator=None, role="employee", **overrides) -> TestClient:
+def client_for(settings, fake_embedder, generator=None, role="employee", **overrides) -> TestClient:
     """A client authenticated as a new user of `role` in group 'everyone' (the handbook's group)."""
     s = settings.model_copy(update={"generator": "extractive", **overrides})
-    app = create_app(s, embedder=embedder, generator=generator)
+    app = create_app(s, embedder=fake_embedder, generator=generator)
     key = make_user(s, f"{role}-{id(app)}", role)
     client = TestClient(app, raise_server_exceptions=False, headers=bearer(key))
     client.key = key
@@ -54,8 +54,8 @@ class ScriptedGenerator:
         return True
 
 
-def test_search_returns_ranked_passages_with_their_documents(settings, embedder, handbook):
-    client = client_for(settings, embedder)
+def test_search_returns_ranked_passages_with_their_documents(settings, fake_embedder, handbook):
+    client = client_for(settings, fake_embedder)
     r = client.post("/v1/search", json={"query": "How many vacation days do employees get?", "top_k": 3})
     assert r.status_code == 200, r.text
     results = r.json()["results"]
@@ -65,8 +65,8 @@ def test_search_returns_ranked_passages_with_their_documents(settings, embedder,
     assert [x["score"] for x in results] == sorted((x["score"] for x in results), reverse=True)
 
 
-def test_search_filters_apply_before_ranking(settings, embedder, handbook, db):
-    client = client_for(settings, embedder)
+def test_search_filters_apply_before_ranking(settings, fake_embedder, handbook, db):
+    client = client_for(settings, fake_embedder)
     q = {"query": "vacation days", "top_k": 50}
     everything = client.post("/v1/search", json=q).json()["results"]
     prefix = str(handbook / "policies")
@@ -83,8 +83,8 @@ def test_search_filters_apply_before_ranking(settings, embedder, handbook, db):
     ) == len(everything)
 
 
-def test_query_answers_with_checked_citations(settings, embedder, handbook):
-    client = client_for(settings, embedder)
+def test_query_answers_with_checked_citations(settings, fake_embedder, handbook):
+    client = client_for(settings, fake_embedder)
     r = client.post("/v1/query", json={"question": "What is the meal allowance in Portugal?"})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -96,16 +96,16 @@ def test_query_answers_with_checked_citations(settings, embedder, handbook):
     assert "45 EUR" in cited["quote"] and len(cited["document_sha256"]) == 64
 
 
-def test_question_without_answer_in_documents_says_so(settings, embedder, handbook):
-    client = client_for(settings, embedder)
+def test_question_without_answer_in_documents_says_so(settings, fake_embedder, handbook):
+    client = client_for(settings, fake_embedder)
     body = client.post("/v1/query", json={"question": "Who won the football world cup in 1990?"}).json()
     assert body["status"] == "not_found" and body["answer"] == NOT_FOUND and not body["grounded"]
     assert body["citations"], "the closest passages are listed so the user can read them"
 
 
-def test_invented_answer_is_replaced_before_the_user_sees_it(settings, embedder, handbook):
+def test_invented_answer_is_replaced_before_the_user_sees_it(settings, fake_embedder, handbook):
     invented = "Employees get 40 vacation days and a yearly bonus of 5000 EUR paid in March [1]."
-    client = client_for(settings, embedder, generator=ScriptedGenerator(invented))
+    client = client_for(settings, fake_embedder, generator=ScriptedGenerator(invented))
     body = client.post("/v1/query", json={"question": "How many vacation days do employees get?"}).json()
     assert body["status"] == "not_found" and body["answer"] == NOT_FOUND and body["dropped_sentences"] == 1
     with client.stream("POST", "/v1/query", json={"question": "How many vacation days?", "stream": True}) as r:
@@ -113,8 +113,8 @@ def test_invented_answer_is_replaced_before_the_user_sees_it(settings, embedder,
     assert "5000" not in raw.split("event: final")[0]  # never streamed either
 
 
-def test_query_streams_server_sent_events_with_citations_last(settings, embedder, handbook):
-    client = client_for(settings, embedder)
+def test_query_streams_server_sent_events_with_citations_last(settings, fake_embedder, handbook):
+    client = client_for(settings, fake_embedder)
     with client.stream(
         "POST", "/v1/query", json={"question": "How long are passwords?"}, headers={"Accept": "text/event-stream"}
     ) as r:
@@ -127,10 +127,10 @@ def test_query_streams_server_sent_events_with_citations_last(settings, embedder
     assert streamed == final["answer"] and "14 characters" in streamed and final["citations"]
 
 
-def test_openai_client_works_unchanged(settings, embedder, handbook):
+def test_openai_client_works_unchanged(settings, fake_embedder, handbook):
     from openai import OpenAI
 
-    client = client_for(settings, embedder)
+    client = client_for(settings, fake_embedder)
     oa = OpenAI(base_url="http://testserver/v1", api_key=client.key, http_client=client)
     assert [m.id for m in oa.models.list()] == ["private-rag"]
     messages = [
@@ -151,8 +151,8 @@ def test_openai_client_works_unchanged(settings, embedder, handbook):
     assert extra["citations"] == done.rag["citations"]
 
 
-def test_error_statuses_are_json_with_request_ids(settings, embedder, tmp_path, handbook):
-    client = client_for(settings, embedder)
+def test_error_statuses_are_json_with_request_ids(settings, fake_embedder, tmp_path, handbook):
+    client = client_for(settings, fake_embedder)
     for body, status in [
         ({"question": ""}, 422),
         ({"question": "x", "top_k": 0}, 422),
@@ -174,7 +174,7 @@ def test_error_statuses_are_json_with_request_ids(settings, embedder, tmp_path, 
     )
     assert r.status_code == 422
     empty = settings.model_copy(update={"data_dir": tmp_path / "empty"})
-    r = client_for(empty, embedder).post("/v1/search", json={"query": "anything"})
+    r = client_for(empty, fake_embedder).post("/v1/search", json={"query": "anything"})
     assert r.status_code == 503 and r.json()["error"]["code"] == "index_unavailable"
 
 
@@ -203,16 +203,16 @@ def slow_server():
     server.shutdown()
 
 
-def test_generator_down_or_slow_gives_503_504_or_a_marked_fallback(settings, embedder, handbook, slow_server):
+def test_generator_down_or_slow_gives_503_504_or_a_marked_fallback(settings, fake_embedder, handbook, slow_server):
     down = OpenAICompatibleGenerator(f"http://127.0.0.1:{_free_port()}/v1", "m", retries=1, connect_timeout_s=0.5)
-    client = client_for(settings, embedder, generator=down, generator_fallback="none")
+    client = client_for(settings, fake_embedder, generator=down, generator_fallback="none")
     r = client.post("/v1/query", json={"question": "What is the meal allowance in Portugal?"})
     assert r.status_code == 503 and r.json()["error"]["code"] == "generator_unavailable"
     slow = OpenAICompatibleGenerator(slow_server, "m", timeout_s=0.5)
-    client = client_for(settings, embedder, generator=slow, generator_fallback="none")
+    client = client_for(settings, fake_embedder, generator=slow, generator_fallback="none")
     r = client.post("/v1/query", json={"question": "What is the meal allowance in Portugal?"})
     assert r.status_code == 504 and r.json()["error"]["code"] == "generator_timeout"
-    client = client_for(settings, embedder, generator=down, generator_fallback="extractive")
+    client = client_for(settings, fake_embedder, generator=down, generator_fallback="extractive")
     body = client.post("/v1/query", json={"question": "What is the meal allowance in Portugal?"}).json()
     assert body["fallback"] and body["backend"] == "extractive" and "unavailable" in body["notice"]
     assert "45 EUR" in body["answer"]
@@ -220,11 +220,11 @@ def test_generator_down_or_slow_gives_503_504_or_a_marked_fallback(settings, emb
     assert ready.status_code == 200 and ready.json()["checks"]["generator"].startswith("degraded")
 
 
-def test_readyz_and_metrics(settings, embedder, tmp_path, handbook):
+def test_readyz_and_metrics(settings, fake_embedder, tmp_path, handbook):
     empty = settings.model_copy(update={"data_dir": tmp_path / "empty"})
-    r = client_for(empty, embedder, role="admin").get("/readyz")
+    r = client_for(empty, fake_embedder, role="admin").get("/readyz")
     assert r.status_code == 503 and r.json()["checks"]["index"].startswith("unavailable")
-    client = client_for(settings, embedder)
+    client = client_for(settings, fake_embedder)
     admin = bearer(make_user(settings, "ops", "admin"))
     ready = client.get("/readyz", headers=admin).json()
     assert ready["status"] == "ready" and ready["checks"]["database"] == "ok", ready
@@ -238,13 +238,13 @@ def test_readyz_and_metrics(settings, embedder, tmp_path, handbook):
     assert "rag_retrieval_seconds_count 2.0" in text and "rag_generation_seconds_count" in text
 
 
-def test_embedded_model_answers_or_says_not_found_never_unsupported(settings, embedder, handbook, local_llm_dir):
+def test_embedded_model_answers_or_says_not_found_never_unsupported(settings, fake_embedder, handbook, local_llm_dir):
     """The real packaged SmolLM2 on the CPU: whatever it writes, only supported sentences come out."""
     s = settings.model_copy(
         update={"generator": "embedded", "max_tokens": 64, "llm_model_path": str(local_llm_dir), "prompt_passages": 1}
     )
     client = TestClient(
-        create_app(s, embedder=embedder), raise_server_exceptions=False, headers=bearer(make_user(s, "alice"))
+        create_app(s, embedder=fake_embedder), raise_server_exceptions=False, headers=bearer(make_user(s, "alice"))
     )
     body = client.post("/v1/query", json={"question": "What is the meal allowance in Portugal?"}).json()
     assert body["backend"] == "embedded" and body["model"] == "SmolLM2-135M-Instruct"

@@ -155,6 +155,9 @@ def client(settings: Settings, app, name: str, role: str, groups) -> TestClient:
 
 @pytest.fixture(scope="module", params=DB_KINDS)
 def world(request, tmp_path_factory, real_embedder):
+    # The real model, not tests/fakes.py: the vendor copies passage [1], and the grounding gate passes it
+    # only if [1] is about the claim. Word overlap (fake or BM25) ranks a vitamin D abstract first for
+    # "A deficiency of vitamin B12 increases blood levels of homocysteine"; the real model does not.
     scifact = shared_path("eval", "scifact")
     tmp = tmp_path_factory.mktemp("routing")
     with fresh_database(request.param, tmp) as url:
