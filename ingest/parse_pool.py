@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import ParseError
+from rag.paths import is_unlinked
 from rag.types import ChunkDraft
 
 
@@ -76,6 +77,8 @@ def parse_and_chunk(path: str) -> ParsedFile:
     tokenizer = _worker_state["tokenizer"]
     started = time.perf_counter()
     try:
+        if not is_unlinked(Path(path)):  # checked when hashed too; the parse opens the file again
+            raise ParseError("a link appeared on its path; not followed")
         elements = parse_file(Path(path), max_bytes=config.max_bytes, ocr=config.ocr)
         max_tokens = min(config.chunk_tokens, tokenizer.max_tokens)
         chunks = chunk_elements(elements, tokenizer, max_tokens, config.overlap_tokens)

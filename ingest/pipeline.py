@@ -23,7 +23,8 @@ from ingest.parse_pool import ParseConfig, ParsedFile, ParsePool
 from ingest.report import JobReport, Outcome, ProgressCallback
 from rag import jobs
 from rag.db.models import Chunk, Collection, Document, IngestionJob, JobFile, utcnow
-from rag.errors import NotFoundError, RagError
+from rag.errors import NotFoundError, PathNotAllowedError, RagError
+from rag.paths import is_unlinked
 from rag.protocols import Embedder
 from rag.settings import Settings
 from rag.types import DEFAULT_LABEL, JOB_COUNTERS, FailedFile
@@ -83,8 +84,10 @@ class Ingestor:
         label: str | None,
         on_progress: ProgressCallback,
     ) -> None:
+        if not is_unlinked(target):
+            raise PathNotAllowedError("the job's path was replaced by a link since it was queued; nothing was read")
         found = discover(target)
-        root = target.resolve()
+        root = target
         report.files_total = len(found.files) + len(found.skipped)
         collection_id = self._collection_id(collection)
         existing = self._existing_documents(collection_id, root)
@@ -96,6 +99,9 @@ class Ingestor:
         for path in found.files:
             report.files_seen += 1
             started = time.perf_counter()
+            if not is_unlinked(path):  # a folder on the way was swapped for a link after discovery
+                outcomes.append(Outcome(str(path), "failed", error="a link appeared on its path; not followed"))
+                continue
             try:
                 digest, size = sha256_file(path), path.stat().st_size
             except OSError as exc:
