@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import ASK, MANAGE
+from api.params import Offset, QueryName, RowId, UserName
+from api.request_audit import note_target
 from api.schemas import DocumentOut, DocumentPatch, KeyIn, KeyOut, UserIn, UserOut, UserPatch
 from rag import documents, users
 from rag.auth.principal import Principal
@@ -33,6 +35,7 @@ def key_out(key: ApiKey, plaintext: str | None = None) -> KeyOut:
         created_at=_iso(key.created_at),
         last_used_at=_iso(key.last_used_at),
         revoked_at=_iso(key.revoked_at),
+        issued_by=key.issued_by,
         key=plaintext,
     )
 
@@ -54,11 +57,13 @@ def document_out(doc: Document) -> DocumentOut:
 def build_router(factory: sessionmaker[Session]) -> APIRouter:
     router = APIRouter(tags=["admin"])
 
-    @router.post("/v1/users", status_code=201, response_model=UserOut, dependencies=[MANAGE])
-    def create_user(body: UserIn) -> UserOut:
-        """Create a user (employee, admin or auditor) with groups; then give them a key."""
+    @router.post("/v1/users", status_code=201, response_model=UserOut)
+    def create_user(body: UserIn, request: Request, actor: Principal = MANAGE) -> UserOut:
+        """Create an employee or admin with groups; then give them a key. Auditors are created only
+        by the operator on the host (`rag users add NAME --role auditor`): 403 here."""
+        note_target(request, user=body.name, role=body.role, groups=sorted(body.groups))
         with factory() as s:
-            user, _ = users.create_user(s, body.name, body.role, body.groups)
+            user, _ = users.create_user(s, body.name, body.role, body.groups, actor=actor)
             return user_out(user)
 
     @router.get("/v1/users", response_model=list[UserOut], dependencies=[MANAGE])
@@ -66,17 +71,20 @@ def build_router(factory: sessionmaker[Session]) -> APIRouter:
         with factory() as s:
             return [user_out(u) for u in users.list_users(s)]
 
-    @router.patch("/v1/users/{name}", response_model=UserOut, dependencies=[MANAGE])
-    def update_user(name: str, body: UserPatch) -> UserOut:
-        """Change groups or disable a user: effective on their next request."""
+    @router.patch("/v1/users/{name}", response_model=UserOut)
+    def update_user(name: UserName, body: UserPatch, request: Request, actor: Principal = MANAGE) -> UserOut:
+        """Change groups or disable a user: effective on their next request (not auditors: 403)."""
+        note_target(request, user=name, groups=body.groups, disabled=body.disabled)
         with factory() as s:
-            return user_out(users.update_user(s, name, groups=body.groups, disabled=body.disabled))
+            return user_out(users.update_user(s, name, actor=actor, groups=body.groups, disabled=body.disabled))
 
-    @router.post("/v1/users/{name}/keys", status_code=201, response_model=KeyOut, dependencies=[MANAGE])
-    def create_key(name: str, body: KeyIn | None = None) -> KeyOut:
-        """A new API key for the user. The key is in this response only; store it now."""
+    @router.post("/v1/users/{name}/keys", status_code=201, response_model=KeyOut)
+    def create_key(name: UserName, request: Request, body: KeyIn | None = None, actor: Principal = MANAGE) -> KeyOut:
+        """A new API key for the user, naming the calling admin as its issuer (not for auditors: 403).
+        The key is in this response only; store it now."""
         with factory() as s:
-            key, plaintext = users.issue_key(s, name, body.name if body else None)
+            key, plaintext = users.issue_key(s, name, body.name if body else None, actor=actor)
+            note_target(request, user=name, key_id=key.id)
             return key_out(key, plaintext)
 
     @router.get("/v1/keys", response_model=list[KeyOut], dependencies=[MANAGE])
@@ -84,18 +92,19 @@ def build_router(factory: sessionmaker[Session]) -> APIRouter:
         with factory() as s:
             return [key_out(k) for k in users.list_keys(s)]
 
-    @router.delete("/v1/keys/{key_id}", response_model=KeyOut, dependencies=[MANAGE])
-    def revoke_key(key_id: int) -> KeyOut:
-        """Revoke a key: refused from the next request on."""
+    @router.delete("/v1/keys/{key_id}", response_model=KeyOut)
+    def revoke_key(key_id: RowId, request: Request, actor: Principal = MANAGE) -> KeyOut:
+        """Revoke a key: refused from the next request on (not an auditor's: 403)."""
+        note_target(request, key_id=key_id)
         with factory() as s:
-            return key_out(users.revoke_key(s, key_id))
+            return key_out(users.revoke_key(s, key_id, actor=actor))
 
     @router.get("/v1/documents", response_model=list[DocumentOut], tags=["query"])
     def list_documents(
         principal: Principal = ASK,
-        collection: str | None = None,
+        collection: QueryName | None = None,
         limit: int = Query(default=100, ge=1, le=1000),
-        offset: int = Query(default=0, ge=0),
+        offset: Offset = 0,
     ) -> list[DocumentOut]:
         """Documents the caller may read (admins: all), with their groups and labels."""
         with factory() as s:
@@ -105,8 +114,9 @@ def build_router(factory: sessionmaker[Session]) -> APIRouter:
             ]
 
     @router.patch("/v1/documents/{document_id}", response_model=DocumentOut, dependencies=[MANAGE])
-    def update_document(document_id: int, body: DocumentPatch) -> DocumentOut:
+    def update_document(document_id: RowId, body: DocumentPatch, request: Request) -> DocumentOut:
         """Change who may read a document, or its label, without re-embedding; effective at once."""
+        note_target(request, document_id=document_id, groups=body.groups, label=body.label)
         with factory() as s:
             return document_out(documents.relabel(s, document_id, groups=body.groups, label=body.label))
 

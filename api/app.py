@@ -1,38 +1,44 @@
 """App factory: the composition root of the API process.
 
 Every route except /healthz requires authentication; each route names the capability it needs
-(see rag.auth.principal). Every request to search, query and chat, answered or refused, writes
-exactly one audit record before its response leaves; when that write fails the response is
+(see rag.auth.principal). Every request but /healthz, answered or refused, writes exactly one audit
+record before its response leaves (api/request_audit.py); when that write fails the response is
 replaced by a 503 and the answer is withheld.
 """
 
 import logging
-import time
-import uuid
-from collections.abc import Awaitable, Callable
+import re
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import admin_routes, audit_routes, ingest_routes, openai_routes, query_routes, routing_routes
+from api import (
+    admin_routes,
+    audit_routes,
+    ingest_routes,
+    openai_routes,
+    query_routes,
+    request_audit,
+    routing_routes,
+)
 from api.auth import MANAGE, Authenticator, require
-from api.errors import classify
 from api.metrics import Metrics
+from api.ratelimit import FailureLimiter
 from api.schemas import ErrorResponse
 from api.services import QueryServices
-from rag.audit import AuditEntry, HashChainAuditLog, question_from_body, resolve_key
+from rag.audit import HashChainAuditLog, resolve_key
 from rag.db.session import make_engine, make_sessionmaker, migrate
-from rag.errors import AuditUnavailableError, RagError
+from rag.errors import RagError
 from rag.protocols import Embedder, Generator
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
-AUDITED = frozenset({"/v1/search", "/v1/query", "/v1/chat/completions", "/v1/route/explain"})
-MAX_BODY_BYTES = 1_000_000  # questions are capped far below this; bigger bodies are refused unread
+_BRANCH = re.compile(r"[\[\-]")
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
 def create_app(settings: Settings, *, embedder: Embedder | None = None, generator: Generator | None = None) -> FastAPI:
@@ -60,70 +66,25 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     app.state.audit_log = audit_log
     app.state.authenticator = Authenticator(settings, factory)
 
-    def error(request: Request, status: int, code: str, message: str) -> JSONResponse:
-        rid = getattr(request.state, "request_id", uuid.uuid4().hex)
-        entry = getattr(request.state, "audit", None)
-        if entry is not None:
-            entry.detail["error"] = code
-        return JSONResponse({"error": {"code": code, "message": message}, "request_id": rid}, status_code=status)
-
-    @app.middleware("http")
-    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        given = request.headers.get("x-request-id", "")
-        rid = given if given.isascii() and 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
-        request.state.request_id = rid
-        started = time.perf_counter()
-        entry = None
-        if request.url.path in AUDITED:
-            entry = AuditEntry(request_id=rid, route=request.url.path)
-            request.state.audit = entry
-        declared = request.headers.get("content-length", "0")
-        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
-            response = error(request, 413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
-        else:
-            if entry is not None:
-                entry.question = question_from_body(await request.body())
-            response = await call_next(request)
-        if entry is not None:
-            principal = getattr(request.state, "principal", None)
-            if principal is not None:
-                entry.principal, entry.role, entry.groups = principal.name, principal.role, list(principal.groups)
-            entry.status = response.status_code
-            entry.latency_ms = (time.perf_counter() - started) * 1000
-            try:
-                await run_in_threadpool(audit_log.append, entry)
-            except AuditUnavailableError as exc:
-                log.error("audit write failed for request %s: %s", rid, type(exc.__cause__).__name__)
-                response = JSONResponse(
-                    {"error": {"code": "audit_unavailable", "message": str(exc)}, "request_id": rid}, status_code=503
-                )
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.requests.labels(path, request.method, str(response.status_code)).inc()
-        metrics.latency.labels(path).observe(time.perf_counter() - started)
-        response.headers["x-request-id"] = rid
-        return response
+    request_audit.install(app, settings, audit_log, metrics, FailureLimiter(settings.auth_failures_per_minute))
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
-        status, code, message = classify(exc)
-        return error(request, status, code, message)
+        return request_audit.for_error(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return error(request, 422, "invalid_request", f"{where}: {first.get('msg')}")
+        # drop "body" and pydantic's names of union branches and validators ("function-after[...]")
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body" and not _BRANCH.search(str(p)))
+        return request_audit.error_response(request, 422, "invalid_request", f"{where}: {first.get('msg')}")
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error(
-            "unhandled %s on %s (request %s)",
-            type(exc).__name__,
-            request.url.path,
-            getattr(request.state, "request_id", "-"),
-        )
-        return error(request, 500, "internal_error", "internal error")
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own refusals (unknown route, wrong method, a body that is not JSON) in our format."""
+        code = _HTTP_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
+        message = "the request body is not valid JSON" if exc.status_code == 400 else str(exc.detail)
+        return request_audit.error_response(request, exc.status_code, code, message, getattr(exc, "headers", None))
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict:

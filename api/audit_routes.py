@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
@@ -14,12 +14,22 @@ from sqlalchemy import Select, String, cast, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import require
+from api.params import Cursor, QueryName, QueryText, RowId, Status
 from api.schemas import AuditPage, AuditRecordOut
 from rag.db.models import AuditRecord
 from rag.errors import NotFoundError
 from rag.protocols import AuditLog
 
 EXPORT_FIELDS = list(AuditRecordOut.model_fields)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")  # what spreadsheets read as the start of a formula
+
+
+def inert_cell(value: object) -> object:
+    """A CSV cell no spreadsheet evaluates: text that could start a formula gets a leading `'`
+    (OWASP's advice for CSV injection). Questions and request ids are the caller's text."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def record_out(r: AuditRecord) -> AuditRecordOut:
@@ -45,13 +55,13 @@ def record_out(r: AuditRecord) -> AuditRecordOut:
 class AuditFilters:
     def __init__(
         self,
-        user: str | None = Query(default=None, description="principal name"),
-        group: str | None = Query(default=None),
-        since: str | None = Query(default=None, description="ISO time"),
-        until: str | None = Query(default=None, description="ISO time (exclusive)"),
-        route: str | None = Query(default=None),
-        status: int | None = Query(default=None),
-        text: str | None = Query(default=None, description="substring of question or answer"),
+        user: Annotated[QueryName | None, Query(description="principal name")] = None,
+        group: QueryName | None = None,
+        since: Annotated[QueryName | None, Query(description="ISO time")] = None,
+        until: Annotated[QueryName | None, Query(description="ISO time (exclusive)")] = None,
+        route: QueryName | None = None,
+        status: Status | None = None,
+        text: Annotated[QueryText | None, Query(description="substring of question or answer")] = None,
     ) -> None:
         self.user, self.group, self.since, self.until = user, group, since, until
         self.route, self.status, self.text = route, status, text
@@ -81,7 +91,7 @@ def build_router(factory: sessionmaker[Session], audit_log: AuditLog) -> APIRout
     @router.get("/v1/audit/records", response_model=AuditPage)
     def list_records(
         filters: AuditFilters = Depends(),
-        cursor: int | None = Query(default=None, ge=1),
+        cursor: Cursor | None = None,
         limit: int = Query(default=100, ge=1, le=1000),
     ) -> AuditPage:
         """Newest first; `cursor` continues after the last page."""
@@ -95,7 +105,7 @@ def build_router(factory: sessionmaker[Session], audit_log: AuditLog) -> APIRout
         return AuditPage(records=[record_out(r) for r in rows], next_cursor=rows[-1].seq if more and rows else None)
 
     @router.get("/v1/audit/records/{seq}", response_model=AuditRecordOut)
-    def get_record(seq: int) -> AuditRecordOut:
+    def get_record(seq: RowId) -> AuditRecordOut:
         with factory() as s:
             record = s.scalars(select(AuditRecord).where(AuditRecord.seq == seq)).first()
         if record is None:
@@ -119,7 +129,7 @@ def build_router(factory: sessionmaker[Session], audit_log: AuditLog) -> APIRout
                         item = record_out(r).model_dump()
                         item["groups"] = json.dumps(item["groups"])
                         item["detail"] = json.dumps(item["detail"], sort_keys=True)
-                        writer.writerow(item)
+                        writer.writerow({k: inert_cell(v) for k, v in item.items()})
                         yield buffer.getvalue()
                         buffer.seek(0)
                         buffer.truncate()

@@ -57,6 +57,7 @@ class Authenticator:
                 groups=tuple(sorted(g.name for g in user.groups)),
                 via="api_key",
                 user_id=user.id,
+                key_id=key.id,
             )
 
 
@@ -64,8 +65,10 @@ def require(capability: str) -> Callable[[Request], Principal]:
     """A dependency: the caller must be authenticated and hold `capability` (see rag.auth.principal)."""
 
     def check(request: Request) -> Principal:
-        principal = request.app.state.authenticator.authenticate(request.headers.get("authorization"))
-        request.state.principal = principal
+        principal = getattr(request.state, "principal", None)  # the request middleware authenticates first
+        if principal is None:
+            principal = request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+            request.state.principal = principal
         if not principal.may(capability):
             raise PermissionDeniedError(f"the {principal.role} role may not use this route")
         return principal

@@ -10,6 +10,9 @@ from rag import errors
 _TABLE: list[tuple[type[Exception], int, str]] = [
     (errors.QuestionTooLongError, 413, "question_too_long"),
     (errors.InvalidRequestError, 422, "invalid_request"),
+    (errors.BodyTooLargeError, 413, "body_too_large"),
+    (errors.RequestTimeoutError, 408, "request_timeout"),
+    (errors.RateLimitedError, 429, "rate_limited"),
     (errors.NotFoundError, 404, "not_found"),
     (errors.AuthenticationError, 401, "unauthorized"),
     (errors.PathNotAllowedError, 403, "path_not_allowed"),

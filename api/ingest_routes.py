@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import require
+from api.params import RowId
+from api.request_audit import note_target
 from api.schemas import IngestRequest, JobStatus
 from rag import jobs
 from rag.settings import Settings
@@ -19,14 +21,16 @@ def build_router(settings: Settings, factory: sessionmaker[Session]) -> APIRoute
     router = APIRouter(tags=["admin"], dependencies=[Depends(require("manage"))])
 
     @router.post("/v1/ingest/jobs", status_code=202, response_model=JobStatus)
-    def create_ingest_job(body: IngestRequest) -> JobStatus:
+    def create_ingest_job(body: IngestRequest, request: Request) -> JobStatus:
         """Queue an ingestion job for the workers. Paths outside RAG_INGEST_ROOTS are refused (403)."""
+        note_target(request, path=body.path, collection=body.collection, groups=body.groups, label=body.label)
         with factory() as s:
             job = jobs.queue_within_roots(s, body.path, settings.ingest_roots, body.collection, body.groups, body.label)
+            note_target(request, job_id=job.id)
             return job_status(jobs.describe(s, job))
 
     @router.get("/v1/ingest/jobs/{job_id}", response_model=JobStatus)
-    def get_ingest_job(job_id: int) -> JobStatus:
+    def get_ingest_job(job_id: RowId) -> JobStatus:
         """A job's state, its counts so far, and the files that failed with their reasons."""
         with factory() as s:
             return job_status(jobs.describe(s, jobs.get_job(s, job_id)))

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import ASK
 from api.metrics import Metrics
 from api.query_routes import ERRORS, answer_json, collect
-from api.schemas import ChatCompletionOut, ChatRequest
+from api.schemas import ChatCompletionOut, ChatRequest, ContentPart
 from api.services import QueryServices
 from rag.audit import AuditEntry, record_answer
 from rag.auth.principal import Principal
@@ -31,12 +31,12 @@ from rag.types import Answer
 MODEL_ID = "private-rag"
 
 
-def _text(content: str | list[dict] | None) -> str:
+def _text(content: str | list[ContentPart] | None) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    return "\n".join(part.get("text", "") for part in content if part.get("type") == "text")
+    return "\n".join(part.text or "" for part in content if part.type == "text")
 
 
 def split_conversation(body: ChatRequest) -> tuple[str, list[dict[str, str]]]:

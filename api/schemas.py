@@ -2,18 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from rag.auth.principal import Role
 from rag.types import JOB_COUNTERS, JobState, Label
 
+# --- what every request body's text must be ----------------------------------------------------
 
-class IngestRequest(BaseModel):
-    path: str = Field(description="Folder or file to ingest; must lie inside RAG_INGEST_ROOTS", min_length=1)
-    collection: str = Field(default="default", min_length=1, max_length=200)
-    groups: list[str] | None = Field(
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates: no database stores them as text
+MAX_PATH_CHARS = 4096
+MAX_NAME_BYTES = 255  # of one path component, as file systems count it
+
+
+def _storable_text(value: str) -> str:
+    if _UNSTORABLE.search(value):
+        raise ValueError("text must be valid Unicode without NUL characters")
+    return value
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must be printable (no control or invisible format characters)")
+    return value
+
+
+def _file_path(value: str) -> str:
+    if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in value.split("/")):
+        raise ValueError(f"a path component is longer than {MAX_NAME_BYTES} bytes")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable_text)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_printable)]
+GroupList = Annotated[list[Name], Field(max_length=100)]
+FilePath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_PATH_CHARS),
+    AfterValidator(_storable_text),
+    AfterValidator(_printable),
+    AfterValidator(_file_path),
+]
+
+
+class RequestBody(BaseModel):
+    """Strict: `"5"` or `true` is not an integer; text that no database can store is refused."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class IngestRequest(RequestBody):
+    path: FilePath = Field(description="Folder or file to ingest; must lie inside RAG_INGEST_ROOTS")
+    collection: Name = "default"
+    groups: GroupList | None = Field(
         default=None, description="Groups allowed to read the documents; null keeps existing"
     )
     label: Label | None = None
@@ -50,21 +93,23 @@ class ErrorResponse(BaseModel):
 # --- query side -------------------------------------------------------------------------------
 
 
-class SearchFiltersIn(BaseModel):
-    collection: str | None = Field(default=None, description="Only documents of this collection")
-    path_prefix: str | None = Field(default=None, description="Only documents whose path starts with this")
+class SearchFiltersIn(RequestBody):
+    collection: Name | None = Field(default=None, description="Only documents of this collection")
+    path_prefix: Annotated[Text, Field(max_length=MAX_PATH_CHARS)] | None = Field(
+        default=None, description="Only documents whose path starts with this"
+    )
     label: Label | list[Label] | None = Field(default=None, description="Only documents with this label (or these)")
 
 
-class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, description="Free-text query")
+class SearchRequest(RequestBody):
+    query: Text = Field(min_length=1, description="Free-text query")
     top_k: int = Field(default=10, ge=1, le=100, description="How many passages to return")
     filters: SearchFiltersIn | None = None
 
 
-class RouteExplainRequest(BaseModel):
-    question: str = Field(min_length=1)
-    user: str | None = Field(default=None, description="Decide for this user (default: the calling admin)")
+class RouteExplainRequest(RequestBody):
+    question: Text = Field(min_length=1)
+    user: Name | None = Field(default=None, description="Decide for this user (default: the calling admin)")
     top_k: int | None = Field(default=None, ge=1, le=50)
     filters: SearchFiltersIn | None = None
 
@@ -89,8 +134,8 @@ class SearchResponse(BaseModel):
     generation: int = Field(description="Index generation that served this search")
 
 
-class QueryRequest(BaseModel):
-    question: str = Field(min_length=1, description="The question (longer than RAG_MAX_QUESTION_CHARS: 413)")
+class QueryRequest(RequestBody):
+    question: Text = Field(min_length=1, description="The question (longer than RAG_MAX_QUESTION_CHARS: 413)")
     top_k: int | None = Field(
         default=None, ge=1, le=50, description="Passages given to the model (default RAG_DEFAULT_TOP_K)"
     )
@@ -141,13 +186,23 @@ class QueryResponse(BaseModel):
     dropped_sentences: int = Field(description="Generated sentences withheld by the grounding check")
 
 
-class ChatMessage(BaseModel):
+class ContentPart(RequestBody):
+    """One part of a message's content; only `text` parts are read, others (images) are ignored."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    type: Name
+    text: Text | None = None
+
+
+class ChatMessage(RequestBody):
+    model_config = ConfigDict(strict=True, extra="allow")  # OpenAI clients send `name`, `tool_calls`, ...
     role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: str | list[dict] | None = None
+    content: Text | list[ContentPart] | None = None
 
 
-class ChatRequest(BaseModel):
-    model: str = Field(default="private-rag", description="'private-rag' (see GET /v1/models)")
+class ChatRequest(RequestBody):
+    model_config = ConfigDict(strict=True, extra="allow")  # and `user`, `n`, `seed`, ... on the request
+    model: Name = Field(default="private-rag", description="'private-rag' (see GET /v1/models)")
     messages: list[ChatMessage] = Field(min_length=1, description="The last user message is the question")
     stream: bool = False
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
@@ -200,14 +255,14 @@ class ChatCompletionOut(BaseModel):
 # --- identity, documents, audit -----------------------------------------------------------------
 
 
-class UserIn(BaseModel):
+class UserIn(RequestBody):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._@-]+$")
     role: Role
-    groups: list[str] = Field(default_factory=list)
+    groups: GroupList = Field(default_factory=list)
 
 
-class UserPatch(BaseModel):
-    groups: list[str] | None = Field(default=None, description="Replaces the user's groups")
+class UserPatch(RequestBody):
+    groups: GroupList | None = Field(default=None, description="Replaces the user's groups")
     disabled: bool | None = None
 
 
@@ -219,8 +274,8 @@ class UserOut(BaseModel):
     disabled: bool
 
 
-class KeyIn(BaseModel):
-    name: str | None = Field(default=None, max_length=200, description="A label for the key, e.g. its purpose")
+class KeyIn(RequestBody):
+    name: Name | None = Field(default=None, description="A label for the key, e.g. its purpose")
 
 
 class KeyOut(BaseModel):
@@ -231,6 +286,7 @@ class KeyOut(BaseModel):
     created_at: str
     last_used_at: str | None
     revoked_at: str | None
+    issued_by: str | None = Field(default=None, description="Who minted the key: an admin's name, or 'operator'")
     key: str | None = Field(default=None, description="The key itself: returned once, at creation, never again")
 
 
@@ -246,8 +302,8 @@ class DocumentOut(BaseModel):
     chunk_count: int
 
 
-class DocumentPatch(BaseModel):
-    groups: list[str] | None = Field(default=None, description="Replaces the groups allowed to read it")
+class DocumentPatch(RequestBody):
+    groups: GroupList | None = Field(default=None, description="Replaces the groups allowed to read it")
     label: Label | None = None
 
 

@@ -114,7 +114,7 @@ def make_key(data_dir: Path, role: str) -> str:
     from rag.settings import Settings
 
     with make_sessionmaker(make_engine(Settings(data_dir=data_dir, _env_file=None)))() as s:
-        _, plaintext = users.create_user(s, f"bench-{role}", role, ["bench"], with_key=True)
+        _, plaintext = users.create_user(s, f"bench-{role}", role, ["bench"], actor=users.OPERATOR, with_key=True)
     return plaintext
 
 

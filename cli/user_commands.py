@@ -26,7 +26,9 @@ def users_add(name: str, role: str, groups: str, no_key: bool) -> None:
     rt = Runtime()
     try:
         with rt.factory() as session:
-            _, plaintext = user_store.create_user(session, name, role, split_groups(groups) or [], with_key=not no_key)
+            _, plaintext = user_store.create_user(
+                session, name, role, split_groups(groups) or [], actor=user_store.OPERATOR, with_key=not no_key
+            )
     except RagError as exc:
         fail(str(exc))
     click.echo(f"created {role} '{name}'" + (f"; API key (shown once): {plaintext}" if plaintext else ""), err=True)
@@ -56,7 +58,9 @@ def users_set(name: str, groups: str | None, disable: bool | None) -> None:
     rt = Runtime()
     try:
         with rt.factory() as session:
-            user_store.update_user(session, name, groups=split_groups(groups), disabled=disable)
+            user_store.update_user(
+                session, name, actor=user_store.OPERATOR, groups=split_groups(groups), disabled=disable
+            )
     except RagError as exc:
         fail(str(exc))
     click.echo(f"ok: {name}")
@@ -72,7 +76,7 @@ def users_key(name: str, label: str | None) -> None:
     rt = Runtime()
     try:
         with rt.factory() as session:
-            _, plaintext = user_store.issue_key(session, name, label)
+            _, plaintext = user_store.issue_key(session, name, label, actor=user_store.OPERATOR)
     except RagError as exc:
         fail(str(exc))
     click.echo(plaintext)
@@ -87,7 +91,7 @@ def users_revoke_key(key_id: int) -> None:
     rt = Runtime()
     try:
         with rt.factory() as session:
-            user_store.revoke_key(session, key_id)
+            user_store.revoke_key(session, key_id, actor=user_store.OPERATOR)
     except RagError as exc:
         fail(str(exc))
     click.echo(f"ok: key {key_id} revoked")

@@ -79,6 +79,10 @@ class Segment:
             self._norm = (avg_len, K1 * ((1 - B) + B * lengths / np.float32(avg_len)))
         return self._norm[1]
 
+    def norm_of(self, rows: np.ndarray, avg_len: float) -> np.ndarray:
+        """The same norm for some rows only, under another average length (a caller's own)."""
+        return K1 * ((1 - B) + B * self.lengths[rows].astype(np.float32) / np.float32(avg_len))
+
     @property
     def live(self) -> int:
         return len(self.ids) - len(self.deleted)
@@ -225,7 +229,7 @@ class BM25KeywordIndex:
         self._next = next_segment
         self._docs = sum(s.live for s in self._segments)
         self._avg_len = (sum(s.live_length for s in self._segments) / self._docs) if self._docs else 0.0
-        self._mask_cache: OrderedDict[int, tuple[np.ndarray, list[np.ndarray]]] = OrderedDict()
+        self._mask_cache: OrderedDict[int, tuple[np.ndarray, tuple[list[np.ndarray], int, int]]] = OrderedDict()
         self._mask_lock = threading.Lock()
         self.linkable: set[str] = set()  # segments whose files already exist in the source generation
         self._source: Path | None = None
@@ -279,7 +283,11 @@ class BM25KeywordIndex:
     # -- searching ------------------------------------------------------------------------------
 
     def search(self, query: str, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, ids); the allowed-id mask is applied before ranking."""
+        """Top-k (scores, ids); the allowed-id mask is applied before ranking.
+
+        With `allowed_ids`, the BM25 statistics (chunk count, average length, document frequencies)
+        are those of the allowed chunks only: a score must not depend on text the caller may not
+        read, or its changes would tell whether a word occurs in documents they cannot see."""
         if not self._docs:
             return _NO_HITS
         tokens = tokenize([query])
@@ -292,24 +300,31 @@ class BM25KeywordIndex:
         hashes = _hash_terms(tokens[0])
         unique, counts = np.unique(hashes, return_counts=True)  # a repeated query word counts again
         postings = [[s.postings(h) for h in unique] for s in self._segments]
+        if allowed_ids is None:
+            docs, avg_len = self._docs, self._avg_len
+        else:
+            masks, docs, total_len = self._masks_for(allowed_ids)
+            if not docs:
+                return _NO_HITS
+            avg_len = total_len / docs
+            # only allowed postings compete, and only they count in the statistics
+            postings = [
+                [(rows[mask[rows]], tf[mask[rows]]) for rows, tf in seg_postings]
+                for mask, seg_postings in zip(masks, postings, strict=True)
+            ]
         df = np.array([sum(len(p[t][0]) for p in postings) for t in range(len(unique))], dtype=np.float64)
-        idf = np.log(1 + (self._docs - df + 0.5) / (df + 0.5)) * counts
+        idf = np.log(1 + (docs - df + 0.5) / (df + 0.5)) * counts
         candidates: list[tuple[np.ndarray, np.ndarray]] = []
-        masks = None if allowed_ids is None else self._masks_for(allowed_ids)
-        for number, (segment, seg_postings) in enumerate(zip(self._segments, postings, strict=True)):
+        for segment, seg_postings in zip(self._segments, postings, strict=True):
             scores = np.zeros(len(segment.ids), dtype=np.float32)
-            norm = segment.length_norm(self._avg_len)
+            # the whole index's norms are cached per segment; a caller's own average is applied per posting
+            norm = segment.length_norm(avg_len) if allowed_ids is None else None
             for weight, (rows, tf) in zip(idf, seg_postings, strict=True):
                 if len(rows):
                     tf = tf.astype(np.float32)
-                    scores[rows] += np.float32(weight) * tf / (norm[rows] + tf)
+                    row_norm = norm[rows] if norm is not None else segment.norm_of(rows, avg_len)
+                    scores[rows] += np.float32(weight) * tf / (row_norm + tf)
             hit = np.flatnonzero(scores > 0)
-            if masks is not None:  # before ranking: only allowed rows compete for the top k
-                hit = (
-                    hit[masks[number][hit]]
-                    if masks[number] is not None
-                    else hit[_find(allowed_ids, segment.ids[hit])[1]]
-                )  # cost grows with the matches
             if len(hit) > k:
                 hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
             candidates.append((scores[hit], segment.ids[hit]))
@@ -318,23 +333,28 @@ class BM25KeywordIndex:
         order = np.lexsort((ids, -scores))[:k]
         return scores[order].astype(np.float32), ids[order]
 
-    def _masks_for(self, allowed_ids: np.ndarray) -> list[np.ndarray | None]:
-        """Row masks per segment for a shared allowed set (read-only arrays: the searcher's cached
-        sets, reused across requests), built once; for other sets, None = test the matches only."""
-        if allowed_ids.flags.writeable:
-            return [None] * len(self._segments)
+    def _masks_for(self, allowed_ids: np.ndarray) -> tuple[list[np.ndarray], int, int]:
+        """Row masks per segment for an allowed set, with the set's live chunk count and total
+        length. Shared sets (read-only arrays: the searcher's cached ones, reused across requests)
+        are computed once; others for this search only."""
+        shared = not allowed_ids.flags.writeable
         key = id(allowed_ids)
-        with self._mask_lock:
-            cached = self._mask_cache.get(key)
-            if cached is not None and cached[0] is allowed_ids:
-                self._mask_cache.move_to_end(key)
-                return cached[1]
+        if shared:
+            with self._mask_lock:
+                cached = self._mask_cache.get(key)
+                if cached is not None and cached[0] is allowed_ids:
+                    self._mask_cache.move_to_end(key)
+                    return cached[1]
         masks = [segment.allowed_rows(allowed_ids) for segment in self._segments]
-        with self._mask_lock:
-            self._mask_cache[key] = (allowed_ids, masks)  # holding the array keeps its id unique
-            while len(self._mask_cache) > _MASK_CACHE:
-                self._mask_cache.popitem(last=False)
-        return masks
+        docs = sum(int(np.count_nonzero(m)) for m in masks)
+        total_len = sum(int(s.lengths[m].sum(dtype=np.int64)) for s, m in zip(self._segments, masks, strict=True))
+        found = (masks, docs, total_len)
+        if shared:
+            with self._mask_lock:
+                self._mask_cache[key] = (allowed_ids, found)  # holding the array keeps its id unique
+                while len(self._mask_cache) > _MASK_CACHE:
+                    self._mask_cache.popitem(last=False)
+        return found
 
     # -- files ----------------------------------------------------------------------------------
 

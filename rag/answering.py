@@ -17,7 +17,7 @@ from rag.auth.principal import Principal
 from rag.errors import EgressBlockedError, GenerationInterruptedError, GeneratorUnavailableError
 from rag.grounding import GroundedAnswer, GroundingChecker, SentenceGate
 from rag.lexical import content_words, split_sentences
-from rag.prompting import NOT_FOUND, build_prompt
+from rag.prompting import NOT_FOUND, build_prompt, without_markup
 from rag.protocols import Generator, Router
 from rag.search import Searcher
 from rag.types import DISABLED, Answer, Citation, Delta, Passage, RouteDecision, SearchFilters, Usage
@@ -182,21 +182,23 @@ class QuestionAnswerer:
         gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question))
         outcome = _Outcome(generator, prompt.passages, None, [], neutralised=prompt.neutralised)
 
-        def release(sentence: str) -> Delta:
-            outcome.deltas.append(sentence if not outcome.deltas else " " + sentence)
-            return Delta(outcome.deltas[-1])
+        def release(sentence: str) -> Iterator[Delta]:
+            sentence = " ".join(without_markup(sentence).split())  # never echo a delimiter or template token
+            if sentence:
+                outcome.deltas.append(sentence if not outcome.deltas else " " + sentence)
+                yield Delta(outcome.deltas[-1])
 
         try:
             for piece in generator.stream(prompt, cap, usage):
                 outcome.first_token_at = outcome.first_token_at or time.perf_counter()
                 for sentence in gate.feed(piece):
-                    yield release(sentence)
+                    yield from release(sentence)
         except GeneratorUnavailableError as exc:
             if outcome.deltas:
                 raise GenerationInterruptedError(f"the model failed mid-answer: {exc}") from exc
             raise
         for sentence in gate.finish():
-            yield release(sentence)
+            yield from release(sentence)
         outcome.result = gate.result([d.strip() for d in outcome.deltas])
         return outcome
 

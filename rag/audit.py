@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import threading
 from collections.abc import Iterator
@@ -73,11 +74,28 @@ class AuditEntry:
     kind: str = "request"
 
 
+_COLUMN_CHARS = {"request_id": 64, "principal": 200, "route": 200}
+
+
+def storable(value):
+    """The same value with text every database stores as is: a lone surrogate or a NUL (which
+    PostgreSQL refuses) becomes its backslash escape. Nothing is dropped."""
+    if isinstance(value, str):
+        if "\x00" not in value and value.isascii():
+            return value
+        return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {storable(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
+
+
 def question_from_body(body: bytes, limit: int = 10_000) -> str | None:
     """The question of a request refused before its body was validated (best effort, bounded)."""
     try:
         data = json.loads(body or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested deeper than the parser goes
         return None
     if not isinstance(data, dict):
         return None
@@ -86,6 +104,28 @@ def question_from_body(body: bytes, limit: int = 10_000) -> str | None:
         users = [m.get("content") for m in data["messages"] if isinstance(m, dict) and m.get("role") == "user"]
         value = users[-1] if users else None
     return value[:limit] if isinstance(value, str) else None
+
+
+def _bounded(value: str | None, column: str) -> str | None:
+    return None if value is None else storable(value)[: _COLUMN_CHARS[column]]
+
+
+_QUESTION_FIELD = re.compile(r'"(?:question|query|content)"\s*:\s*"((?:[^"\\]|\\.)*)')
+
+
+def question_from_prefix(prefix: bytes, limit: int) -> str | None:
+    """The question in the first bytes of a body that was not read to its end (a refused caller's):
+    parsed when the prefix is whole JSON, else the first question-like string field, unescaped."""
+    whole = question_from_body(prefix, limit)
+    if whole is not None:
+        return whole
+    found = _QUESTION_FIELD.search(prefix.decode("utf-8", "replace"))
+    if found is None:
+        return None
+    try:
+        return json.loads(f'"{found.group(1)}"')[:limit]
+    except ValueError:
+        return found.group(1)[:limit]
 
 
 def record_passages(entry: AuditEntry, passages: list[Passage]) -> None:
@@ -201,15 +241,15 @@ class HashChainAuditLog:
                         "seq": (head.seq + 1) if head else 1,
                         "kind": entry.kind,
                         "ts": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
-                        "request_id": entry.request_id,
-                        "principal": entry.principal,
+                        "request_id": _bounded(entry.request_id, "request_id"),
+                        "principal": _bounded(entry.principal, "principal"),
                         "role": entry.role,
-                        "groups": sorted(entry.groups),
-                        "route": entry.route,
+                        "groups": storable(sorted(entry.groups)),
+                        "route": _bounded(entry.route, "route"),
                         "status": int(entry.status),
-                        "question": entry.question,
-                        "answer": entry.answer,
-                        "detail": json.loads(json.dumps(entry.detail, default=str)),
+                        "question": storable(entry.question),
+                        "answer": storable(entry.answer),
+                        "detail": storable(json.loads(json.dumps(entry.detail, default=str))),
                         "latency_ms": round(float(entry.latency_ms), 3),
                         "prev_hash": head.hash if head else GENESIS,
                     }

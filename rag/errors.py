@@ -27,6 +27,22 @@ class QuestionTooLongError(InvalidRequestError):
     """The question exceeds the configured maximum length (413)."""
 
 
+class BodyTooLargeError(RequestError):
+    """The request body is larger than the API accepts, counted on the bytes read (413)."""
+
+
+class RequestTimeoutError(RequestError):
+    """The request body did not arrive within the read deadline (408)."""
+
+
+class RateLimitedError(RequestError):
+    """Too many failed authentications from this client address; retry later (429)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class NotFoundError(RequestError):
     """The named object does not exist, or the caller may not know that it does (404)."""
 

@@ -68,11 +68,24 @@ def neutralise(text: str) -> tuple[str, int]:
     return text, n1 + n2 + n3
 
 
+def without_markup(text: str) -> str:
+    """Text with chat-template tokens and our delimiters removed: for the question and history
+    (the caller's own words, so instruction-like phrases stay) and for the model's answer, which
+    must not echo a delimiter or a template token to the reader."""
+    return _SPECIAL_TOKENS.sub(" ", text)
+
+
+_ATTRIBUTE_UNSAFE = re.compile(r'[<>"\x00-\x1f\x7f]')
+
+
 def _source(passage: Passage) -> str:
-    where = passage.path.rsplit("/", 1)[-1]
+    """The file name as a passage attribute: a name is chosen by whoever saved the file, so it is
+    neutralised like passage text and cannot close the attribute or the tag."""
+    where, _ = neutralise(passage.path.rsplit("/", 1)[-1][:200])
+    where = " ".join(_ATTRIBUTE_UNSAFE.sub(" ", where).split())
     if passage.page:
         where += f", page {passage.page}"
-    return where.replace('"', "'")
+    return where
 
 
 def build_prompt(
@@ -89,10 +102,15 @@ def build_prompt(
         changed += count
         blocks.append(f'<passage n="{n}" source="{_source(passage)}">\n[{n}] {" ".join(text.split())}\n</passage>')
     context = "\n".join(blocks) if blocks else "(no passages were found)"
-    user = f"{context}\n\nQuestion: {question.strip()}\n{INSTRUCTION}"
-    history = [m for m in (history or []) if m.get("role") in ("user", "assistant") and m.get("content")]
+    question_text = " ".join(without_markup(question).split())
+    user = f"{context}\n\nQuestion: {question_text}\n{INSTRUCTION}"
+    history = [
+        {"role": m["role"], "content": without_markup(m["content"])}
+        for m in (history or [])
+        if m.get("role") in ("user", "assistant") and m.get("content")
+    ]
     if general:
-        system, user = GENERAL_SYSTEM_PROMPT, question.strip()
+        system, user = GENERAL_SYSTEM_PROMPT, question_text
     else:
         system = SYSTEM_PROMPT
     messages = [{"role": "system", "content": system}, *history, {"role": "user", "content": user}]

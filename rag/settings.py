@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    request_read_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="a request body must arrive within this time (else 408)"
+    )
+    auth_failures_per_minute: int = Field(
+        default=30, ge=1, description="failed authentications per client address per minute before 429"
+    )
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     parse_timeout_s: float = Field(default=600.0, gt=0)
     ocr: Literal["auto", "off"] = Field(default="auto", description="OCR when tesseract and poppler exist")

@@ -1,6 +1,11 @@
 """User administration: the use cases the CLI (`rag users ...`) and the admin API both call.
 
 Each function changes one thing and commits it, so the two entry points cannot drift apart.
+
+Separation of duties: auditors review what admins do, so an admin must not be able to make an
+auditor, act on one, or hold an auditor's key. Auditor accounts and their keys are managed only by
+the operator on the host (the CLI, `actor.via == "cli"`), never through the admin API. Every key
+names who issued it, so a key an admin minted for someone else is traceable to that admin.
 """
 
 from __future__ import annotations
@@ -12,7 +17,16 @@ from sqlalchemy.orm import Session
 from rag.auth.keys import create_key
 from rag.auth.principal import ROLES, Principal
 from rag.db.models import ApiKey, Group, User, utcnow
-from rag.errors import InvalidRequestError, NotFoundError
+from rag.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+
+OPERATOR = Principal(name="operator", role="admin", via="cli")  # the host's CLI: trusted with auditors
+
+
+def _check_may_administer(actor: Principal, role: str) -> None:
+    if role == "auditor" and actor.via != "cli":
+        raise PermissionDeniedError(
+            "auditor accounts and their keys are managed only by the operator on the host (rag users ...)"
+        )
 
 
 def groups_named(session: Session, names: list[str] | tuple[str, ...]) -> list[Group]:
@@ -50,25 +64,41 @@ def list_keys(session: Session) -> list[ApiKey]:
 
 
 def create_user(
-    session: Session, name: str, role: str, groups: list[str], *, with_key: bool = False, key_label: str | None = None
+    session: Session,
+    name: str,
+    role: str,
+    groups: list[str],
+    *,
+    actor: Principal,
+    with_key: bool = False,
+    key_label: str | None = None,
 ) -> tuple[User, str | None]:
     """A new user with groups; with `with_key`, also its first API key (plaintext returned once)."""
     if role not in ROLES:
         raise InvalidRequestError(f"role must be one of {', '.join(ROLES)}")
+    _check_may_administer(actor, role)
     if session.scalars(select(User).where(User.name == name)).first() is not None:
         raise InvalidRequestError(f"user '{name}' exists already")
     user = User(name=name, role=role, disabled=False)
     user.groups = groups_named(session, groups)
     session.add(user)
     session.flush()
-    plaintext = create_key(session, user, key_label)[1] if with_key else None
+    plaintext = create_key(session, user, key_label, actor.name)[1] if with_key else None
     session.commit()
     return user, plaintext
 
 
-def update_user(session: Session, name: str, *, groups: list[str] | None = None, disabled: bool | None = None) -> User:
+def update_user(
+    session: Session,
+    name: str,
+    *,
+    actor: Principal,
+    groups: list[str] | None = None,
+    disabled: bool | None = None,
+) -> User:
     """Replace groups and/or (dis)able: groups are read per request, so it counts on the next one."""
     user = get_user(session, name)
+    _check_may_administer(actor, user.role)
     if groups is not None:
         user.groups = groups_named(session, groups)
     if disabled is not None:
@@ -77,18 +107,21 @@ def update_user(session: Session, name: str, *, groups: list[str] | None = None,
     return user
 
 
-def issue_key(session: Session, name: str, label: str | None = None) -> tuple[ApiKey, str]:
+def issue_key(session: Session, name: str, label: str | None = None, *, actor: Principal) -> tuple[ApiKey, str]:
     """Another API key for user NAME; the plaintext exists only in the return value."""
-    key, plaintext = create_key(session, get_user(session, name), label)
+    user = get_user(session, name)
+    _check_may_administer(actor, user.role)
+    key, plaintext = create_key(session, user, label, actor.name)
     session.commit()
     return key, plaintext
 
 
-def revoke_key(session: Session, key_id: int) -> ApiKey:
+def revoke_key(session: Session, key_id: int, *, actor: Principal) -> ApiKey:
     """Refused from the next request on; revoking twice keeps the first time."""
     key = session.get(ApiKey, key_id)
     if key is None:
         raise NotFoundError(f"no API key {key_id}")
+    _check_may_administer(actor, key.user.role)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
     session.commit()

@@ -54,7 +54,7 @@ def make_user(settings, name: str, role: str = "employee", groups=("everyone",))
     engine = make_engine(settings)
     migrate(engine)
     with make_sessionmaker(engine)() as session:
-        _, plaintext = users.create_user(session, name, role, list(groups), with_key=True)
+        _, plaintext = users.create_user(session, name, role, list(groups), actor=users.OPERATOR, with_key=True)
     engine.dispose()
     return plaintext
 

@@ -261,23 +261,28 @@ def test_auditor_api_filters_pages_exports_and_verifies(app_and_keys):
         client.post("/v1/query", json={"question": f"What about {q}?"}, headers=emp)
     client.post("/v1/search", json={"query": "x"})  # anonymous: 401
     assert client.get("/v1/audit/records", headers=emp).status_code == 403
+    # records 1-6: four queries, the anonymous 401, the employee's 403; each read below is a record too
     page = client.get("/v1/audit/records?limit=2", headers=aud).json()
-    assert [r["seq"] for r in page["records"]] == [5, 4] and page["next_cursor"] == 4
+    assert [r["seq"] for r in page["records"]] == [6, 5] and page["next_cursor"] == 5
+    assert (page["records"][0]["route"], page["records"][0]["status"]) == ("/v1/audit/records", 403)
     rest = client.get(f"/v1/audit/records?limit=10&cursor={page['next_cursor']}", headers=aud).json()
-    assert [r["seq"] for r in rest["records"]] == [3, 2, 1] and rest["next_cursor"] is None
+    assert [r["seq"] for r in rest["records"]] == [4, 3, 2, 1] and rest["next_cursor"] is None
     assert [r["seq"] for r in client.get("/v1/audit/records?status=401", headers=aud).json()["records"]] == [5]
-    assert len(client.get("/v1/audit/records?user=employee1&group=everyone", headers=aud).json()["records"]) == 4
+    assert len(client.get("/v1/audit/records?user=employee1&group=everyone", headers=aud).json()["records"]) == 5
     assert (
         client.get("/v1/audit/records?text=MEAL", headers=aud).json()["records"][0]["question"]
         == "What about meal allowance?"
     )
     assert client.get("/v1/audit/records/2", headers=aud).json()["request_id"]
-    lines = client.get("/v1/audit/export?format=jsonl", headers=aud).text.strip().splitlines()
-    assert [json.loads(x)["seq"] for x in lines] == [1, 2, 3, 4, 5]
+    lines = [json.loads(x) for x in client.get("/v1/audit/export?format=jsonl", headers=aud).text.strip().splitlines()]
+    assert [r["seq"] for r in lines] == list(range(1, len(lines) + 1)) and len(lines) >= 12
+    reads = lines[6:12]
+    assert {(r["principal"], r["role"], r["status"]) for r in reads} == {("auditor1", "auditor", 200)}
+    assert [r["route"] for r in reads] == ["/v1/audit/records"] * 5 + ["/v1/audit/records/{seq}"]
     csv_text = client.get("/v1/audit/export?format=csv", headers=aud).text
     assert csv_text.splitlines()[0].startswith("seq,kind,ts") and len(csv_text.strip().splitlines()) >= 6
     verdict = client.get("/v1/audit/verify", headers=aud).json()
-    assert verdict["ok"] and verdict["records"] == 5
+    assert verdict["ok"] and verdict["records"] >= 14
 
 
 def test_cli_verify_and_checkpoint(app_and_keys, cli_env, tmp_path):

@@ -104,7 +104,13 @@ def matrix_app(settings, db, fake_embedder, tmp_path):
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(jwks_of(idp, "k1")))
     s = settings.model_copy(
-        update={"generator": "extractive", "oidc_jwks": str(jwks), "oidc_issuer": ISSUER, "oidc_audience": AUDIENCE}
+        update={
+            "generator": "extractive",
+            "oidc_jwks": str(jwks),
+            "oidc_issuer": ISSUER,
+            "oidc_audience": AUDIENCE,
+            "auth_failures_per_minute": 10_000,  # the matrix sends hundreds of refused requests on purpose
+        }
     )
     app = create_app(s, embedder=fake_embedder)
     keys = {role: make_user(s, f"{role}1", role) for role in ("employee", "admin", "auditor")}

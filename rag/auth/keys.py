@@ -36,10 +36,10 @@ def find_key(session: Session, plaintext: str) -> ApiKey | None:
     return match
 
 
-def create_key(session: Session, user: User, label: str | None = None) -> tuple[ApiKey, str]:
+def create_key(session: Session, user: User, label: str | None, issued_by: str) -> tuple[ApiKey, str]:
     """A new key row for `user` (flushed, not committed) and its plaintext, which is never stored."""
     plaintext, prefix, digest = new_key()
-    key = ApiKey(user_id=user.id, prefix=prefix, key_hash=digest, name=label)
+    key = ApiKey(user_id=user.id, prefix=prefix, key_hash=digest, name=label, issued_by=issued_by)
     session.add(key)
     session.flush()
     return key, plaintext

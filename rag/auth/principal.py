@@ -24,6 +24,7 @@ class Principal:
     groups: tuple[str, ...] = field(default_factory=tuple)
     via: Literal["api_key", "oidc", "bootstrap", "cli"] = "api_key"
     user_id: int | None = None
+    key_id: int | None = None  # the API key that made the request: every audit record names it
 
     def may(self, capability: str) -> bool:
         return self.role in CAPABILITIES.get(capability, frozenset())

@@ -1,0 +1,22 @@
+"""Bounds of path and query parameters: an id past what the database column holds is a 422, not a 500."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from annotated_types import Interval
+from fastapi import Path
+from pydantic import AfterValidator, StringConstraints
+
+from api.schemas import MAX_PATH_CHARS, Name, _storable_text
+
+INT64_MAX = 2**63 - 1  # BIGINT; SQLite integers are 64-bit too
+
+RowId = Annotated[int, Path(ge=1, le=INT64_MAX, description="an id as listed by the API")]
+UserName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._@-]+$")]
+# constraints on the type itself, so that they hold inside `X | None` query parameters too
+Offset = Annotated[int, Interval(ge=0, le=INT64_MAX)]
+Cursor = Annotated[int, Interval(ge=1, le=INT64_MAX)]
+Status = Annotated[int, Interval(ge=100, le=599)]
+QueryName = Name
+QueryText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATH_CHARS), AfterValidator(_storable_text)]

@@ -1,0 +1,187 @@
+"""The one gate every request passes: authenticate, read the body within bounds, audit exactly once.
+
+Order matters. The caller is authenticated before any of the body is read, so nobody who is not
+let in can make the server read or parse megabytes. The body is then read here, counting the
+bytes that arrive (whatever Content-Length or chunked framing claims) against a size limit and a
+deadline. Whatever happens after that, a handled error, an unhandled one or an answer, exactly one
+audit record is written before the response leaves; when that write fails, the response becomes a
+503 and any answer is withheld. The server's own request id keys the record; a client's
+X-Request-ID is kept beside it, so no client can choose or reuse the key of a record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from api.errors import classify
+from api.metrics import Metrics
+from api.ratelimit import FailureLimiter
+from rag.audit import AuditEntry, HashChainAuditLog, question_from_body, question_from_prefix
+from rag.errors import (
+    AuditUnavailableError,
+    AuthenticationError,
+    BodyTooLargeError,
+    RagError,
+    RateLimitedError,
+    RequestTimeoutError,
+)
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+UNAUDITED = frozenset({"/healthz"})  # the liveness probe: no authentication, no record
+MAX_BODY_BYTES = 1_000_000  # questions are capped far below this
+ANONYMOUS_BODY_BYTES = 2_048  # what is read of a refused caller's body, for the record
+ANONYMOUS_QUESTION_CHARS = 200  # and what of it is kept: a 401 cannot fill the append-only log
+_CLIENT_ID_CHARS = 64
+
+
+def error_response(request: Request, status: int, code: str, message: str, headers=None) -> JSONResponse:
+    """The API's one error format; also notes the code in the request's audit record."""
+    rid = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+    entry = getattr(request.state, "audit", None)
+    if entry is not None:
+        entry.detail["error"] = code
+    body = {"error": {"code": code, "message": message}, "request_id": rid}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def for_error(request: Request, exc: Exception) -> JSONResponse:
+    status, code, message = classify(exc)
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimitedError) else None
+    return error_response(request, status, code, message, headers)
+
+
+def note_target(request: Request, **fields: object) -> None:
+    """What an admin action acted on (user, key, document, job), for its audit record."""
+    entry = getattr(request.state, "audit", None)
+    if entry is not None:
+        entry.detail.setdefault("target", {}).update(fields)
+
+
+async def read_body(request: Request, limit: int, deadline_s: float, *, truncate: bool = False) -> bytes:
+    """The body as it arrives, at most `limit` bytes within `deadline_s` seconds. Over the limit
+    raises BodyTooLargeError (or, with `truncate`, stops reading and returns what came)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with anyio.fail_after(deadline_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    if truncate:
+                        chunks.append(chunk[: limit - (size - len(chunk))])
+                        break
+                    raise BodyTooLargeError(f"request bodies are limited to {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        if truncate:
+            return b"".join(chunks)
+        raise RequestTimeoutError(f"the request body did not arrive within {deadline_s:g} s") from None
+    except ClientDisconnect:
+        pass
+    return b"".join(chunks)
+
+
+def _client_id(given: str) -> str | None:
+    """A client's X-Request-ID as stored beside ours: printable, bounded, escaped otherwise."""
+    if not given:
+        return None
+    text = given[:_CLIENT_ID_CHARS]
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")[:_CLIENT_ID_CHARS]
+
+
+def install(
+    app: FastAPI, settings: Settings, audit_log: HashChainAuditLog, metrics: Metrics, limiter: FailureLimiter
+) -> None:
+    authenticator = app.state.authenticator
+
+    async def admit(request: Request, entry: AuditEntry | None) -> Response | None:
+        """Authenticates and reads the body; returns the refusal, or None to go on."""
+        client = request.client.host if request.client else "unknown"
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            return error_response(
+                request, 413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+            )
+        try:
+            wait = limiter.retry_after(client)
+            if wait:
+                raise RateLimitedError("too many failed authentications from this address; retry later", wait)
+            try:
+                principal = await run_in_threadpool(authenticator.authenticate, request.headers.get("authorization"))
+            except AuthenticationError:
+                limiter.failed(client)
+                raise
+        except RagError as exc:
+            if entry is not None:
+                prefix = await read_body(request, ANONYMOUS_BODY_BYTES, 1.0, truncate=True)
+                entry.question = question_from_prefix(prefix, ANONYMOUS_QUESTION_CHARS)
+            return for_error(request, exc)
+        request.state.principal = principal
+        try:
+            body = await read_body(request, MAX_BODY_BYTES, settings.request_read_timeout_s)
+        except RagError as exc:
+            return for_error(request, exc)
+        request._body = body  # replayed to the route by Starlette's middleware (see _CachedRequest)
+        if entry is not None:
+            entry.question = question_from_body(body)
+        return None
+
+    @app.middleware("http")
+    async def gate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = uuid.uuid4().hex
+        request.state.request_id = rid
+        started = time.perf_counter()
+        path = request.url.path
+        entry = None
+        if path not in UNAUDITED:
+            entry = AuditEntry(request_id=rid, route=path[:200])
+            entry.detail["method"] = request.method
+            client_id = _client_id(request.headers.get("x-request-id", ""))
+            if client_id:
+                entry.detail["client_request_id"] = client_id
+            if request.client:
+                entry.detail["client"] = request.client.host
+            request.state.audit = entry
+            response = await admit(request, entry)
+        else:
+            response = None
+        if response is None:
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # noqa: BLE001 - an unhandled error still gets its record and one format
+                log.error("unhandled %s on %s (request %s)", type(exc).__name__, path, rid)
+                response = error_response(request, 500, "internal_error", "internal error")
+        route = request.scope.get("route")
+        template = getattr(route, "path", None)
+        if entry is not None:
+            principal = getattr(request.state, "principal", None)
+            if principal is not None:
+                entry.principal, entry.role, entry.groups = principal.name, principal.role, list(principal.groups)
+                entry.detail["via"] = principal.via
+                if principal.key_id is not None:
+                    entry.detail["key_id"] = principal.key_id
+            if template is not None and template != path:
+                entry.route = template  # /v1/users/{name}: filterable; the concrete path is kept beside it
+                entry.detail["path"] = path[:1000]
+            entry.status = response.status_code
+            entry.latency_ms = (time.perf_counter() - started) * 1000
+            try:
+                await run_in_threadpool(audit_log.append, entry)
+            except AuditUnavailableError as exc:
+                log.error("audit write failed for request %s: %s", rid, type(exc.__cause__).__name__)
+                response = error_response(request, 503, "audit_unavailable", str(exc))
+        metrics.requests.labels(template or "unmatched", request.method, str(response.status_code)).inc()
+        metrics.latency.labels(template or "unmatched").observe(time.perf_counter() - started)
+        response.headers["x-request-id"] = rid
+        return response
