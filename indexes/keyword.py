@@ -71,6 +71,7 @@ class Segment:
             self.alive = np.ones(len(self.ids), dtype=bool)
             self.alive[self.deleted] = False
         self._norm: tuple[float, np.ndarray] | None = None
+        self._lengths_f32: np.ndarray | None = None
 
     def length_norm(self, avg_len: float) -> np.ndarray:
         """k1 (1 - b + b len/avg) per row, float32: computed once per generation, not per posting."""
@@ -81,7 +82,9 @@ class Segment:
 
     def norm_of(self, rows: np.ndarray, avg_len: float) -> np.ndarray:
         """The same norm for some rows only, under another average length (a caller's own)."""
-        return K1 * ((1 - B) + B * self.lengths[rows].astype(np.float32) / np.float32(avg_len))
+        if self._lengths_f32 is None:
+            self._lengths_f32 = np.asarray(self.lengths, dtype=np.float32)
+        return np.float32(K1 * (1 - B)) + np.float32(K1 * B / avg_len) * self._lengths_f32[rows]
 
     @property
     def live(self) -> int:
@@ -219,6 +222,11 @@ _EMPTY_TF = np.zeros(0, dtype=np.uint16)
 _NO_HITS = (np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64))
 
 
+def _kept(rows: np.ndarray, tf: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = mask[rows]
+    return rows[keep], tf[keep]
+
+
 class BM25KeywordIndex:
     """The keyword side of a generation: a list of segments, each with its tombstones."""
 
@@ -309,7 +317,7 @@ class BM25KeywordIndex:
             avg_len = total_len / docs
             # only allowed postings compete, and only they count in the statistics
             postings = [
-                [(rows[mask[rows]], tf[mask[rows]]) for rows, tf in seg_postings]
+                [_kept(rows, tf, mask) for rows, tf in seg_postings]
                 for mask, seg_postings in zip(masks, postings, strict=True)
             ]
         df = np.array([sum(len(p[t][0]) for p in postings) for t in range(len(unique))], dtype=np.float64)
