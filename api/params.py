@@ -8,7 +8,7 @@ from annotated_types import Interval
 from fastapi import Path
 from pydantic import AfterValidator, StringConstraints
 
-from api.schemas import MAX_PATH_CHARS, Name, _storable_text
+from api.schemas import MAX_PATH_CHARS, Name, storable_text
 
 INT64_MAX = 2**63 - 1  # BIGINT; SQLite integers are 64-bit too
 
@@ -19,4 +19,4 @@ Offset = Annotated[int, Interval(ge=0, le=INT64_MAX)]
 Cursor = Annotated[int, Interval(ge=1, le=INT64_MAX)]
 Status = Annotated[int, Interval(ge=100, le=599)]
 QueryName = Name
-QueryText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATH_CHARS), AfterValidator(_storable_text)]
+QueryText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATH_CHARS), AfterValidator(storable_text)]

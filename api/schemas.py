@@ -17,13 +17,13 @@ MAX_PATH_CHARS = 4096
 MAX_NAME_BYTES = 255  # of one path component, as file systems count it
 
 
-def _storable_text(value: str) -> str:
+def storable_text(value: str) -> str:
     if _UNSTORABLE.search(value):
         raise ValueError("text must be valid Unicode without NUL characters")
     return value
 
 
-def _printable(value: str) -> str:
+def printable(value: str) -> str:
     if not value.isprintable():
         raise ValueError("must be printable (no control or invisible format characters)")
     return value
@@ -35,14 +35,14 @@ def _file_path(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_storable_text)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_printable)]
+Text = Annotated[str, AfterValidator(storable_text)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(printable)]
 GroupList = Annotated[list[Name], Field(max_length=100)]
 FilePath = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_PATH_CHARS),
-    AfterValidator(_storable_text),
-    AfterValidator(_printable),
+    AfterValidator(storable_text),
+    AfterValidator(printable),
     AfterValidator(_file_path),
 ]
 
