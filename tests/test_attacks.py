@@ -236,7 +236,8 @@ def test_the_csv_export_holds_no_live_formula(settings, db, fake_embedder):
     )  # anonymous, with a client-chosen id
     rows = list(csv.DictReader(io.StringIO(client.get("/v1/audit/export?format=csv", headers=auditor).text)))
     assert rows[0]["question"].startswith("'=HYPERLINK")
-    assert "'=cmd" in rows[1]["detail"] or not rows[1]["detail"].startswith("=")
+    assert json.loads(rows[1]["detail"])["client_request_id"] == "=cmd|' /C calc'!A0"  # data, not a cell
+    assert rows[1]["request_id"] != "=cmd|' /C calc'!A0"
     for row in rows:
         for value in row.values():
             assert not value.startswith(("=", "+", "-", "@")), value
