@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import ASK, MANAGE
 from api.params import Offset, QueryName, RowId, UserName
 from api.request_audit import note_target
+from api.responses import JSON_BODY, NOT_FOUND
 from api.schemas import DocumentOut, DocumentPatch, KeyIn, KeyOut, UserIn, UserOut, UserPatch
 from rag import documents, users
 from rag.auth.principal import Principal
@@ -57,7 +58,7 @@ def document_out(doc: Document) -> DocumentOut:
 def build_router(factory: sessionmaker[Session]) -> APIRouter:
     router = APIRouter(tags=["admin"])
 
-    @router.post("/v1/users", status_code=201, response_model=UserOut)
+    @router.post("/v1/users", status_code=201, response_model=UserOut, responses=JSON_BODY)
     def create_user(body: UserIn, request: Request, actor: Principal = MANAGE) -> UserOut:
         """Create an employee or admin with groups; then give them a key. Auditors are created only
         by the operator on the host (`rag users add NAME --role auditor`): 403 here."""
@@ -71,14 +72,14 @@ def build_router(factory: sessionmaker[Session]) -> APIRouter:
         with factory() as s:
             return [user_out(u) for u in users.list_users(s)]
 
-    @router.patch("/v1/users/{name}", response_model=UserOut)
+    @router.patch("/v1/users/{name}", response_model=UserOut, responses=JSON_BODY | NOT_FOUND)
     def update_user(name: UserName, body: UserPatch, request: Request, actor: Principal = MANAGE) -> UserOut:
         """Change groups or disable a user: effective on their next request (not auditors: 403)."""
         note_target(request, user=name, groups=body.groups, disabled=body.disabled)
         with factory() as s:
             return user_out(users.update_user(s, name, actor=actor, groups=body.groups, disabled=body.disabled))
 
-    @router.post("/v1/users/{name}/keys", status_code=201, response_model=KeyOut)
+    @router.post("/v1/users/{name}/keys", status_code=201, response_model=KeyOut, responses=JSON_BODY | NOT_FOUND)
     def create_key(name: UserName, request: Request, body: KeyIn | None = None, actor: Principal = MANAGE) -> KeyOut:
         """A new API key for the user, naming the calling admin as its issuer (not for auditors: 403).
         The key is in this response only; store it now."""
@@ -92,7 +93,7 @@ def build_router(factory: sessionmaker[Session]) -> APIRouter:
         with factory() as s:
             return [key_out(k) for k in users.list_keys(s)]
 
-    @router.delete("/v1/keys/{key_id}", response_model=KeyOut)
+    @router.delete("/v1/keys/{key_id}", response_model=KeyOut, responses=NOT_FOUND)
     def revoke_key(key_id: RowId, request: Request, actor: Principal = MANAGE) -> KeyOut:
         """Revoke a key: refused from the next request on (not an auditor's: 403)."""
         note_target(request, key_id=key_id)
@@ -113,7 +114,12 @@ def build_router(factory: sessionmaker[Session]) -> APIRouter:
                 for d in documents.readable(s, principal, collection=collection, limit=limit, offset=offset)
             ]
 
-    @router.patch("/v1/documents/{document_id}", response_model=DocumentOut, dependencies=[MANAGE])
+    @router.patch(
+        "/v1/documents/{document_id}",
+        response_model=DocumentOut,
+        dependencies=[MANAGE],
+        responses=JSON_BODY | NOT_FOUND,
+    )
     def update_document(document_id: RowId, body: DocumentPatch, request: Request) -> DocumentOut:
         """Change who may read a document, or its label, without re-embedding; effective at once."""
         note_target(request, document_id=document_id, groups=body.groups, label=body.label)

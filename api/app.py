@@ -28,7 +28,7 @@ from api import (
 from api.auth import MANAGE, Authenticator, require
 from api.metrics import Metrics
 from api.ratelimit import FailureLimiter
-from api.schemas import ErrorResponse
+from api.responses import GATE
 from api.services import QueryServices
 from rag.audit import HashChainAuditLog, resolve_key
 from rag.db.session import make_engine, make_sessionmaker, migrate
@@ -53,7 +53,6 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
-        responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
         description="Private question answering over internal documents: search, grounded answers with "
         "citations, an OpenAI-compatible chat API, admin and auditor APIs. Every route but /healthz needs "
         "`Authorization: Bearer <API key or identity-provider token>`. Errors are JSON "
@@ -77,6 +76,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
         first = exc.errors()[0]
         # drop "body" and pydantic's names of union branches and validators ("function-after[...]")
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body" and not _BRANCH.search(str(p)))
+        where = where or "body"  # the body as a whole: missing, or not an object
         return request_audit.error_response(request, 422, "invalid_request", f"{where}: {first.get('msg')}")
 
     @app.exception_handler(StarletteHTTPException)
@@ -96,7 +96,10 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
         return JSONResponse(app.openapi())
 
     @app.get(
-        "/readyz", tags=["ops"], dependencies=[MANAGE], responses={503: {"description": "a dependency is missing"}}
+        "/readyz",
+        tags=["ops"],
+        dependencies=[MANAGE],
+        responses={**GATE, 503: {"description": "a dependency is missing: `{status: not_ready, checks}`"}},
     )
     def readyz() -> JSONResponse:
         """Database, index generation and generator. A down generator with the extractive fallback
@@ -128,17 +131,23 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
             {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
         )
 
-    @app.get("/metrics", tags=["ops"], response_class=Response, dependencies=[MANAGE])
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=Response,
+        dependencies=[MANAGE],
+        responses={**GATE, 200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    )
     def prometheus_metrics() -> Response:
         """Prometheus text format: requests and latency by route, retrieval and generation time, tokens."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(query_routes.build_router(settings, services, metrics))
-    app.include_router(openai_routes.build_router(settings, services, metrics))
-    app.include_router(ingest_routes.build_router(settings, factory))
-    app.include_router(admin_routes.build_router(factory))
-    app.include_router(routing_routes.build_router(settings, services, factory))
-    app.include_router(audit_routes.build_router(factory, audit_log))
+    app.include_router(query_routes.build_router(settings, services, metrics), responses=GATE)
+    app.include_router(openai_routes.build_router(settings, services, metrics), responses=GATE)
+    app.include_router(ingest_routes.build_router(settings, factory), responses=GATE)
+    app.include_router(admin_routes.build_router(factory), responses=GATE)
+    app.include_router(routing_routes.build_router(settings, services, factory), responses=GATE)
+    app.include_router(audit_routes.build_router(factory, audit_log), responses=GATE)
     return app
 
 

@@ -14,7 +14,8 @@ from sqlalchemy import Select, String, cast, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import require
-from api.params import Cursor, QueryName, QueryText, RowId, Status
+from api.params import Cursor, QueryName, QueryText, Seq, Status
+from api.responses import NOT_FOUND
 from api.schemas import AuditPage, AuditRecordOut
 from rag.db.models import AuditRecord
 from rag.errors import NotFoundError
@@ -104,15 +105,27 @@ def build_router(factory: sessionmaker[Session], audit_log: AuditLog) -> APIRout
         rows = rows[:limit]
         return AuditPage(records=[record_out(r) for r in rows], next_cursor=rows[-1].seq if more and rows else None)
 
-    @router.get("/v1/audit/records/{seq}", response_model=AuditRecordOut)
-    def get_record(seq: RowId) -> AuditRecordOut:
+    @router.get("/v1/audit/records/{seq}", response_model=AuditRecordOut, responses=NOT_FOUND)
+    def get_record(seq: Seq) -> AuditRecordOut:
         with factory() as s:
             record = s.scalars(select(AuditRecord).where(AuditRecord.seq == seq)).first()
         if record is None:
             raise NotFoundError(f"no audit record {seq}")
         return record_out(record)
 
-    @router.get("/v1/audit/export")
+    @router.get(
+        "/v1/audit/export",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": "One record per line (format=jsonl) or a CSV file with a header row (format=csv)",
+                "content": {
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    )
     def export(
         fmt: Literal["jsonl", "csv"] = Query(default="jsonl", alias="format"), filters: AuditFilters = Depends()
     ) -> StreamingResponse:

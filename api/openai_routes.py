@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import ASK
 from api.metrics import Metrics
 from api.query_routes import ERRORS, answer_json, collect
+from api.responses import CHAT_EVENT, NOT_FOUND
 from api.schemas import ChatCompletionOut, ChatRequest, ContentPart
 from api.services import QueryServices
 from rag.audit import AuditEntry, record_answer
@@ -78,7 +79,15 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
             "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "private-rag"}],
         }
 
-    @router.post("/v1/chat/completions", response_model=None, responses={**ERRORS, 200: {"model": ChatCompletionOut}})
+    @router.post(
+        "/v1/chat/completions",
+        response_model=None,
+        responses={
+            **ERRORS,
+            **NOT_FOUND,
+            200: {"model": ChatCompletionOut, "content": {"text/event-stream": {"schema": CHAT_EVENT}}},
+        },
+    )
     async def chat_completions(
         body: ChatRequest, request: Request, principal: Principal = ASK
     ) -> dict | StreamingResponse:

@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import ASK
 from api.metrics import Metrics
+from api.responses import JSON_BODY, QUERY_EVENT, errors
 from api.schemas import (
     CitationOut,
-    ErrorResponse,
     QueryRequest,
     QueryResponse,
     RouteOut,
@@ -30,7 +30,7 @@ from rag.service import check_question
 from rag.settings import Settings
 from rag.types import Answer, Delta, SearchFilters
 
-ERRORS = {status: {"model": ErrorResponse} for status in (413, 422, 503, 504)}
+ERRORS = JSON_BODY | errors(503, 504)  # besides the gate's (api/responses.py)
 
 
 def to_filters(filters: SearchFiltersIn | None) -> SearchFilters:
@@ -130,13 +130,9 @@ def build_router(settings: Settings, services: QueryServices, metrics: Metrics) 
         responses={
             **ERRORS,
             200: {
-                "content": {
-                    "text/event-stream": {
-                        "description": "With stream: `event: delta` "
-                        "(data {text}) per grounded sentence, then `event: final` (data: the QueryResponse), "
-                        "or `event: error` (data: an error body)"
-                    }
-                }
+                "description": "The answer; with stream (or `Accept: text/event-stream`): `event: delta` "
+                "(data {text}) per grounded sentence, then `event: final` (data: the QueryResponse)",
+                "content": {"text/event-stream": {"schema": QUERY_EVENT}},
             },
         },
     )

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import require
 from api.query_routes import ERRORS, to_filters
+from api.responses import NOT_FOUND
 from api.schemas import RouteExplainRequest
 from api.services import QueryServices
 from rag.auth.principal import Principal
@@ -18,7 +19,7 @@ from rag.users import principal_of
 def build_router(settings: Settings, services: QueryServices, factory: sessionmaker[Session]) -> APIRouter:
     router = APIRouter(tags=["admin"])
 
-    @router.post("/v1/route/explain", responses=ERRORS)
+    @router.post("/v1/route/explain", responses=ERRORS | NOT_FOUND)
     def explain(body: RouteExplainRequest, request: Request, principal: Principal = Depends(require("manage"))) -> dict:
         """Retrieve as `user` (default: the calling admin) and return the router's decision: target,
         rule, reason, detectors, labels and which passages would be sent. Nothing is generated or sent."""
