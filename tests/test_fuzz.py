@@ -196,9 +196,9 @@ def test_every_operation_answers_within_its_schema(target: Target, role: str) ->
 
     def call(case) -> None:
         target.restore()
-        operation = f"{case.method} {case.path}"
         response = case.call(headers=headers)
-        TALLY[(target.db, role, operation, f"{response.status_code // 100}xx")] += 1
+        # the coverage phase also sends other methods to an operation's path (405 expected): counted under it
+        TALLY[(target.db, role, case.operation.label, f"{response.status_code // 100}xx")] += 1
         assert response.status_code < 500, f"server error {response.status_code}: {response.text[:500]}"
         case.validate_response(response, checks=CHECKS, headers=headers)
         check_one_error_format(response)
