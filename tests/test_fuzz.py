@@ -113,16 +113,19 @@ def _report() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch) -> None:
     """Nothing in this run (schemathesis, hypothesis, the app) may reach beyond this host."""
-    real = socket.socket.connect
 
-    def connect(sock: socket.socket, address) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            host = address[0]
-            if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
-                raise AssertionError(f"the fuzz run tried to reach {host}")
-        return real(sock, address)
+    def guarded(real):
+        def connect(sock: socket.socket, address):
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                host = address[0]
+                if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+                    raise AssertionError(f"the fuzz run tried to reach {host}")
+            return real(sock, address)
 
-    monkeypatch.setattr(socket.socket, "connect", connect)
+        return connect
+
+    monkeypatch.setattr(socket.socket, "connect", guarded(socket.socket.connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(socket.socket.connect_ex))
 
 
 @pytest.fixture(scope="module", params=DB_KINDS)
@@ -262,3 +265,9 @@ def test_the_description_documents_every_status_and_media_type_served(settings, 
     assert set(export) == {"application/x-ndjson", "text/csv"}
     r = client.post("/v1/search", headers=employee)  # no body at all
     assert r.status_code == 422 and r.json()["error"]["message"] == "body: Field required", r.text
+
+
+def test_the_fuzz_run_cannot_reach_beyond_loopback():
+    """The guard the fuzz test runs under refuses any address but this host's (TEST-NET-1 here)."""
+    with pytest.raises(AssertionError, match="tried to reach 192.0.2.1"):
+        socket.create_connection(("192.0.2.1", 80), timeout=0.1)
