@@ -361,6 +361,7 @@ class SoakResult:
     rss_samples: list[tuple[float, int]]
     audit: dict
     verify: dict
+    load_average: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
@@ -379,6 +380,7 @@ def soak(
     warmup_s = min(30.0, duration_s / 10) if warmup_s is None else warmup_s
     server = Server(deployment, log_path)
     samples: list[tuple[float, int]] = []
+    loads: list[float] = []  # the machine's 1-minute load average: other work beside the soak
     try:
         server.wait_ready()
         rss_before = server.rss_kib()
@@ -389,6 +391,7 @@ def soak(
             last_note = 0.0
             while not stop.wait(5.0):
                 samples.append((round(time.monotonic() - t0, 1), server.rss_kib()))
+                loads.append(os.getloadavg()[0])
                 if progress and time.monotonic() - last_note >= 30:
                     last_note = time.monotonic()
                     progress(f"  t={samples[-1][0]:.0f}s rss={samples[-1][1] / 1024:.0f} MiB")
@@ -429,6 +432,13 @@ def soak(
         audit_match(deployment.database_url, outcomes),
         verify,
     )
+    if loads:
+        result.load_average = {
+            "cpus": os.cpu_count(),
+            "median": round(pct(loads, 0.5), 2),
+            "min": round(min(loads), 2),
+            "max": round(max(loads), 2),
+        }
     problems = result.problems
     if not alive:
         problems.append("the server died during the soak")
@@ -482,6 +492,11 @@ def report_lines(result: SoakResult) -> list[str]:
         f"{audit['mismatched']} mismatched; rag audit verify: ok={result.verify.get('ok')} "
         f"({result.verify.get('records')} records in the chain, exit {result.verify.get('exit_code')})"
     )
+    if result.load_average:
+        la = result.load_average
+        lines.append(
+            f"  machine: {la['cpus']} CPUs, 1-min load average median {la['median']} (min {la['min']}, max {la['max']})"
+        )
     lines.extend(f"  PROBLEM: {p}" for p in result.problems)
     return lines
 

@@ -11,6 +11,7 @@ b. The disk filling during an index publish: the publish fails with a clear erro
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -22,9 +23,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
-from bench.own_postgres import OwnPostgres, unavailable_reason
+from api.errors import classify
+from bench.own_postgres import OwnPostgres, free_port, unavailable_reason
 from bench.soak import Deployment, Server, audit_match, run_load
+from indexes.generations import GenerationStore
+from rag.db.session import make_engine, make_sessionmaker
+from rag.errors import DatabaseUnavailableError, IndexWriteError
+from rag.settings import Settings
 
 from . import fixtures
 from .helpers import HANDBOOK, copy_tree
@@ -57,13 +64,13 @@ def test_postgres_stopped_and_restarted_under_load(tmp_path, own_postgres):
         server.wait_ready()
         t0 = time.monotonic()
         load: list = []
-        loader = threading.Thread(target=lambda: load.extend(run_load(server.base_url, keys, 16, 36.0, t0=t0)))
+        loader = threading.Thread(target=lambda: load.extend(run_load(server.base_url, keys, 16, 26.0, t0=t0)))
         loader.start()
-        time.sleep(8)
+        time.sleep(6)
         marks["stop_begin"] = time.monotonic() - t0
         own_postgres.stop("fast")  # open sessions are cut, as in a restart or a failover
         marks["stopped"] = time.monotonic() - t0
-        time.sleep(8)
+        time.sleep(6)
         marks["start_begin"] = time.monotonic() - t0
         own_postgres.start()
         marks["started"] = time.monotonic() - t0
@@ -154,7 +161,7 @@ def test_disk_full_during_publish_keeps_previous_generation(tmp_path, own_postgr
         index_dir = disk / "data" / "indexes"
         more = tmp_path / "more"
         more.mkdir()
-        for n in range(60):  # enough new chunks that the next generation cannot fit in what is left
+        for n in range(24):  # enough new chunks that the next generation cannot fit in what is left
             (more / f"note-{n}.txt").write_text(f"Note {n}\n\n{' '.join(fixtures.paragraphs(n, 3, 6))}\n")
         server = Server(deployment, tmp_path / "server.log")
         try:
@@ -168,7 +175,7 @@ def test_disk_full_during_publish_keeps_previous_generation(tmp_path, own_postgr
                 while not stop.wait(0.05):
                     during.append(_search(client))
 
-            filler = _fill(disk, leave=64 * 1024)
+            filler = _fill(disk, leave=16 * 1024)
             free_before = _free_bytes(disk)
             searcher = threading.Thread(target=keep_searching)
             searcher.start()
@@ -214,3 +221,41 @@ def test_disk_full_during_publish_keeps_previous_generation(tmp_path, own_postgr
         assert lagging.returncode == 1 and "index lacks" in lagging.stderr  # the lag is named, not hidden
         assert clean.returncode == 0, clean.stderr
         assert final == (200, 2)
+
+
+# -- the seams the fault runs go through, without a server or root -----------------------------------
+
+
+def test_an_unreachable_database_is_database_unavailable(tmp_path):
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"  # nothing listens there
+    engine = make_engine(Settings(data_dir=tmp_path, database_url=url, _env_file=None))
+    with pytest.raises(DatabaseUnavailableError, match="unreachable"), make_sessionmaker(engine)() as session:
+        session.execute(text("SELECT 1"))
+    assert classify(DatabaseUnavailableError("the database is unreachable"))[:2] == (503, "database_unavailable")
+
+
+def _enospc() -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_publish_that_cannot_write_leaves_the_previous_generation_live(tmp_path, monkeypatch):
+    store = GenerationStore(tmp_path)
+    first = store.publish(lambda folder: (folder / "index.bin").write_bytes(b"one"), {"n": 1})
+
+    def half_written(folder: Path) -> None:
+        (folder / "index.bin").write_bytes(b"tw")
+        raise _enospc()
+
+    with pytest.raises(IndexWriteError, match=r"generation 2 \(No space left on device\); generation 1 stays live"):
+        store.publish(half_written, {"n": 2})
+    assert store.current() == first and sorted(p.name for p in tmp_path.iterdir()) == ["gen-000001", "manifest.json"]
+
+    def no_room_for_the_manifest(path: Path, data: bytes) -> None:
+        raise _enospc()
+
+    monkeypatch.setattr("indexes.generations.write_bytes_atomic", no_room_for_the_manifest)
+    with pytest.raises(IndexWriteError, match="generation 1 stays live"):  # the folder was renamed already
+        store.publish(lambda folder: (folder / "index.bin").write_bytes(b"two"), {"n": 2})
+    assert store.current() == first and sorted(p.name for p in tmp_path.iterdir()) == ["gen-000001", "manifest.json"]
+    monkeypatch.undo()
+    assert store.publish(lambda folder: (folder / "index.bin").write_bytes(b"two"), {"n": 2}).generation == 2
