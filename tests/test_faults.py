@@ -29,7 +29,8 @@ from api.errors import classify
 from bench.own_postgres import OwnPostgres, free_port, unavailable_reason
 from bench.soak import Deployment, Server, audit_match, run_load
 from indexes.generations import GenerationStore
-from rag.db.session import make_engine, make_sessionmaker
+from ingest.worker import Worker
+from rag.db.session import make_engine, make_sessionmaker, migrate
 from rag.errors import DatabaseUnavailableError, IndexWriteError
 from rag.settings import Settings
 
@@ -259,3 +260,24 @@ def test_a_publish_that_cannot_write_leaves_the_previous_generation_live(tmp_pat
     assert store.current() == first and sorted(p.name for p in tmp_path.iterdir()) == ["gen-000001", "manifest.json"]
     monkeypatch.undo()
     assert store.publish(lambda folder: (folder / "index.bin").write_bytes(b"two"), {"n": 2}).generation == 2
+
+
+def test_the_worker_keeps_polling_through_a_database_outage(tmp_path, monkeypatch):
+    settings = Settings(data_dir=tmp_path, worker_poll_s=0.01, _env_file=None)
+    engine = make_engine(settings)
+    migrate(engine)
+    polls: list[int] = []
+
+    def factory():
+        polls.append(1)
+        if len(polls) <= 2:
+            raise DatabaseUnavailableError("the database is unreachable; retry later")
+        return make_sessionmaker(engine)()
+
+    worker = Worker(settings, factory, ingestor=None)
+    monkeypatch.setattr("ingest.worker.time.sleep", lambda _s: worker.stop() if len(polls) >= 3 else None)
+    assert worker.run() == 0 and len(polls) == 3  # two failed polls, then a normal empty one
+    polls.clear()
+    with pytest.raises(DatabaseUnavailableError):  # `rag worker --once` reports the outage instead
+        Worker(settings, factory, ingestor=None).run(once=True)
+    engine.dispose()

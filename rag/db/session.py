@@ -14,8 +14,8 @@ from rag.settings import Settings
 
 def _unreachable(ctx: ExceptionContext) -> None:
     """Turns "the database cannot be reached" into the product's DatabaseUnavailableError (a 503 in
-    the API, one line in the CLI) instead of a driver error that would surface as a 500. Only a lost
-    connection or a failed connect counts: a deadlock or a constraint stays the driver's error.
+    the one error format) instead of a driver error that surfaced as a 500 or a dropped connection.
+    Only a lost connection or a failed connect counts: a deadlock or a constraint stays the driver's.
     SQLAlchemy still invalidates the pool on a lost connection, and pre-ping (where the error means
     "reconnect") is left alone, so the service recovers by itself when the server is back."""
     if ctx.is_pre_ping:
