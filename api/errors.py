@@ -22,6 +22,7 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (errors.GeneratorTimeoutError, 504, "generator_timeout"),
     (errors.GeneratorUnavailableError, 503, "generator_unavailable"),
     (errors.AuditUnavailableError, 503, "audit_unavailable"),
+    (errors.DatabaseUnavailableError, 503, "database_unavailable"),
     (errors.ConfigError, 503, "misconfigured"),
     (errors.UnavailableError, 503, "unavailable"),
 ]

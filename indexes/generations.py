@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexes.durable import fsync_dir, fsync_tree, sha256_file, write_bytes_atomic
-from rag.errors import IndexUnavailableError
+from rag.errors import IndexUnavailableError, IndexWriteError
 
 MANIFEST = "manifest.json"
 
@@ -66,26 +66,49 @@ class GenerationStore:
         number = (previous.generation if previous else 0) + 1
         name = f"gen-{number:06d}"
         tmp = self.root / f".{name}.tmp-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        write(tmp)
-        fsync_tree(tmp)
-        files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         final = self.root / name
-        if final.exists():  # left by a crash after rename but before the manifest switch
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        fsync_dir(self.root)
-        manifest = Manifest(
-            generation=number,
-            folder=name,
-            files=files,
-            watermark=watermark,
-            created_at=dt.datetime.now(dt.UTC).isoformat(),
-        )
-        write_bytes_atomic(self.root / MANIFEST, manifest.to_json())
+        try:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir()
+            write(tmp)
+            fsync_tree(tmp)
+            files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+            if final.exists():  # left by a crash after rename but before the manifest switch
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            fsync_dir(self.root)
+            manifest = Manifest(
+                generation=number,
+                folder=name,
+                files=files,
+                watermark=watermark,
+                created_at=dt.datetime.now(dt.UTC).isoformat(),
+            )
+            write_bytes_atomic(self.root / MANIFEST, manifest.to_json())
+        except OSError as exc:
+            # the manifest was not switched: the previous generation stays live; the half-written
+            # one is removed so a full disk is not left fuller (the next publish redoes the work)
+            if self._live_folder() == name:  # switched; only the folder's fsync after it failed
+                return manifest
+            for leftover in (tmp, final, self.root / f".{MANIFEST}.tmp-{os.getpid()}"):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                elif leftover.exists():
+                    leftover.unlink(missing_ok=True)
+            live = f"generation {previous.generation} stays live" if previous else "no generation is live yet"
+            raise IndexWriteError(
+                f"could not write index generation {number} ({exc.strerror or exc}); {live}, "
+                "the next publish retries (free space, then `rag reindex` or re-run the ingest)"
+            ) from exc
         return manifest
+
+    def _live_folder(self) -> str | None:
+        try:
+            current = self.current()
+        except IndexUnavailableError:
+            return None
+        return current.folder if current else None
 
     def collect_garbage(self, keep: int) -> None:
         """Drop old generations and leftovers of crashed writes; readers may still hold the newest `keep`."""

@@ -139,7 +139,10 @@ class FaissVectorIndex:
         return scores, found
 
     def save(self, folder: Path) -> None:
-        faiss.write_index(self._index, str(folder / self.FILE))
+        # through a Python file: a write that fails late (disk full at the last buffered block) raises
+        # OSError here, where FAISS's own writer only prints a warning when closing its FILE*
+        with open(folder / self.FILE, "wb") as f:
+            faiss.write_index(self._index, faiss.PyCallbackIOWriter(f.write))
 
     @classmethod
     def load(cls, folder: Path, *, nprobe: int = 64, mmap: bool = False) -> FaissVectorIndex:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ingest import queue
 from ingest.pipeline import Ingestor
-from rag.errors import RagError
+from rag.errors import DatabaseUnavailableError, RagError
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,17 @@ class Worker:
         signal.signal(signal.SIGTERM, self.stop)
         done = 0
         while not self._stopping:
-            with self.factory() as session:
-                queue.requeue_stale(session, self.settings.job_stale_s)
-                job = queue.claim_next(session, self.worker_id)
+            try:
+                with self.factory() as session:
+                    queue.requeue_stale(session, self.settings.job_stale_s)
+                    job = queue.claim_next(session, self.worker_id)
+            except DatabaseUnavailableError as exc:
+                if once:
+                    raise
+                # a database restart or failover: keep polling; a job cut off by it is re-queued as stale
+                log.warning("worker %s: %s", self.worker_id, exc)
+                time.sleep(self.settings.worker_poll_s)
+                continue
             if job is None:
                 if once:
                     break

@@ -78,6 +78,14 @@ class IndexUnavailableError(UnavailableError):
     """No loadable index generation, or one that disagrees with the database."""
 
 
+class DatabaseUnavailableError(UnavailableError):
+    """The database cannot be reached (down, restarting, or the connection was cut); retry later."""
+
+
+class IndexWriteError(UnavailableError):
+    """A new index generation could not be written (e.g. the disk is full); the previous one stays live."""
+
+
 class AuditUnavailableError(UnavailableError):
     """The audit record could not be written: the answer is withheld."""
 

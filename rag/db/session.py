@@ -5,9 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
+from rag.errors import DatabaseUnavailableError
 from rag.settings import Settings
+
+
+def _unreachable(ctx: ExceptionContext) -> None:
+    """Turns "the database cannot be reached" into the product's DatabaseUnavailableError (a 503 in
+    the one error format) instead of a driver error that surfaced as a 500 or a dropped connection.
+    Only a lost connection or a failed connect counts: a deadlock or a constraint stays the driver's.
+    SQLAlchemy still invalidates the pool on a lost connection, and pre-ping (where the error means
+    "reconnect") is left alone, so the service recovers by itself when the server is back."""
+    if ctx.is_pre_ping:
+        return
+    dbapi = ctx.dialect.loaded_dbapi
+    connect_failed = ctx.connection is None and isinstance(ctx.original_exception, dbapi.OperationalError)
+    if ctx.is_disconnect or connect_failed:
+        raise DatabaseUnavailableError("the database is unreachable; retry later") from ctx.original_exception
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -25,8 +41,11 @@ def make_engine(settings: Settings) -> Engine:
             cur.execute("PRAGMA busy_timeout=60000")
             cur.close()
 
+        event.listen(engine, "handle_error", _unreachable)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "handle_error", _unreachable)
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
