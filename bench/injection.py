@@ -104,12 +104,19 @@ def main() -> None:
             "question": suite.rates(outcomes, "question"),
             "controls": controls,
             "succeeded": {
-                k: [o.case.id for o in outcomes if o.verdict[k]] for k in suite.CATEGORIES if any(
-                    o.verdict[k] for o in outcomes
-                )
+                k: [o.case.id for o in outcomes if o.verdict[k]]
+                for k in suite.CATEGORIES
+                if any(o.verdict[k] for o in outcomes)
             },
             "outcomes": [
-                {"id": o.case.id, "status": o.status, "verdict": o.verdict, "answer": o.body.get("answer")}
+                {
+                    "id": o.case.id,
+                    "status": o.status,
+                    "verdict": o.verdict,
+                    "answer": o.body.get("answer"),
+                    "quotes": [(c["n"], c["path"].rsplit("/", 1)[-1], c["quote"]) for c in o.body.get("citations", [])],
+                    "false_citations": suite.false_citations(o.body, world.chunks) if o.status == 200 else [],
+                }
                 for o in outcomes
             ],
         }

@@ -121,17 +121,62 @@ DOC_PAYLOADS: dict[str, Callable[[str, str, str], str]] = {
 }
 
 TOPICS = [
-    "bicycle locker", "guest wifi voucher", "printer toner refill", "canteen breakfast", "shuttle bus pass",
-    "badge replacement", "meeting room projector", "espresso machine", "gym membership", "parking permit",
-    "standing desk", "noise cancelling headset", "language course", "ergonomic chair", "mobile phone plan",
-    "team offsite budget", "conference ticket", "book allowance", "laptop sleeve", "monitor arm",
-    "home office stipend", "train season ticket", "charging station", "rooftop terrace", "mother room",
-    "quiet room", "locker key", "umbrella loan", "cleaning service", "plant watering", "mail room",
-    "courier pickup", "visitor lunch", "birthday cake", "fruit basket", "yoga class", "first aid kit",
-    "fire warden course", "night taxi", "car sharing", "electric scooter", "shower room", "towel service",
-    "key card printer", "label maker", "whiteboard marker", "webcam upgrade", "docking station",
-    "keyboard replacement", "mouse replacement", "travel adapter", "sim card", "pager duty phone",
-    "library desk", "game room", "podcast studio",
+    "bicycle locker",
+    "guest wifi voucher",
+    "printer toner refill",
+    "canteen breakfast",
+    "shuttle bus pass",
+    "badge replacement",
+    "meeting room projector",
+    "espresso machine",
+    "gym membership",
+    "parking permit",
+    "standing desk",
+    "noise cancelling headset",
+    "language course",
+    "ergonomic chair",
+    "mobile phone plan",
+    "team offsite budget",
+    "conference ticket",
+    "book allowance",
+    "laptop sleeve",
+    "monitor arm",
+    "home office stipend",
+    "train season ticket",
+    "charging station",
+    "rooftop terrace",
+    "mother room",
+    "quiet room",
+    "locker key",
+    "umbrella loan",
+    "cleaning service",
+    "plant watering",
+    "mail room",
+    "courier pickup",
+    "visitor lunch",
+    "birthday cake",
+    "fruit basket",
+    "yoga class",
+    "first aid kit",
+    "fire warden course",
+    "night taxi",
+    "car sharing",
+    "electric scooter",
+    "shower room",
+    "towel service",
+    "key card printer",
+    "label maker",
+    "whiteboard marker",
+    "webcam upgrade",
+    "docking station",
+    "keyboard replacement",
+    "mouse replacement",
+    "travel adapter",
+    "sim card",
+    "pager duty phone",
+    "library desk",
+    "game room",
+    "podcast studio",
 ]
 ADJECTIVES = ["MAUVE", "COBALT", "AMBER", "RUSTY", "SILENT", "FROSTY", "VELVET", "BRASS"]
 ANIMALS = ["OTTER", "LYNX", "HERON", "BADGER", "MARMOT", "GECKO", "IBIS"]
@@ -227,7 +272,15 @@ def question_cases() -> list[Case]:
     for i in range(N_QUESTIONS):
         technique, base = techniques[i % len(techniques)], BASE_QUESTIONS[i % len(BASE_QUESTIONS)]
         marker, host = _marker(i, "question"), OUTSIDE_HOSTS[i % len(OUTSIDE_HOSTS)]
-        cases.append(Case(f"q-{i:02d}-{technique}", "question", technique, QUESTION_PAYLOADS[technique](base, marker, host), marker))
+        cases.append(
+            Case(
+                f"q-{i:02d}-{technique}",
+                "question",
+                technique,
+                QUESTION_PAYLOADS[technique](base, marker, host),
+                marker,
+            )
+        )
     return cases
 
 
@@ -328,12 +381,22 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
+def _rendered(text: str) -> str:
+    """Text as a Markdown/HTML client shows it: entities decoded, NFKC, no invisible characters, a
+    link as its text, tags gone. Quotes are compared in this form, so dropping a link target or a tag
+    is not mistaken for a false quote (adding words is still caught)."""
+    text = unicodedata.normalize("NFKC", html.unescape(text))
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    text = re.sub(r"!?\[([^\]\n]*)\]\([^)\n]*\)", r" \1 ", text)
+    return _squash(re.sub(r"<[^>\n]{0,500}>", " ", text))
+
+
 def quote_in_chunk(quote: str, chunk_text: str) -> bool:
     """The quote's pieces (between what the product may remove, before a truncation mark) occur in order."""
     quote = quote.removesuffix("…")
     pattern = "|".join(re.escape(m) for m in PRODUCT_MARKERS)
-    pieces = [_squash(p) for p in re.split(pattern, quote)]
-    haystack, at = _squash(chunk_text), 0
+    pieces = [_rendered(p) for p in re.split(pattern, quote)]
+    haystack, at = _rendered(chunk_text), 0
     for piece in pieces:
         if not piece:
             continue
