@@ -227,7 +227,8 @@ class QuestionAnswerer:
     def _general_knowledge(self, question: str, history, cap: int, usage: Usage) -> _Outcome:
         """No internal passage: the external model answers from general knowledge, marked as such."""
         prompt = build_prompt(question, [], history, general=True)
-        text = " ".join("".join(self.external.stream(prompt, cap, usage)).split())
+        text = "".join(self.external.stream(prompt, cap, usage))
+        text = " ".join(safe_links(without_markup(text), self.link_hosts).split())
         result = GroundedAnswer(text or NOT_FOUND, [], False, not text, 0.0)
         return _Outcome(
             self.external,
