@@ -164,6 +164,21 @@ def without_markup(text: str) -> str:
     return _SPECIAL_TOKENS.sub(" ", canonical(text))
 
 
+def _shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+# Any five consecutive words of our own instructions (the not-found sentence aside, which is public)
+_PROMPT_SHINGLES = _shingles(SYSTEM_PROMPT) | _shingles(INSTRUCTION.replace(NOT_FOUND, " "))
+
+
+def echoes_prompt(text: str) -> bool:
+    """Whether `text` repeats five consecutive words of the system prompt or the instruction: an answer
+    doing so is leaking the prompt, whatever a passage asked (the grounding check withholds it)."""
+    return not _shingles(canonical(text)).isdisjoint(_PROMPT_SHINGLES)
+
+
 @dataclass(frozen=True)
 class Prompt:
     """Everything a generator may use: chat messages for LLMs, question and passages for extraction."""
