@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from rag.db.session import make_engine, make_sessionmaker, migrate
-from rag.links import IMAGE_REMOVED, LINK_REMOVED, safe_links
 from rag.grounding import GroundingChecker
+from rag.links import IMAGE_REMOVED, LINK_REMOVED, safe_links
 from rag.prompting import INSTRUCTION, NEUTRALISED, SYSTEM_PROMPT, build_prompt, neutralise
 from rag.settings import Settings
 from rag.types import Passage
