@@ -1,9 +1,12 @@
 """The prompt: numbered, delimited passages that the model is told to treat as data, never instructions.
 
 Retrieved text is written by whoever wrote the documents, so it is untrusted. Besides telling the
-model so, text inside passages that looks like an instruction to a model, a chat-role marker or one
-of our own delimiters is neutralised before it reaches the prompt: delimiters and special tokens
-are removed, instruction-like phrases are replaced by a visible marker.
+model so, passage text is neutralised before it reaches the prompt (or the extractive answer, or a
+quote): decoded first (entities, compatibility forms, invisible characters, look-alike letters,
+base64), so that an encoding cannot hide a phrase; then a fake turn opened by a template token, one
+of our delimiters or a role label goes with the rest of its paragraph, and a sentence holding an
+instruction-like phrase is replaced by a visible marker. What an attack gets past this is still
+held by the grounding check (rag/grounding.py) and the answer's link filter (rag/links.py).
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ INSTRUCTION = (
 GENERAL_SYSTEM_PROMPT = "You are a helpful assistant. Answer general questions briefly and factually."
 
 NEUTRALISED = "[instruction-like text removed]"
-_NEUTRALISED = NEUTRALISED
 # Chat-template tokens of common open models and our own passage delimiters.
 _TOKEN = (
     r"<\|[^|>]{1,40}\|>|</?\s*(?:passage|passages|system|assistant|user|instructions?)\b[^>]{0,200}>"
@@ -51,22 +53,25 @@ _ROLE_LINE = re.compile(r"(?im)^\s*(?:#{1,6}\s*)?(?:user)\s*:\s*")
 _INSTRUCTION_LIKE = re.compile(
     r"(?i)\b(?:"
     r"(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|your\s+|these\s+|those\s+)*"
-    r"(?:previous|prior|above|earlier|preceding|other|system)?\s*(?:instructions?|prompts?|rules?|directions?|context)"
+    r"(?:(?:previous|prior|above|earlier|preceding|other|system)\s+)?(?:instructions?|prompts?)"
+    r"|(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|your\s+|these\s+|those\s+)*"
+    r"(?:previous|prior|above|earlier|preceding|system)\s+(?:rules?|directions?|context)"
+    r"|(?:ignore|disregard|forget|override|bypass)\s+(?:all|your)\s+(?:the\s+)?(?:rules?|directions?|context)"
     r"|you\s+are\s+now\s+(?:a|an|in|the)\b"
-    r"|(?:(?:^|(?<=[.!?:]\s))|you\s+(?:must|should|will|shall|now|can)\s+)act\s+as\s+(?:a|an|the|if)\b"
-    r"|pretend\s+(?:to\s+be|you\s+are)\b"
+    r"|(?:(?:^|(?<=[.!?:]\s))|you\s+(?:must|should|will|shall|now|can)\s+)(?:act\s+as\s+(?:a|an|the|if)\b"
+    r"|pretend\s+(?:to\s+be|you\s+are)\b)"
     r"|new\s+(?:instructions?|rules?)\s*:"
     r"|(?:reveal|print|repeat|show|quote|output|dump|leak|list)\s+(?:[\w-]+\s+){0,3}?"
     r"(?:prompts?|instructions?|passages?)\b"
     r"|system\s+prompt"
-    r"|word\s+for\s+word"
+    r"|(?:repeat|quote|copy|print|recite|write|output)\b[^.\n]{0,80}\bword\s+for\s+word"
     r"|do\s+not\s+follow\s+(?:the\s+)?(?:system|previous)"
     r"|(?:message|note)\s+(?:to|for)\s+(?:the\s+)?(?:ai|assistant|chatbot|model|llm|bot)\b"
     r"|(?:reply|respond|answer)\s+(?:only|exactly|solely)\b"
     r"|only\s+(?:correct|valid|allowed|acceptable)\s+(?:reply|answer|response)"
     r"|always\s+(?:answer|reply|respond|say|write|output)\b"
-    r"|(?:answer|reply\s+to|respond\s+to)\s+(?:every|all|any|such)\s+(?:[\w-]+\s+){0,4}?questions?\b"
-    r"|(?:answer|reply\s+to|respond\s+to)\s+(?:[\w-]+\s+){0,4}?questions?\s+with\b"
+    r"|(?<!\bto\s)(?:answer|reply\s+to|respond\s+to)\s+(?:every|all|any|such)\s+(?:[\w-]+\s+){0,4}?questions?\b"
+    r"|(?<!\bto\s)(?:answer|reply\s+to|respond\s+to)\s+(?:[\w-]+\s+){0,4}?questions?\s+with\b"
     r"|(?:decode|decrypt)\s+and\s+(?:obey|follow|execute|run)\b"
     r"|(?:when(?:ever)?\s+you|before\s+you|before)\s+(?:answer|reply|respond|summari[sz]e)\w*"
     r"|(?:append|add|include|insert)\b[^.\n]{0,60}\b(?:to|in|at\s+the\s+end\s+of)\s+(?:your|the|each|every)\s+"

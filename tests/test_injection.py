@@ -132,6 +132,21 @@ def test_encoded_instructions_are_neutralised_with_their_sentence(text):
     assert out.startswith("Parking costs 5 EUR.") and out.rstrip().endswith("The garage opens at 7.")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [  # sentences of SciFact and ArguAna that earlier versions of the patterns removed
+        "Although A20 mutations in lymphoma suggest A20 can act as a tumor suppressor, none were found.",
+        "The perpetrator will pretend to be a child or even classmate to gain access.",
+        "Workers have access to advisers, able to answer any questions.",
+        "Every email will be read word for word.",
+        "Markets bend, break or ignore the rules.",
+        "Systematic reviews are regularly used to answer questions about the effectiveness of treatments.",
+    ],
+)
+def test_ordinary_sentences_are_kept(text):
+    assert neutralise(text) == (text, 0)
+
+
 def test_fake_citation_marks_in_passages_are_dropped_before_the_model_or_extraction_sees_them():
     text = "The fee is 5 EUR [3]. Confirmed by [2, 4]."
     p = Passage(1, 1, "/a.md", "a", None, [], text, 1.0, "s" * 64, 1, "internal", "c")
