@@ -17,7 +17,8 @@ from rag.auth.principal import Principal
 from rag.errors import EgressBlockedError, GenerationInterruptedError, GeneratorUnavailableError
 from rag.grounding import GroundedAnswer, GroundingChecker, SentenceGate
 from rag.lexical import content_words, split_sentences
-from rag.prompting import NOT_FOUND, build_prompt, without_markup
+from rag.links import safe_links
+from rag.prompting import NEUTRALISED, NOT_FOUND, build_prompt, neutralise, without_markup
 from rag.protocols import Generator, Router
 from rag.search import Searcher
 from rag.types import DISABLED, Answer, Citation, Delta, Passage, RouteDecision, SearchFilters, Usage
@@ -27,9 +28,11 @@ FALLBACK_NOTICE = "The language model is unavailable: this answer is extracted v
 
 
 def best_quote(passage_text: str, claim: str, limit: int = 300) -> str:
-    """The passage sentence sharing most words with the claim: what a reader checks first."""
+    """The passage sentence sharing most words with the claim: what a reader checks first (never a
+    sentence neutralised as an instruction, while the passage has another)."""
     wanted = set(content_words(claim))
     sentences = split_sentences(passage_text) or [passage_text]
+    sentences = [s for s in sentences if NEUTRALISED not in s] or sentences
     # most shared words first, then sentences long enough to say something (not a heading)
     best = max(sentences, key=lambda s: (len(wanted & set(content_words(s))), len(s.split()) >= 5))
     best = " ".join(best.split())
@@ -62,8 +65,10 @@ class QuestionAnswerer:
         prompt_passages: int | None = None,
         router: Router | None = None,
         external: Generator | None = None,
+        link_hosts: tuple[str, ...] = (),
     ) -> None:
         self.searcher = searcher
+        self.link_hosts = tuple(link_hosts)
         self.prompt_passages = prompt_passages
         self.generator = generator
         self.fallback = fallback
@@ -183,7 +188,8 @@ class QuestionAnswerer:
         outcome = _Outcome(generator, prompt.passages, None, [], neutralised=prompt.neutralised)
 
         def release(sentence: str) -> Iterator[Delta]:
-            sentence = " ".join(without_markup(sentence).split())  # never echo a delimiter or template token
+            # never echo a delimiter or template token, nor a link or image to a host outside the allowed ones
+            sentence = " ".join(safe_links(without_markup(sentence), self.link_hosts).split())
             if sentence:
                 outcome.deltas.append(sentence if not outcome.deltas else " " + sentence)
                 yield Delta(outcome.deltas[-1])
@@ -221,7 +227,8 @@ class QuestionAnswerer:
     def _general_knowledge(self, question: str, history, cap: int, usage: Usage) -> _Outcome:
         """No internal passage: the external model answers from general knowledge, marked as such."""
         prompt = build_prompt(question, [], history, general=True)
-        text = " ".join("".join(self.external.stream(prompt, cap, usage)).split())
+        text = "".join(self.external.stream(prompt, cap, usage))
+        text = " ".join(safe_links(without_markup(text), self.link_hosts).split())
         result = GroundedAnswer(text or NOT_FOUND, [], False, not text, 0.0)
         return _Outcome(
             self.external,
@@ -245,19 +252,21 @@ class QuestionAnswerer:
         assert final is not None
         return final
 
-    @staticmethod
-    def _citations(cited: list[int], passages: list[Passage], sentences) -> list[Citation]:
+    def _quote(self, passage: Passage, claim: str) -> str:
+        """A quote is shown like the answer, so it is taken from the neutralised text, links made inert."""
+        return " ".join(safe_links(best_quote(neutralise(passage.text)[0], claim), self.link_hosts).split())
+
+    def _citations(self, cited: list[int], passages: list[Passage], sentences) -> list[Citation]:
         out = []
         for n in cited:
             passage = passages[n - 1]
             claim = " ".join(s.text for s in sentences if n in s.cited)
-            out.append(_citation(n, passage, best_quote(passage.text, claim)))
+            out.append(_citation(n, passage, self._quote(passage, claim)))
         return out
 
-    @staticmethod
-    def _closest(passages: list[Passage], question: str, limit: int = 3) -> list[Citation]:
+    def _closest(self, passages: list[Passage], question: str, limit: int = 3) -> list[Citation]:
         """When nothing is grounded, the closest passages, quoting their sentence nearest the question."""
-        return [_citation(n, p, best_quote(p.text, question)) for n, p in enumerate(passages[:limit], 1)]
+        return [_citation(n, p, self._quote(p, question)) for n, p in enumerate(passages[:limit], 1)]
 
 
 def _relay(events: Generator_[Delta, None, _Outcome], *, forward: bool) -> Generator_[Delta, None, _Outcome]:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from rag.lexical import content_words, numbers_in, split_sentences
-from rag.prompting import NOT_FOUND
+from rag.prompting import NOT_FOUND, echoes_prompt
 from rag.types import Passage
 
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -97,7 +97,7 @@ class GroundingChecker:
         valid = [n for n in dict.fromkeys(cited) if n in given]
         bare = _CITATION.sub("", sentence).strip()
         bare = re.sub(r"\s+([.,;:!?])", r"\1", bare)
-        if _META.search(bare):
+        if _META.search(bare) or echoes_prompt(bare):
             return CheckedSentence(bare, (), 0.0, False)
         words = [w for w in content_words(bare) if w not in _FRAMING]
         nums = numbers_in(bare)

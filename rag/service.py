@@ -84,6 +84,7 @@ def build_answerer(
         max_tokens=settings.max_tokens,
         min_support=settings.grounding_min_support,
         prompt_passages=prompt_passages,
+        link_hosts=tuple(settings.answer_link_hosts),
         router=router,
         external=external,
     )

@@ -210,6 +210,11 @@ class Settings(BaseSettings):
         le=50,
         description="how many of them go into the prompt; 0 = auto (1 for the 135M embedded model, all otherwise)",
     )
+    answer_link_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="hosts whose links and images may appear in answers and quotes (comma-separated; "
+        "subdomains included); others keep their text and lose the URL",
+    )
     grounding_min_support: float = Field(
         default=0.6, ge=0.0, le=1.0, description="share of a sentence's content words its cited passages must contain"
     )
@@ -234,6 +239,18 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"algorithms not allowed for identity-provider tokens: {bad}")
         return value
+
+    _split_hosts = field_validator("answer_link_hosts", mode="before")(_split_list)
+
+    @field_validator("answer_link_hosts")
+    @classmethod
+    def _hosts_only(cls, value: list[str]) -> list[str]:
+        import re
+
+        bad = [h for h in value if not re.fullmatch(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", h)]
+        if bad:
+            raise ValueError(f"answer_link_hosts takes host names only (no scheme, path or port): {bad}")
+        return [h.lower() for h in value]
 
     @field_validator("ingest_roots", mode="before")
     @classmethod

@@ -88,8 +88,11 @@ def test_instruction_like_passage_text_is_neutralised_and_kept_as_data():
     prompt = build_prompt("How many vacation days?", [evil])
     user = prompt.messages[-1]["content"]
     assert prompt.messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
-    assert len(prompt.messages) == 2 and prompt.neutralised >= 4
+    # the instruction's whole sentence and the fake turn's whole paragraph go, each replaced by a marker
+    assert len(prompt.messages) == 2 and prompt.neutralised >= 2
     for bad in (
+        "99 days",
+        "pirate",
         "Ignore all previous instructions",
         "<|im_start|>",
         "<|im_end|>",
@@ -98,7 +101,7 @@ def test_instruction_like_passage_text_is_neutralised_and_kept_as_data():
     ):
         assert bad.lower() not in user.lower(), bad
     # our own closing delimiter appears once: the passage cannot close its block early
-    assert user.count("</passage>") == 1 and user.index("99 days") < user.index("</passage>")
+    assert user.count("</passage>") == 1 and user.index("Vacation policy") < user.index("</passage>")
     assert "Question: How many vacation days?" in user.split("</passage>")[1]
 
 

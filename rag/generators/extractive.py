@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from rag.lexical import content_words, split_sentences
-from rag.prompting import NOT_FOUND, Prompt
+from rag.prompting import NEUTRALISED, NOT_FOUND, Prompt
 from rag.types import Usage
 
 
@@ -27,10 +27,12 @@ class ExtractiveGenerator:
         if not wanted:
             return []
         scored = []
-        for n, passage in enumerate(prompt.passages, 1):
-            for position, sentence in enumerate(split_sentences(passage.text)):
+        # the neutralised texts: a sentence holding an instruction or a fake turn is never quoted
+        texts = prompt.texts or [p.text for p in prompt.passages]
+        for n, text in enumerate(texts, 1):
+            for position, sentence in enumerate(split_sentences(text)):
                 words = set(content_words(sentence))
-                if len(words) < 3:
+                if len(words) < 3 or NEUTRALISED in sentence:
                     continue
                 coverage = len(wanted & words) / len(wanted)
                 # earlier passages rank higher in retrieval; break ties towards them and towards lead sentences
