@@ -26,6 +26,7 @@ from api import (
     routing_routes,
 )
 from api.auth import MANAGE, Authenticator, require
+from api.web import routes as web_routes
 from api.metrics import Metrics
 from api.ratelimit import FailureLimiter
 from api.schemas import ErrorResponse
@@ -139,6 +140,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     app.include_router(admin_routes.build_router(factory))
     app.include_router(routing_routes.build_router(settings, services, factory))
     app.include_router(audit_routes.build_router(factory, audit_log))
+    web_routes.install(app, settings, factory)  # the web app at /; its middleware wraps the request gate
     return app
 
 
