@@ -118,14 +118,13 @@ def install(
                 raise RateLimitedError("too many failed authentications from this address; retry later", wait)
             principal = None
             if not guard.is_public(request):  # the sign-in page: audited, but no credentials yet
+                authorization = request.headers.get("authorization")
+                session_id = request.cookies.get(guard.SESSION_COOKIE)
                 try:
-                    principal = await run_in_threadpool(
-                        authenticator.authenticate_request,
-                        request.headers.get("authorization"),
-                        request.cookies.get(guard.SESSION_COOKIE),
-                    )
+                    principal = await run_in_threadpool(authenticator.authenticate_request, authorization, session_id)
                 except AuthenticationError:
-                    limiter.failed(client)
+                    if authorization is not None or session_id:  # a guess; a bare browser visit is none
+                        limiter.failed(client)
                     raise
         except RagError as exc:
             if entry is not None:

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import BeforeValidator
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from api.admin_routes import document_out
 from api.audit_routes import AuditFilters, record_out
 from api.auth import require
-from api.params import Cursor, Offset, QueryName, RowId
+from api.params import Cursor, Offset, QueryName, QueryText, RowId, Status
 from api.request_audit import note_target
 from api.web import pages
 from api.web.guard import SESSION_COOKIE, SIGNIN
@@ -43,6 +46,28 @@ def signed_in(request: Request) -> Principal:
     if principal is None:
         raise AuthenticationError("sign in first")
     return principal
+
+
+def _blank_is_none(value: object) -> object:
+    return None if value == "" else value
+
+
+def _optional(kind: object) -> object:
+    """A filter a form may send empty (an HTML form submits every field): empty means unset."""
+    return Annotated[kind | None, BeforeValidator(_blank_is_none)]
+
+
+def audit_filters(
+    user: _optional(QueryName) = None,
+    group: _optional(QueryName) = None,
+    since: _optional(QueryName) = None,
+    until: _optional(QueryName) = None,
+    route: _optional(QueryName) = None,
+    status: _optional(Status) = None,
+    text: _optional(QueryText) = None,
+) -> AuditFilters:
+    """The API's audit filters (same types and bounds), from the page's filter form."""
+    return AuditFilters(user=user, group=group, since=since, until=until, route=route, status=status, text=text)
 
 
 ASK_PAGE = Depends(require("ask"))
@@ -119,8 +144,9 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
             with factory() as s:
                 sessions.end(s, session_id)
         response = RedirectResponse(SIGNIN, status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/", secure=request.url.scheme == "https", httponly=True,
-                               samesite="strict")
+        response.delete_cookie(
+            SESSION_COOKIE, path="/", secure=request.url.scheme == "https", httponly=True, samesite="strict"
+        )
         return response
 
     @router.get("/ask", response_class=HTMLResponse, dependencies=[ASK_PAGE])
@@ -136,9 +162,16 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
         request: Request, collection: QueryName | None = None, offset: Offset = 0, principal: Principal = ASK_PAGE
     ) -> HTMLResponse:
         with factory() as s:
-            docs = documents.readable(s, principal, collection=collection, limit=PAGE_SIZE + 1, offset=offset)
+            docs = [
+                document_out(d)
+                for d in documents.readable(s, principal, collection=collection, limit=PAGE_SIZE + 1, offset=offset)
+            ]
         return render(
-            request, "documents.html", docs=docs[:PAGE_SIZE], collection=collection or "", offset=offset,
+            request,
+            "documents.html",
+            docs=docs[:PAGE_SIZE],
+            collection=collection or "",
+            offset=offset,
             next_offset=offset + PAGE_SIZE if len(docs) > PAGE_SIZE else None,
         )
 
@@ -166,8 +199,8 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
     @router.get("/audit", response_class=HTMLResponse, dependencies=[AUDIT_PAGE])
     def audit_page(
         request: Request,
-        filters: AuditFilters = Depends(),
-        cursor: Cursor | None = None,
+        filters: AuditFilters = Depends(audit_filters),
+        cursor: Annotated[Cursor | None, BeforeValidator(_blank_is_none)] = None,
     ) -> HTMLResponse:
         with factory() as s:
             query = filters.apply(select(AuditRecord))
@@ -212,10 +245,18 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
         principal: Principal = MANAGE_PAGE,
     ) -> HTMLResponse:
         with factory() as s:
-            docs = documents.readable(s, principal, collection=collection, limit=PAGE_SIZE + 1, offset=offset)
+            docs = [
+                document_out(d)
+                for d in documents.readable(s, principal, collection=collection, limit=PAGE_SIZE + 1, offset=offset)
+            ]
         return render(
-            request, "admin_documents.html", docs=docs[:PAGE_SIZE], collection=collection or "", offset=offset,
-            next_offset=offset + PAGE_SIZE if len(docs) > PAGE_SIZE else None, labels=LABELS,
+            request,
+            "admin_documents.html",
+            docs=docs[:PAGE_SIZE],
+            collection=collection or "",
+            offset=offset,
+            next_offset=offset + PAGE_SIZE if len(docs) > PAGE_SIZE else None,
+            labels=LABELS,
         )
 
     return router
