@@ -26,11 +26,11 @@ from api import (
     routing_routes,
 )
 from api.auth import MANAGE, Authenticator, require
-from api.web import routes as web_routes
 from api.metrics import Metrics
 from api.ratelimit import FailureLimiter
 from api.schemas import ErrorResponse
 from api.services import QueryServices
+from api.web import routes as web_routes
 from rag.audit import HashChainAuditLog, resolve_key
 from rag.db.session import make_engine, make_sessionmaker, migrate
 from rag.errors import RagError

@@ -24,8 +24,8 @@ from starlette.requests import ClientDisconnect
 
 from api.errors import classify
 from api.metrics import Metrics
-from api.web import guard
 from api.ratelimit import FailureLimiter
+from api.web import guard
 from rag.audit import AuditEntry, HashChainAuditLog, question_from_body, question_from_prefix
 from rag.errors import (
     AuditUnavailableError,
