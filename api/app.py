@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import (
     admin_routes,
     audit_routes,
+    feedback_routes,
     ingest_routes,
     openai_routes,
     query_routes,
@@ -140,6 +141,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     app.include_router(admin_routes.build_router(factory))
     app.include_router(routing_routes.build_router(settings, services, factory))
     app.include_router(audit_routes.build_router(factory, audit_log))
+    app.include_router(feedback_routes.build_router(factory))
     web_routes.install(app, settings, factory)  # the web app at /; its middleware wraps the request gate
     return app
 

@@ -109,6 +109,8 @@ def test_cookie_requests_need_the_csrf_token_and_our_origin(app_env):
     assert client.post("/v1/search", json=body, headers=cross).status_code == 403
     ok = client.post("/v1/search", json=body, headers={"X-CSRF-Token": client.csrf, "Origin": BASE})
     assert ok.status_code == 200 and ok.json()["results"]
+    proxied = {"X-CSRF-Token": client.csrf, "Origin": "https://rag.example", "X-Forwarded-Host": "rag.example"}
+    assert client.post("/v1/search", json=body, headers=proxied).status_code == 200  # behind a reverse proxy
     # GETs change nothing and need no token; bearer callers are not cookie-borne and need none
     assert client.get("/v1/documents").status_code == 200
     api = TestClient(app, base_url=BASE, headers=bearer(keys["alice"]))
@@ -120,6 +122,10 @@ def test_cookie_requests_need_the_csrf_token_and_our_origin(app_env):
     # a form post carries the token as a field
     r = client.post("/signout", data={"csrf_token": "wrong"}, headers={"Origin": BASE})
     assert r.status_code == 403
+    crowded = "&".join(f"f{n}=x" for n in range(50)) + f"&csrf_token={client.csrf}"
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE}
+    assert client.post("/signout", content=crowded, headers=form).status_code == 403  # bounded parsing, no 500
+    assert other.post("/signin", content=crowded, headers=form).status_code == 401
 
 
 def test_sign_out_ends_the_session(app_env):

@@ -39,7 +39,10 @@ def is_static(path: str) -> bool:
 def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is not None:
-        return urlsplit(origin).netloc == request.headers.get("host", "") and origin != "null"
+        # behind a reverse proxy the public host may arrive as X-Forwarded-Host; a cross-site page
+        # cannot set either header on a form post (and a custom-header fetch needs CORS, which is off)
+        hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "").split(",")[0].strip()}
+        return origin != "null" and urlsplit(origin).netloc in hosts - {""}
     site = request.headers.get("sec-fetch-site")
     return site is None or site in ("same-origin", "none")
 
@@ -47,7 +50,10 @@ def _same_origin(request: Request) -> bool:
 def _token(request: Request, body: bytes) -> str:
     given = request.headers.get(CSRF_HEADER)
     if given is None and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        given = (parse_qs(body.decode("utf-8", "replace"), max_num_fields=20).get(CSRF_FIELD) or [""])[0]
+        try:
+            given = (parse_qs(body.decode("utf-8", "replace"), max_num_fields=20).get(CSRF_FIELD) or [""])[0]
+        except ValueError:  # more fields than any of our forms has
+            given = ""
     return given or ""
 
 

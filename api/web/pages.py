@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.web.guard import SESSION_COOKIE, SIGNIN
+from api.web.guard import SESSION_COOKIE, SIGNIN, is_static
 from rag.auth.principal import Principal
 from rag.auth.sessions import csrf_token
 
@@ -68,8 +68,8 @@ def install(app: FastAPI, templates: Jinja2Templates) -> None:
             response = await _as_page(request, response, templates)
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
-        if response.headers.get("content-type", "").startswith("text/html"):
-            response.headers["Cache-Control"] = "no-store"  # no page survives sign-out in the back button
+        if not is_static(request.url.path):  # no page or passage survives sign-out in a cache
+            response.headers["Cache-Control"] = "no-store"
         return response
 
 

@@ -106,7 +106,10 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
     async def signin(request: Request) -> Response:
         """Exchanges an API key for a session; the key is read from the form body only (never a URL)
         and is neither stored nor echoed."""
-        form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        try:
+            form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        except ValueError:  # more fields than the form has
+            form = {}
         key = (form.get("api_key") or [""])[0].strip()
         authenticator = request.app.state.authenticator
         try:
@@ -129,7 +132,7 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
         response.set_cookie(
             SESSION_COOKIE,
             session_id,
-            max_age=int(settings.session_max_age_s),
+            max_age=max(1, int(settings.session_max_age_s)),
             path="/",
             secure=request.url.scheme == "https",
             httponly=True,

@@ -222,3 +222,17 @@ class WebSession(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)  # the absolute limit
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Feedback(Base):
+    """A thumbs up or down on one answer, keyed by the answer's request id (its audit record):
+    one rating per user and answer, replaced when they rate again."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("request_id", "principal"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    principal: Mapped[str] = mapped_column(String(200))
+    rating: Mapped[str] = mapped_column(String(10), index=True)  # up | down
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

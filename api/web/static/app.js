@@ -256,7 +256,27 @@
     });
   }
 
-  const inits = { "ask": initAsk, "search": initSearch, "admin-documents": initAdminDocuments };
+  // ---- Audit: chain verification -------------------------------------------------------------
+  function initAudit() {
+    const button = document.getElementById("verify-chain");
+    const out = document.getElementById("verify-result");
+    button.addEventListener("click", async function () {
+      button.disabled = true;
+      out.textContent = "Verifying every record…";
+      try {
+        const response = await api("/v1/audit/verify", "GET");
+        if (!response.ok) { out.textContent = await errorText(response); return; }
+        const v = await response.json();
+        out.className = v.ok ? "ok" : "error";
+        out.textContent = v.ok
+          ? "Chain intact: " + v.records + " records, head #" + v.head_seq + " " + v.head_hash.slice(0, 16) + "…"
+          : "Chain broken at record " + v.first_bad.seq + ": " + v.first_bad.reason;
+        out.title = v.head_hash;
+      } finally { button.disabled = false; }
+    });
+  }
+
+  const inits = { "ask": initAsk, "search": initSearch, "admin-documents": initAdminDocuments, "audit": initAudit };
   document.addEventListener("DOMContentLoaded", function () {
     const init = inits[document.body.dataset.page];
     if (init) init();
