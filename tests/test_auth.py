@@ -48,6 +48,9 @@ ROUTES = {
     ("GET", "/audit"): None,
     ("GET", "/audit/{seq}"): None,
     ("GET", "/admin/documents"): None,
+    ("POST", "/v1/feedback"): {"request_id": "0123abcd", "rating": "up"},
+    ("GET", "/v1/feedback"): None,
+    ("GET", "/admin/feedback"): None,
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/signin"), ("POST", "/signin")}  # the sign-in page is audited, though
 ASK = {"/v1/search", "/v1/query", "/v1/models", "/v1/chat/completions", "/v1/documents"}
@@ -61,7 +64,7 @@ def allowed(role: str, method: str, path: str) -> bool:
         return True
     if path in AUDIT:
         return role == "auditor"
-    if path in ASK and not (method == "PATCH"):
+    if (path in ASK and not (method == "PATCH")) or (method, path) == ("POST", "/v1/feedback"):
         return role in ("employee", "admin")
     return role == "admin"
 

@@ -282,3 +282,40 @@ def test_hostile_text_is_escaped_in_server_rendered_pages(app_env):
     for path in (f"/audit/{seq}", "/audit"):
         text = auditor.get(path).text
         assert payload not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def test_feedback_is_stored_with_the_request_id_and_only_for_ones_own_answers(app_env):
+    app, keys, factory = app_env
+    alice = signed_in(app, keys["alice"])
+    headers = {"X-CSRF-Token": alice.csrf, "Origin": BASE}
+    answer = alice.post("/v1/query", json={"question": "How many vacation days?"}, headers=headers).json()
+    rid = answer["request_id"]
+    rate = {"request_id": rid, "rating": "down", "comment": "<b>wrong</b> year"}
+    r = alice.post("/v1/feedback", json=rate, headers=headers)
+    assert r.status_code == 201 and r.json() == {"request_id": rid, "rating": "down", "comment": "<b>wrong</b> year"}
+    assert records(factory)[-1].detail["target"] == {"request_id": rid, "rating": "down"}
+    carol = TestClient(app, base_url=BASE, headers=bearer(make_user_key(app_env, "carol")))
+    stolen = carol.post("/v1/feedback", json={"request_id": rid, "rating": "up"})
+    assert stolen.status_code == 404  # someone else's answer: as if it did not exist
+    assert carol.post("/v1/feedback", json={"request_id": "ffff", "rating": "up"}).status_code == 404
+    assert alice.post("/v1/feedback", json={**rate, "rating": "meh"}, headers=headers).status_code == 422
+    admin = TestClient(app, base_url=BASE, headers=bearer(keys["ada"]))
+    listed = admin.get("/v1/feedback").json()
+    assert [(f["request_id"], f["principal"], f["question"]) for f in listed] == [
+        (rid, "alice", "How many vacation days?")
+    ]
+    assert listed[0]["answer"] == answer["answer"] and listed[0]["citations"]
+    page = signed_in(app, keys["ada"]).get("/admin/feedback").text
+    assert "How many vacation days?" in page and "&lt;b&gt;wrong&lt;/b&gt; year" in page
+    assert alice.post("/v1/feedback", json={**rate, "rating": "up"}, headers=headers).status_code == 201
+    assert admin.get("/v1/feedback").json() == []  # rated again: replaced, not added
+    assert len(admin.get("/v1/feedback?rating=up").json()) == 1
+    assert alice.get("/admin/feedback", headers=HTML).status_code == 403
+    assert alice.get("/v1/feedback").status_code == 403
+
+
+def make_user_key(app_env, name: str) -> str:
+    app, _, factory = app_env
+    with factory() as s:
+        _, key = users.create_user(s, name, "employee", ["everyone"], actor=users.OPERATOR, with_key=True)
+    return key

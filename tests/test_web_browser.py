@@ -239,6 +239,10 @@ def test_employee_asks_and_opens_a_highlighted_citation(app, browser):
     assert len(passage) > len(mark.text)  # the whole passage, with the quote highlighted inside it
     shoot(driver, app, "ask-citation")
     driver.find_element(By.CSS_SELECTOR, ".dialog-close button").click()
+    answer.find_element(By.CSS_SELECTOR, ".feedback input").send_keys("Please add the part-time rule")
+    answer.find_element(By.CSS_SELECTOR, ".rate-down").click()
+    wait(driver).until(lambda d: "recorded" in answer.find_element(By.CSS_SELECTOR, ".feedback").text)
+    assert answer.find_element(By.CSS_SELECTOR, ".rate-down").get_attribute("aria-pressed") == "true"
     shoot(driver, app, "ask")
 
 
@@ -372,12 +376,17 @@ def test_admin_relabels_a_document(app, browser):
     driver.refresh()
     label = driver.find_element(By.CSS_SELECTOR, f"#doc-{doc_id} .label").text
     assert label == "confidential"
-    # and the API sees it at once, as its own PATCH would have done
+    driver.get(app.base + "/admin/feedback")  # the answer alice rated down, with her comment
+    item = driver.find_element(By.CSS_SELECTOR, "#feedback-list .result")
+    assert QUESTION in item.text and "Please add the part-time rule" in item.text and "alice" in item.text
+    shoot(driver, app, "admin-feedback")
+    # and the API sees the new label at once, as its own PATCH would have done
     r = httpx.get(app.base + "/v1/documents", headers={"Authorization": f"Bearer {app.keys['ada']}"})
     assert next(d for d in r.json() if d["id"] == int(doc_id))["label"] == "confidential"
 
 
 def test_artifacts_were_written(app):
     names = {p.name for p in app.shots.glob("*.png")}
-    for page in ("signin", "ask", "ask-citation", "audit", "audit-record", "admin-documents", "forbidden"):
+    pages = ("signin", "ask", "ask-citation", "audit", "audit-record", "admin-documents", "admin-feedback", "forbidden")
+    for page in pages:
         assert {f"{page}-desktop.png", f"{page}-phone.png"} <= names, page

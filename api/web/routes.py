@@ -27,7 +27,7 @@ from api.params import Cursor, Offset, QueryName, QueryText, RowId, Status
 from api.request_audit import note_target
 from api.web import pages
 from api.web.guard import SESSION_COOKIE, SIGNIN
-from rag import documents
+from rag import documents, feedback
 from rag.auth import sessions
 from rag.auth.principal import Principal
 from rag.db.models import AuditRecord
@@ -260,6 +260,18 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
             offset=offset,
             next_offset=offset + PAGE_SIZE if len(docs) > PAGE_SIZE else None,
             labels=LABELS,
+        )
+
+    @router.get("/admin/feedback", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
+    def admin_feedback_page(request: Request, offset: Offset = 0) -> HTMLResponse:
+        with factory() as s:
+            answers = feedback.rated(s, "down", limit=PAGE_SIZE + 1, offset=offset)
+        return render(
+            request,
+            "admin_feedback.html",
+            answers=answers[:PAGE_SIZE],
+            offset=offset,
+            next_offset=offset + PAGE_SIZE if len(answers) > PAGE_SIZE else None,
         )
 
     return router

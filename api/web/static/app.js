@@ -98,6 +98,35 @@
     if (mark) mark.scrollIntoView({ block: "center" });
   }
 
+  function feedbackControls(requestId) {
+    const form = el("form", "feedback");
+    form.setAttribute("aria-label", "Rate this answer");
+    const comment = el("input");
+    comment.type = "text";
+    comment.maxLength = 2000;
+    comment.placeholder = "Optional comment";
+    comment.setAttribute("aria-label", "Comment on this answer (optional)");
+    const status = el("span", "muted");
+    status.setAttribute("role", "status");
+    [["up", "Helpful"], ["down", "Not helpful"]].forEach(function (pair) {
+      const button = el("button", "rate rate-" + pair[0], pair[1]);
+      button.type = "button";
+      button.setAttribute("aria-pressed", "false");
+      button.addEventListener("click", async function () {
+        const response = await api("/v1/feedback", "POST",
+          { request_id: requestId, rating: pair[0], comment: comment.value.trim() || null });
+        if (!response.ok) { status.textContent = await errorText(response); return; }
+        form.querySelectorAll("button.rate").forEach(function (b) { b.setAttribute("aria-pressed", String(b === button)); });
+        status.textContent = "Thanks, your rating is recorded.";
+      });
+      form.appendChild(button);
+    });
+    form.appendChild(comment);
+    form.appendChild(status);
+    form.addEventListener("submit", function (e) { e.preventDefault(); });
+    return form;
+  }
+
   function renderFinal(turn, final) {
     const byN = {};
     final.citations.forEach(function (c) { byN[c.n] = c; });
@@ -112,10 +141,16 @@
       turn.answer.appendChild(el("strong", "", "Not found in the documents you may read. "));
       turn.answer.appendChild(document.createTextNode(final.answer));
     }
-    if (!final.citations.length) return;
-    turn.box.appendChild(el("h3", "sources-title", final.status === "not_found" ? "Closest passages" : "Sources"));
+    if (final.citations.length) {
+      turn.box.appendChild(el("h3", "sources-title", final.status === "not_found" ? "Closest passages" : "Sources"));
+      turn.box.appendChild(sourceList(final.citations));
+    }
+    turn.box.appendChild(feedbackControls(final.request_id));
+  }
+
+  function sourceList(citations) {
     const list = el("ol", "sources");
-    final.citations.forEach(function (c) {
+    citations.forEach(function (c) {
       const item = el("li", "source");
       item.appendChild(chip(c.n, function () { openPassage(c); }));
       item.appendChild(el("span", "source-title", c.title || c.path));
@@ -123,7 +158,7 @@
       item.appendChild(el("q", "source-quote", c.quote));
       list.appendChild(item);
     });
-    turn.box.appendChild(list);
+    return list;
   }
 
   async function readEvents(response, onEvent) {
