@@ -51,6 +51,7 @@ ROUTES = {
     ("POST", "/v1/feedback"): {"request_id": "0123abcd", "rating": "up"},
     ("GET", "/v1/feedback"): None,
     ("GET", "/admin/feedback"): None,
+    ("GET", "/admin/users"): None,
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/signin"), ("POST", "/signin")}  # the sign-in page is audited, though
 ASK = {"/v1/search", "/v1/query", "/v1/models", "/v1/chat/completions", "/v1/documents"}

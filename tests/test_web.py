@@ -165,10 +165,19 @@ def test_each_role_gets_only_its_pages(app_env):
     app, keys, factory = app_env
     allowed = {
         "alice": {"/ask", "/search", "/documents"},
-        "ada": {"/ask", "/search", "/documents", "/admin/documents"},
+        "ada": {"/ask", "/search", "/documents", "/admin/documents", "/admin/users", "/admin/feedback"},
         "audra": {"/audit"},
     }
-    every = {"/ask", "/search", "/documents", "/admin/documents", "/audit", "/audit/1"}
+    every = {
+        "/ask",
+        "/search",
+        "/documents",
+        "/admin/documents",
+        "/admin/users",
+        "/admin/feedback",
+        "/audit",
+        "/audit/1",
+    }
     for user, pages in allowed.items():
         client = signed_in(app, keys[user])
         for path in every:

@@ -385,8 +385,36 @@ def test_admin_relabels_a_document(app, browser):
     assert next(d for d in r.json() if d["id"] == int(doc_id))["label"] == "confidential"
 
 
+def test_admin_creates_a_user_and_a_key_shown_once_that_signs_in(app, browser):
+    driver = browser
+    sign_in(driver, app, "ada")
+    driver.get(app.base + "/admin/users")
+    assert "Auditors are managed on the host" in driver.find_element(By.ID, "user-audra").text
+    driver.find_element(By.ID, "new-name").send_keys("dora")
+    driver.find_element(By.ID, "new-groups").send_keys("everyone")
+    driver.find_element(By.ID, "create-user").click()
+    wait(driver).until(lambda d: d.find_elements(By.ID, "user-dora"))
+    driver.find_element(By.CSS_SELECTOR, "#user-dora .issue-key").click()
+    wait(driver).until(lambda d: d.find_element(By.ID, "new-key-value").get_attribute("value"))
+    key = driver.find_element(By.ID, "new-key-value").get_attribute("value")
+    assert key.startswith("rag_")
+    shoot(driver, app, "admin-users")
+    driver.refresh()
+    assert key not in driver.page_source  # shown once: not in the page after a reload
+    app.keys["dora"] = key
+    sign_in(driver, app, "dora")
+    assert driver.current_url == app.base + "/ask"
+    dora = session_cookie(driver)
+    sign_in(driver, app, "ada")
+    driver.get(app.base + "/admin/users")
+    driver.find_element(By.CSS_SELECTOR, "#user-dora .revoke").click()
+    wait(driver).until(lambda d: "Revoked key" in d.find_element(By.ID, "users-status").text)
+    assert httpx.get(app.base + "/v1/documents", cookies=dora).status_code == 401  # her session ended with the key
+
+
 def test_artifacts_were_written(app):
     names = {p.name for p in app.shots.glob("*.png")}
-    pages = ("signin", "ask", "ask-citation", "audit", "audit-record", "admin-documents", "admin-feedback", "forbidden")
+    pages = ("signin", "ask", "ask-citation", "audit", "audit-record", "admin-documents", "admin-feedback")
+    pages += ("admin-users", "forbidden")
     for page in pages:
         assert {f"{page}-desktop.png", f"{page}-phone.png"} <= names, page

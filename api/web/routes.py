@@ -20,14 +20,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from api.admin_routes import document_out
+from api.admin_routes import document_out, key_out, user_out
 from api.audit_routes import AuditFilters, record_out
 from api.auth import require
 from api.params import Cursor, Offset, QueryName, QueryText, RowId, Status
 from api.request_audit import note_target
 from api.web import pages
 from api.web.guard import SESSION_COOKIE, SIGNIN
-from rag import documents, feedback
+from rag import documents, feedback, users
 from rag.auth import sessions
 from rag.auth.principal import Principal
 from rag.db.models import AuditRecord
@@ -261,6 +261,16 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
             next_offset=offset + PAGE_SIZE if len(docs) > PAGE_SIZE else None,
             labels=LABELS,
         )
+
+    @router.get("/admin/users", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
+    def admin_users_page(request: Request) -> HTMLResponse:
+        with factory() as s:
+            people = [user_out(u) for u in users.list_users(s)]
+            keys = [key_out(k) for k in users.list_keys(s)]
+        by_user: dict[str, list] = {}
+        for key in keys:
+            by_user.setdefault(key.user, []).append(key)
+        return render(request, "admin_users.html", people=people, keys=by_user, roles=("employee", "admin"))
 
     @router.get("/admin/feedback", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
     def admin_feedback_page(request: Request, offset: Offset = 0) -> HTMLResponse:

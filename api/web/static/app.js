@@ -277,7 +277,7 @@
       form.addEventListener("submit", async function (e) {
         e.preventDefault();
         const id = form.dataset.document;
-        const groups = form.groups.value.split(",").map(function (g) { return g.trim(); }).filter(Boolean);
+        const groups = groupList(form.groups.value);
         const response = await api("/v1/documents/" + id, "PATCH", { groups: groups, label: form.label.value });
         if (!response.ok) { status.textContent = "Document " + id + ": " + await errorText(response); return; }
         const doc = await response.json();
@@ -311,7 +311,63 @@
     });
   }
 
-  const inits = { "ask": initAsk, "search": initSearch, "admin-documents": initAdminDocuments, "audit": initAudit };
+  // ---- Admin: users and keys ------------------------------------------------------------------
+  function groupList(text) {
+    return text.split(",").map(function (g) { return g.trim(); }).filter(Boolean);
+  }
+
+  function initAdminUsers() {
+    const status = document.getElementById("users-status");
+    const reload = function () { window.location.reload(); };
+    document.getElementById("new-user").addEventListener("submit", async function (e) {
+      e.preventDefault();
+      const form = e.target;
+      const field = function (n) { return form.elements.namedItem(n); };
+      const body = { name: field("name").value.trim(), role: field("role").value, groups: groupList(field("groups").value) };
+      const response = await api("/v1/users", "POST", body);
+      status.textContent = response.ok ? "Created " + body.name + "; issue a key next." : await errorText(response);
+      if (response.ok) reload();
+    });
+    document.querySelectorAll("form.user-edit").forEach(function (form) {
+      form.addEventListener("submit", async function (e) {
+        e.preventDefault();
+        const name = form.dataset.user;
+        const response = await api("/v1/users/" + encodeURIComponent(name), "PATCH",
+          { groups: groupList(form.groups.value), disabled: form.disabled.checked });
+        if (!response.ok) { status.textContent = name + ": " + await errorText(response); return; }
+        const user = await response.json();
+        document.getElementById("user-" + name).querySelector(".groups").textContent = user.groups.join(", ");
+        status.textContent = "Saved " + name + ": groups " + (user.groups.join(", ") || "none") +
+          (user.disabled ? ", disabled" : "");
+      });
+    });
+    document.querySelectorAll("button.issue-key").forEach(function (button) {
+      button.addEventListener("click", async function () {
+        const name = button.dataset.user;
+        const response = await api("/v1/users/" + encodeURIComponent(name) + "/keys", "POST", {});
+        if (!response.ok) { status.textContent = name + ": " + await errorText(response); return; }
+        const key = await response.json();
+        const box = document.getElementById("new-key");
+        document.getElementById("new-key-user").textContent = name;
+        document.getElementById("new-key-value").value = key.key;
+        box.hidden = false;
+        document.getElementById("new-key-value").focus();
+        document.getElementById("new-key-value").select();
+        status.textContent = "Issued key " + key.prefix + "… for " + name + ".";
+      });
+    });
+    document.querySelectorAll("button.revoke").forEach(function (button) {
+      button.addEventListener("click", async function () {
+        const response = await api("/v1/keys/" + button.dataset.key, "DELETE");
+        if (!response.ok) { status.textContent = await errorText(response); return; }
+        button.replaceWith(el("span", "muted", "revoked"));
+        status.textContent = "Revoked key " + button.dataset.key + ".";
+      });
+    });
+  }
+
+  const inits = { "ask": initAsk, "search": initSearch, "admin-documents": initAdminDocuments, "audit": initAudit,
+    "admin-users": initAdminUsers };
   document.addEventListener("DOMContentLoaded", function () {
     const init = inits[document.body.dataset.page];
     if (init) init();
