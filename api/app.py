@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import (
     admin_routes,
     audit_routes,
+    feedback_routes,
     ingest_routes,
     openai_routes,
     query_routes,
@@ -30,6 +31,7 @@ from api.metrics import Metrics
 from api.ratelimit import FailureLimiter
 from api.responses import GATE
 from api.services import QueryServices
+from api.web import routes as web_routes
 from rag.audit import HashChainAuditLog, resolve_key
 from rag.db.session import make_engine, make_sessionmaker, migrate
 from rag.errors import RagError
@@ -148,6 +150,8 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     app.include_router(admin_routes.build_router(factory), responses=GATE)
     app.include_router(routing_routes.build_router(settings, services, factory), responses=GATE)
     app.include_router(audit_routes.build_router(factory, audit_log), responses=GATE)
+    app.include_router(feedback_routes.build_router(factory), responses=GATE)
+    web_routes.install(app, settings, factory)  # the web app at /; its middleware wraps the request gate
     return app
 
 

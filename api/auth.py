@@ -9,6 +9,7 @@ from collections.abc import Callable
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from rag.auth import sessions
 from rag.auth.keys import PREFIX, find_key
 from rag.auth.oidc import OidcVerifier
 from rag.auth.principal import Principal
@@ -24,6 +25,19 @@ class Authenticator:
         self.factory = factory
         self.oidc = OidcVerifier.from_settings(settings)
         self.bootstrap = settings.admin_api_key.get_secret_value().encode() if settings.admin_api_key else None
+        self.session_idle_s = settings.session_idle_timeout_s
+
+    def authenticate_request(self, authorization: str | None, session_id: str | None) -> Principal:
+        """The bearer header when there is one, else the web app's session cookie (api/web)."""
+        if authorization is None and session_id:
+            with self.factory() as session:
+                principal = sessions.resolve(
+                    session, session_id, self.session_idle_s, bootstrap_open=self.bootstrap is not None
+                )
+            if principal is None:
+                raise AuthenticationError("the session has ended: sign in again")
+            return principal
+        return self.authenticate(authorization)
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization or not authorization.startswith("Bearer ") or not authorization[7:].strip():

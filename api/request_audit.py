@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect
 from api.errors import classify
 from api.metrics import Metrics
 from api.ratelimit import FailureLimiter
+from api.web import guard
 from rag.audit import AuditEntry, HashChainAuditLog, question_from_body, question_from_prefix
 from rag.errors import (
     AuditUnavailableError,
@@ -38,7 +39,7 @@ from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
-UNAUDITED = frozenset({"/healthz"})  # the liveness probe: no authentication, no record
+UNAUDITED = frozenset({"/healthz"})  # the liveness probe: no authentication, no record (nor static assets)
 MAX_BODY_BYTES = 1_000_000  # questions are capped far below this
 ANONYMOUS_BODY_BYTES = 2_048  # what is read of a refused caller's body, for the record
 ANONYMOUS_QUESTION_CHARS = 200  # and what of it is kept: a 401 cannot fill the append-only log
@@ -101,6 +102,7 @@ def install(
     app: FastAPI, settings: Settings, audit_log: HashChainAuditLog, metrics: Metrics, limiter: FailureLimiter
 ) -> None:
     authenticator = app.state.authenticator
+    app.state.failure_limiter = limiter  # the web app's sign-in counts its failures here too
 
     async def admit(request: Request, entry: AuditEntry | None) -> Response | None:
         """Authenticates and reads the body; returns the refusal, or None to go on."""
@@ -114,11 +116,16 @@ def install(
             wait = limiter.retry_after(client)
             if wait:
                 raise RateLimitedError("too many failed authentications from this address; retry later", wait)
-            try:
-                principal = await run_in_threadpool(authenticator.authenticate, request.headers.get("authorization"))
-            except AuthenticationError:
-                limiter.failed(client)
-                raise
+            principal = None
+            if not guard.is_public(request):  # the sign-in page: audited, but no credentials yet
+                authorization = request.headers.get("authorization")
+                session_id = request.cookies.get(guard.SESSION_COOKIE)
+                try:
+                    principal = await run_in_threadpool(authenticator.authenticate_request, authorization, session_id)
+                except AuthenticationError:
+                    if authorization is not None or session_id:  # a guess; a bare browser visit is none
+                        limiter.failed(client)
+                    raise
         except RagError as exc:
             if entry is not None:
                 prefix = await read_body(request, ANONYMOUS_BODY_BYTES, 1.0, truncate=True)
@@ -127,6 +134,7 @@ def install(
         request.state.principal = principal
         try:
             body = await read_body(request, MAX_BODY_BYTES, settings.request_read_timeout_s)
+            guard.check_origin_and_token(request, body, principal)  # CSRF: cookie-borne requests only
         except RagError as exc:
             return for_error(request, exc)
         request._body = body  # replayed to the route by Starlette's middleware (see _CachedRequest)
@@ -141,7 +149,7 @@ def install(
         started = time.perf_counter()
         path = request.url.path
         entry = None
-        if path not in UNAUDITED:
+        if path not in UNAUDITED and not guard.is_static(path):
             entry = AuditEntry(request_id=rid, route=path[:200])
             entry.detail["method"] = request.method
             client_id = _client_id(request.headers.get("x-request-id", ""))

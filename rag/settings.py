@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     oidc_role_claim: str = "role"
     oidc_name_claim: str = "sub"
     oidc_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    session_idle_timeout_s: float = Field(
+        default=1800.0, gt=0, le=86400, description="a web app session ends after this long without a request"
+    )
+    session_max_age_s: float = Field(
+        default=43200.0, gt=0, le=30 * 86400, description="a web app session ends this long after sign-in"
+    )
     audit_retention_days: int = Field(
         default=0, ge=0, description="`rag audit archive` moves older records out; 0 = keep all"
     )

@@ -38,10 +38,26 @@ ROUTES = {
     ("GET", "/v1/audit/records/{seq}"): None,
     ("GET", "/v1/audit/export"): None,
     ("GET", "/v1/audit/verify"): None,
+    # the web app's pages (api/web): the same capabilities as the API routes beside them
+    ("GET", "/"): None,
+    ("POST", "/signout"): None,
+    ("GET", "/ask"): None,
+    ("GET", "/search"): None,
+    ("GET", "/documents"): None,
+    ("GET", "/passages/{chunk_id}"): None,
+    ("GET", "/audit"): None,
+    ("GET", "/audit/{seq}"): None,
+    ("GET", "/admin/documents"): None,
+    ("POST", "/v1/feedback"): {"request_id": "0123abcd", "rating": "up"},
+    ("GET", "/v1/feedback"): None,
+    ("GET", "/admin/feedback"): None,
+    ("GET", "/admin/users"): None,
 }
+PUBLIC = {("GET", "/healthz"), ("GET", "/signin"), ("POST", "/signin")}  # the sign-in page is audited, though
 ASK = {"/v1/search", "/v1/query", "/v1/models", "/v1/chat/completions", "/v1/documents"}
-AUDIT = {p for _, p in ROUTES if p.startswith("/v1/audit")}
-DOCS = {"/openapi.json"}
+ASK |= {"/ask", "/search", "/documents", "/passages/{chunk_id}"}
+AUDIT = {p for _, p in ROUTES if p.startswith(("/v1/audit", "/audit"))}
+DOCS = {"/openapi.json", "/", "/signout"}  # every signed-in role
 
 
 def allowed(role: str, method: str, path: str) -> bool:
@@ -49,7 +65,7 @@ def allowed(role: str, method: str, path: str) -> bool:
         return True
     if path in AUDIT:
         return role == "auditor"
-    if path in ASK and not (method == "PATCH"):
+    if (path in ASK and not (method == "PATCH")) or (method, path) == ("POST", "/v1/feedback"):
         return role in ("employee", "admin")
     return role == "admin"
 
@@ -125,14 +141,14 @@ def _code(r) -> str | None:
 
 
 def _call(client, method, path, body, headers):
-    path = path.format(job_id=1, name="employee1", key_id=999, document_id=1, seq=1)
+    path = path.format(job_id=1, name="employee1", key_id=999, document_id=1, seq=1, chunk_id=1)
     return client.request(method, path, json=body, headers=headers)
 
 
 def test_every_route_answers_401_or_403_exactly_where_expected(matrix_app):
     app, keys, idp = matrix_app
     client = TestClient(app, raise_server_exceptions=False)
-    assert all_routes(app) - {("GET", "/healthz")} == set(ROUTES), "ROUTES must list every route of the app"
+    assert all_routes(app) - PUBLIC == set(ROUTES), "ROUTES must list every route of the app"
     assert client.get("/healthz").status_code == 200
     other_idp = rsa_key()
     refused = {

@@ -22,7 +22,7 @@ class Principal:
     name: str
     role: Role
     groups: tuple[str, ...] = field(default_factory=tuple)
-    via: Literal["api_key", "oidc", "bootstrap", "cli"] = "api_key"
+    via: Literal["api_key", "oidc", "bootstrap", "cli", "session"] = "api_key"  # session: the web app
     user_id: int | None = None
     key_id: int | None = None  # the API key that made the request: every audit record names it
 

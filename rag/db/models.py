@@ -206,3 +206,33 @@ class AuditRecord(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     mac: Mapped[str] = mapped_column(String(64))
+
+
+class WebSession(Base):
+    """A signed-in browser (the web app): only a SHA-256 of the session id is stored, so a copy of the
+    database lets nobody in. The principal is rebuilt from the user on every request."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    via: Mapped[str] = mapped_column(String(20))  # what signed in: api_key | bootstrap
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)  # the absolute limit
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Feedback(Base):
+    """A thumbs up or down on one answer, keyed by the answer's request id (its audit record):
+    one rating per user and answer, replaced when they rate again."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("request_id", "principal"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    principal: Mapped[str] = mapped_column(String(200))
+    rating: Mapped[str] = mapped_column(String(10), index=True)  # up | down
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,1 @@
+"""The web app: server-rendered pages and small vanilla JS, served by the API process at `/`."""

@@ -1,0 +1,287 @@
+"""The web app's pages. Each page route declares the same capability as the API route it stands
+beside (rag.auth.principal); the request gate has authenticated and audited the request before any
+of this runs. Pages read through the same core functions as the API; what the page's JS does
+(asking, searching, relabelling) goes through the JSON API itself with the session cookie.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BeforeValidator
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from api.admin_routes import document_out, key_out, user_out
+from api.audit_routes import AuditFilters, record_out
+from api.auth import require
+from api.params import Cursor, Offset, QueryName, QueryText, RowId, Status
+from api.request_audit import note_target
+from api.web import pages
+from api.web.guard import SESSION_COOKIE, SIGNIN
+from rag import documents, feedback, users
+from rag.auth import sessions
+from rag.auth.principal import Principal
+from rag.db.models import AuditRecord
+from rag.errors import AuthenticationError, NotFoundError
+from rag.passages import readable_passage
+from rag.settings import Settings
+from rag.types import LABELS
+
+HERE = Path(__file__).resolve().parent
+PAGE_SIZE = 50
+_MAX_KEY_CHARS = 300
+
+
+def signed_in(request: Request) -> Principal:
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        raise AuthenticationError("sign in first")
+    return principal
+
+
+def _blank_is_none(value: object) -> object:
+    return None if value == "" else value
+
+
+def _optional(kind: object) -> object:
+    """A filter a form may send empty (an HTML form submits every field): empty means unset."""
+    return Annotated[kind | None, BeforeValidator(_blank_is_none)]
+
+
+def audit_filters(
+    user: _optional(QueryName) = None,
+    group: _optional(QueryName) = None,
+    since: _optional(QueryName) = None,
+    until: _optional(QueryName) = None,
+    route: _optional(QueryName) = None,
+    status: _optional(Status) = None,
+    text: _optional(QueryText) = None,
+) -> AuditFilters:
+    """The API's audit filters (same types and bounds), from the page's filter form."""
+    return AuditFilters(user=user, group=group, since=since, until=until, route=route, status=status, text=text)
+
+
+ASK_PAGE = Depends(require("ask"))
+AUDIT_PAGE = Depends(require("audit"))
+MANAGE_PAGE = Depends(require("manage"))
+SIGNED_IN = Depends(signed_in)
+
+
+def install(app: FastAPI, settings: Settings, factory: sessionmaker[Session]) -> None:
+    """Static assets, the pages, and the middleware that adds security headers and error pages
+    (installed after the request gate, so it wraps it)."""
+    templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes .html: document text is inert
+    pages.install(app, templates)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(build_router(settings, factory, templates))
+
+
+def build_router(settings: Settings, factory: sessionmaker[Session], templates: Jinja2Templates) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    def render(request: Request, name: str, status_code: int = 200, **context: object) -> HTMLResponse:
+        return templates.TemplateResponse(
+            request, name, {**pages.base_context(request), **context}, status_code=status_code
+        )
+
+    @router.get("/")
+    def home(principal: Principal = SIGNED_IN) -> RedirectResponse:
+        first = "/ask" if principal.may("ask") else "/audit" if principal.may("audit") else SIGNIN
+        return RedirectResponse(first, status_code=303)
+
+    @router.get(SIGNIN, response_class=HTMLResponse)
+    def signin_page(request: Request) -> HTMLResponse:
+        return render(request, "signin.html")
+
+    @router.post(SIGNIN)
+    async def signin(request: Request) -> Response:
+        """Exchanges an API key for a session; the key is read from the form body only (never a URL)
+        and is neither stored nor echoed."""
+        try:
+            form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        except ValueError:  # more fields than the form has
+            form = {}
+        key = (form.get("api_key") or [""])[0].strip()
+        authenticator = request.app.state.authenticator
+        try:
+            if not key or len(key) > _MAX_KEY_CHARS:
+                raise AuthenticationError("enter an API key")
+            principal = await run_in_threadpool(authenticator.authenticate, f"Bearer {key}")
+            if principal.via not in ("api_key", "bootstrap"):
+                raise AuthenticationError("sign in with an API key")
+        except AuthenticationError:
+            client = request.client.host if request.client else "unknown"
+            request.app.state.failure_limiter.failed(client)
+            entry = getattr(request.state, "audit", None)
+            if entry is not None:
+                entry.detail["error"] = "unauthorized"
+            return render(request, "signin.html", 401, error="That key was not accepted.")
+        with factory() as s:
+            session_id = await run_in_threadpool(sessions.start, s, principal, settings.session_max_age_s)
+        request.state.principal = principal  # the audit record names who signed in
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            session_id,
+            max_age=max(1, int(settings.session_max_age_s)),
+            path="/",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    @router.post("/signout")
+    def signout(request: Request, principal: Principal = SIGNED_IN) -> RedirectResponse:
+        session_id = request.cookies.get(SESSION_COOKIE, "")
+        if principal.via == "session":
+            with factory() as s:
+                sessions.end(s, session_id)
+        response = RedirectResponse(SIGNIN, status_code=303)
+        response.delete_cookie(
+            SESSION_COOKIE, path="/", secure=request.url.scheme == "https", httponly=True, samesite="strict"
+        )
+        return response
+
+    @router.get("/ask", response_class=HTMLResponse, dependencies=[ASK_PAGE])
+    def ask_page(request: Request) -> HTMLResponse:
+        return render(request, "ask.html")
+
+    @router.get("/search", response_class=HTMLResponse, dependencies=[ASK_PAGE])
+    def search_page(request: Request) -> HTMLResponse:
+        return render(request, "search.html", labels=LABELS)
+
+    @router.get("/documents", response_class=HTMLResponse)
+    def documents_page(
+        request: Request, collection: QueryName | None = None, offset: Offset = 0, principal: Principal = ASK_PAGE
+    ) -> HTMLResponse:
+        with factory() as s:
+            docs = [
+                document_out(d)
+                for d in documents.readable(s, principal, collection=collection, limit=PAGE_SIZE + 1, offset=offset)
+            ]
+        return render(
+            request,
+            "documents.html",
+            docs=docs[:PAGE_SIZE],
+            collection=collection or "",
+            offset=offset,
+            next_offset=offset + PAGE_SIZE if len(docs) > PAGE_SIZE else None,
+        )
+
+    @router.get("/passages/{chunk_id}")
+    def passage(chunk_id: RowId, request: Request, principal: Principal = ASK_PAGE) -> dict:
+        """A cited passage for the citation preview (JSON for the page's JS): 404 alike for one
+        that does not exist and one outside the caller's groups."""
+        note_target(request, chunk_id=chunk_id)
+        with factory() as s:
+            view = readable_passage(s, chunk_id, principal)
+        note_target(request, document_id=view.document_id)
+        return {
+            "chunk_id": view.chunk_id,
+            "document_id": view.document_id,
+            "text": view.text,
+            "section": view.section,
+            "pages": view.pages,
+            "path": view.path,
+            "title": view.title,
+            "label": view.label,
+            "document_sha256": view.document_sha256,
+            "document_version": view.document_version,
+        }
+
+    @router.get("/audit", response_class=HTMLResponse, dependencies=[AUDIT_PAGE])
+    def audit_page(
+        request: Request,
+        filters: AuditFilters = Depends(audit_filters),
+        cursor: Annotated[Cursor | None, BeforeValidator(_blank_is_none)] = None,
+    ) -> HTMLResponse:
+        with factory() as s:
+            query = filters.apply(select(AuditRecord))
+            if cursor is not None:
+                query = query.where(AuditRecord.seq < cursor)
+            rows = s.scalars(query.order_by(AuditRecord.seq.desc()).limit(PAGE_SIZE + 1)).all()
+        more = len(rows) > PAGE_SIZE
+        rows = rows[:PAGE_SIZE]
+        kept = {k: v for k, v in request.query_params.items() if k != "cursor" and v}
+        return render(
+            request,
+            "audit.html",
+            records=[record_out(r) for r in rows],
+            filters=kept,
+            next_query=urlencode({**kept, "cursor": rows[-1].seq}) if more and rows else None,
+            export_csv="/v1/audit/export?" + urlencode({"format": "csv", **kept}),
+            export_jsonl="/v1/audit/export?" + urlencode({"format": "jsonl", **kept}),
+        )
+
+    @router.get("/audit/{seq}", response_class=HTMLResponse, dependencies=[AUDIT_PAGE])
+    def audit_record_page(seq: RowId, request: Request) -> HTMLResponse:
+        with factory() as s:
+            row = s.scalars(select(AuditRecord).where(AuditRecord.seq == seq)).first()
+        if row is None:
+            raise NotFoundError(f"no audit record {seq}")
+        record = record_out(row)
+        detail = dict(record.detail)
+        return render(
+            request,
+            "audit_record.html",
+            record=record,
+            retrieved=detail.pop("retrieved", []),
+            citations=detail.pop("citations", []),
+            detail_json=json.dumps(detail, indent=2, sort_keys=True, ensure_ascii=False),
+        )
+
+    @router.get("/admin/documents", response_class=HTMLResponse)
+    def admin_documents_page(
+        request: Request,
+        collection: QueryName | None = None,
+        offset: Offset = 0,
+        principal: Principal = MANAGE_PAGE,
+    ) -> HTMLResponse:
+        with factory() as s:
+            docs = [
+                document_out(d)
+                for d in documents.readable(s, principal, collection=collection, limit=PAGE_SIZE + 1, offset=offset)
+            ]
+        return render(
+            request,
+            "admin_documents.html",
+            docs=docs[:PAGE_SIZE],
+            collection=collection or "",
+            offset=offset,
+            next_offset=offset + PAGE_SIZE if len(docs) > PAGE_SIZE else None,
+            labels=LABELS,
+        )
+
+    @router.get("/admin/users", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
+    def admin_users_page(request: Request) -> HTMLResponse:
+        with factory() as s:
+            people = [user_out(u) for u in users.list_users(s)]
+            keys = [key_out(k) for k in users.list_keys(s)]
+        by_user: dict[str, list] = {}
+        for key in keys:
+            by_user.setdefault(key.user, []).append(key)
+        return render(request, "admin_users.html", people=people, keys=by_user, roles=("employee", "admin"))
+
+    @router.get("/admin/feedback", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
+    def admin_feedback_page(request: Request, offset: Offset = 0) -> HTMLResponse:
+        with factory() as s:
+            answers = feedback.rated(s, "down", limit=PAGE_SIZE + 1, offset=offset)
+        return render(
+            request,
+            "admin_feedback.html",
+            answers=answers[:PAGE_SIZE],
+            offset=offset,
+            next_offset=offset + PAGE_SIZE if len(answers) > PAGE_SIZE else None,
+        )
+
+    return router

@@ -1,0 +1,375 @@
+// private-rag web app: small, dependency-free. Everything that comes from documents or users is
+// written with textContent (never innerHTML), so hostile text stays text.
+"use strict";
+(function () {
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.content : "";
+
+  function el(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  async function api(path, method, body, accept) {
+    const headers = { "X-CSRF-Token": csrf, "Accept": accept || "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method: method, headers: headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status === 401) { window.location.assign("/signin"); throw new Error("signed out"); }
+    return response;
+  }
+
+  async function errorText(response) {
+    try { const data = await response.json(); return data.error.message + " (request " + data.request_id + ")"; }
+    catch (e) { return "the request failed (" + response.status + ")"; }
+  }
+
+  // ---- Ask ------------------------------------------------------------------------------------
+  function badge(final) {
+    let kind = "local", text = "Local model";
+    if (final.backend === "external") { kind = "escalated"; text = "Escalated: " + (final.route.model || "external model"); }
+    else if (final.fallback) { kind = "fallback"; text = "Fallback: extracted from passages"; }
+    else if (final.backend === "extractive") { text = "Local: extracted from passages"; }
+    const b = el("span", "badge badge-" + kind, text);
+    b.title = "Route: " + (final.route.reason || "");
+    return b;
+  }
+
+  function chip(n, onOpen) {
+    const button = el("button", "chip", String(n));
+    button.type = "button";
+    button.setAttribute("aria-label", "Source " + n);
+    button.addEventListener("click", onOpen);
+    return button;
+  }
+
+  function appendWithChips(parent, text, openCitation) {
+    const parts = text.split(/\[(\d+)\]/);
+    parts.forEach(function (part, i) {
+      if (i % 2 === 0) { if (part) parent.appendChild(document.createTextNode(part)); }
+      else { const n = Number(part); parent.appendChild(chip(n, function () { openCitation(n); })); }
+    });
+  }
+
+  function highlight(target, text, quote) {
+    target.textContent = "";
+    let at = quote ? text.indexOf(quote) : -1;
+    let length = quote ? quote.length : 0;
+    if (at < 0 && quote) { // the quote may differ in whitespace from the stored passage
+      const words = quote.trim().split(/\s+/).map(function (w) { return w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); });
+      const match = new RegExp(words.join("\\s+")).exec(text);
+      if (match) { at = match.index; length = match[0].length; }
+    }
+    if (at < 0) { target.appendChild(document.createTextNode(text)); return; }
+    target.appendChild(document.createTextNode(text.slice(0, at)));
+    const mark = el("mark", "quote", text.slice(at, at + length));
+    mark.id = "passage-quote";
+    target.appendChild(mark);
+    target.appendChild(document.createTextNode(text.slice(at + length)));
+  }
+
+  async function openPassage(citation) {
+    const dialog = document.getElementById("passage");
+    document.getElementById("passage-title").textContent = citation.title || citation.path;
+    document.getElementById("passage-path").textContent = citation.path;
+    document.getElementById("passage-page").textContent = citation.page ? String(citation.page) : "—";
+    document.getElementById("passage-section").textContent = "…";
+    document.getElementById("passage-version").textContent = "sha256 " + citation.document_sha256;
+    const body = document.getElementById("passage-text");
+    body.textContent = "Loading the passage…";
+    if (!dialog.open) dialog.showModal();
+    const response = await api("/passages/" + citation.chunk_id, "GET");
+    if (!response.ok) {
+      body.textContent = "";
+      body.appendChild(el("p", "error", await errorText(response)));
+      body.appendChild(el("mark", "quote", citation.quote));
+      return;
+    }
+    const passage = await response.json();
+    document.getElementById("passage-section").textContent = passage.section || "—";
+    document.getElementById("passage-version").textContent =
+      "v" + passage.document_version + " · sha256 " + passage.document_sha256;
+    highlight(body, passage.text, citation.quote);
+    const mark = document.getElementById("passage-quote");
+    if (mark) mark.scrollIntoView({ block: "center" });
+  }
+
+  function feedbackControls(requestId) {
+    const form = el("form", "feedback");
+    form.setAttribute("aria-label", "Rate this answer");
+    const comment = el("input");
+    comment.type = "text";
+    comment.maxLength = 2000;
+    comment.placeholder = "Optional comment";
+    comment.setAttribute("aria-label", "Comment on this answer (optional)");
+    const status = el("span", "muted");
+    status.setAttribute("role", "status");
+    [["up", "Helpful"], ["down", "Not helpful"]].forEach(function (pair) {
+      const button = el("button", "rate rate-" + pair[0], pair[1]);
+      button.type = "button";
+      button.setAttribute("aria-pressed", "false");
+      button.addEventListener("click", async function () {
+        const response = await api("/v1/feedback", "POST",
+          { request_id: requestId, rating: pair[0], comment: comment.value.trim() || null });
+        if (!response.ok) { status.textContent = await errorText(response); return; }
+        form.querySelectorAll("button.rate").forEach(function (b) { b.setAttribute("aria-pressed", String(b === button)); });
+        status.textContent = "Thanks, your rating is recorded.";
+      });
+      form.appendChild(button);
+    });
+    form.appendChild(comment);
+    form.appendChild(status);
+    form.addEventListener("submit", function (e) { e.preventDefault(); });
+    return form;
+  }
+
+  function renderFinal(turn, final) {
+    const byN = {};
+    final.citations.forEach(function (c) { byN[c.n] = c; });
+    turn.citations = byN;
+    const meta = el("div", "answer-meta");
+    meta.appendChild(badge(final));
+    if (final.notice) meta.appendChild(el("span", "muted", final.notice));
+    turn.box.appendChild(meta);
+    if (final.status === "not_found") {
+      turn.box.classList.add("not-found");
+      turn.answer.textContent = "";
+      turn.answer.appendChild(el("strong", "", "Not found in the documents you may read. "));
+      turn.answer.appendChild(document.createTextNode(final.answer));
+    }
+    if (final.citations.length) {
+      turn.box.appendChild(el("h3", "sources-title", final.status === "not_found" ? "Closest passages" : "Sources"));
+      turn.box.appendChild(sourceList(final.citations));
+    }
+    turn.box.appendChild(feedbackControls(final.request_id));
+  }
+
+  function sourceList(citations) {
+    const list = el("ol", "sources");
+    citations.forEach(function (c) {
+      const item = el("li", "source");
+      item.appendChild(chip(c.n, function () { openPassage(c); }));
+      item.appendChild(el("span", "source-title", c.title || c.path));
+      item.appendChild(el("span", "path", c.path + (c.page ? " · p. " + c.page : "")));
+      item.appendChild(el("q", "source-quote", c.quote));
+      list.appendChild(item);
+    });
+    return list;
+  }
+
+  async function readEvents(response, onEvent) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      buffer += decoder.decode(chunk.value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let event = "message", data = "";
+        block.split("\n").forEach(function (line) {
+          if (line.startsWith("event: ")) event = line.slice(7);
+          else if (line.startsWith("data: ")) data += line.slice(6);
+        });
+        await onEvent(event, JSON.parse(data));
+      }
+    }
+  }
+
+  function initAsk() {
+    const form = document.getElementById("ask-form");
+    const input = document.getElementById("question");
+    const thread = document.getElementById("thread");
+    const submit = document.getElementById("ask-submit");
+    input.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }
+    });
+    form.addEventListener("submit", async function (e) {
+      e.preventDefault();
+      const question = input.value.trim();
+      if (!question) return;
+      const empty = document.getElementById("thread-empty");
+      if (empty) empty.remove();
+      thread.appendChild(el("div", "turn question", question));
+      const box = el("article", "turn answer-box");
+      box.setAttribute("aria-busy", "true");
+      const answer = el("p", "answer");
+      const status = el("p", "muted thinking", "Searching the documents…");
+      box.appendChild(status);
+      box.appendChild(answer);
+      thread.appendChild(box);
+      const turn = { box: box, answer: answer, citations: {} };
+      const open = function (n) { if (turn.citations[n]) openPassage(turn.citations[n]); };
+      input.value = "";
+      submit.disabled = true;
+      try {
+        const response = await api("/v1/query", "POST", { question: question, stream: true }, "text/event-stream");
+        if (!response.ok) { status.textContent = ""; answer.appendChild(el("span", "error", await errorText(response))); return; }
+        await readEvents(response, async function (event, data) {
+          if (event === "delta") {
+            status.remove();
+            const sentence = el("span", "sentence");
+            appendWithChips(sentence, data.text, open);
+            answer.appendChild(sentence);
+            await new Promise(function (r) { window.requestAnimationFrame(r); }); // paint each sentence
+          } else if (event === "final") {
+            status.remove();
+            if (!answer.textContent) appendWithChips(answer, data.answer, open);
+            renderFinal(turn, data);
+            box.dataset.requestId = data.request_id;
+          } else if (event === "error") {
+            status.remove();
+            answer.appendChild(el("span", "error", data.error ? data.error.message : "the answer failed"));
+          }
+        });
+      } catch (err) {
+        answer.appendChild(el("span", "error", "The connection failed: " + err.message));
+      } finally {
+        box.setAttribute("aria-busy", "false");
+        submit.disabled = false;
+        input.focus();
+      }
+    });
+  }
+
+  // ---- Search ---------------------------------------------------------------------------------
+  function initSearch() {
+    const form = document.getElementById("search-form");
+    const results = document.getElementById("results");
+    const status = document.getElementById("search-status");
+    form.addEventListener("submit", async function (e) {
+      e.preventDefault();
+      const filters = {};
+      const collection = form.collection.value.trim();
+      if (collection) filters.collection = collection;
+      if (form.label.value) filters.label = form.label.value;
+      status.textContent = "Searching…";
+      results.textContent = "";
+      const response = await api("/v1/search", "POST", { query: form.q.value, top_k: 10, filters: filters });
+      if (!response.ok) { status.textContent = await errorText(response); return; }
+      const data = await response.json();
+      status.textContent = data.results.length + " passages";
+      data.results.forEach(function (r) {
+        const item = el("li", "result");
+        const head = el("div", "result-head");
+        head.appendChild(el("strong", "", r.title || r.path));
+        head.appendChild(el("span", "label label-" + r.label, r.label));
+        head.appendChild(el("span", "muted", "score " + r.score.toFixed(3)));
+        item.appendChild(head);
+        item.appendChild(el("div", "path", r.path + (r.page ? " · p. " + r.page : "") + (r.section ? " · " + r.section : "")));
+        item.appendChild(el("p", "passage-text", r.text));
+        results.appendChild(item);
+      });
+    });
+  }
+
+  // ---- Admin: documents -----------------------------------------------------------------------
+  function initAdminDocuments() {
+    const status = document.getElementById("relabel-status");
+    document.querySelectorAll("form.relabel").forEach(function (form) {
+      form.addEventListener("submit", async function (e) {
+        e.preventDefault();
+        const id = form.dataset.document;
+        const groups = groupList(form.groups.value);
+        const response = await api("/v1/documents/" + id, "PATCH", { groups: groups, label: form.label.value });
+        if (!response.ok) { status.textContent = "Document " + id + ": " + await errorText(response); return; }
+        const doc = await response.json();
+        const row = document.getElementById("doc-" + id);
+        row.querySelector(".groups").textContent = doc.groups.join(", ");
+        const label = row.querySelector(".label");
+        label.textContent = doc.label;
+        label.className = "label label-" + doc.label;
+        status.textContent = "Saved document " + id + ": label " + doc.label + ", groups " + (doc.groups.join(", ") || "none");
+      });
+    });
+  }
+
+  // ---- Audit: chain verification -------------------------------------------------------------
+  function initAudit() {
+    const button = document.getElementById("verify-chain");
+    const out = document.getElementById("verify-result");
+    button.addEventListener("click", async function () {
+      button.disabled = true;
+      out.textContent = "Verifying every record…";
+      try {
+        const response = await api("/v1/audit/verify", "GET");
+        if (!response.ok) { out.textContent = await errorText(response); return; }
+        const v = await response.json();
+        out.className = v.ok ? "ok" : "error";
+        out.textContent = v.ok
+          ? "Chain intact: " + v.records + " records, head #" + v.head_seq + " " + v.head_hash.slice(0, 16) + "…"
+          : "Chain broken at record " + v.first_bad.seq + ": " + v.first_bad.reason;
+        out.title = v.head_hash;
+      } finally { button.disabled = false; }
+    });
+  }
+
+  // ---- Admin: users and keys ------------------------------------------------------------------
+  function groupList(text) {
+    return text.split(",").map(function (g) { return g.trim(); }).filter(Boolean);
+  }
+
+  function initAdminUsers() {
+    const status = document.getElementById("users-status");
+    const reload = function () { window.location.reload(); };
+    document.getElementById("new-user").addEventListener("submit", async function (e) {
+      e.preventDefault();
+      const form = e.target;
+      const field = function (n) { return form.elements.namedItem(n); };
+      const body = { name: field("name").value.trim(), role: field("role").value, groups: groupList(field("groups").value) };
+      const response = await api("/v1/users", "POST", body);
+      status.textContent = response.ok ? "Created " + body.name + "; issue a key next." : await errorText(response);
+      if (response.ok) reload();
+    });
+    document.querySelectorAll("form.user-edit").forEach(function (form) {
+      form.addEventListener("submit", async function (e) {
+        e.preventDefault();
+        const name = form.dataset.user;
+        const response = await api("/v1/users/" + encodeURIComponent(name), "PATCH",
+          { groups: groupList(form.groups.value), disabled: form.disabled.checked });
+        if (!response.ok) { status.textContent = name + ": " + await errorText(response); return; }
+        const user = await response.json();
+        document.getElementById("user-" + name).querySelector(".groups").textContent = user.groups.join(", ");
+        status.textContent = "Saved " + name + ": groups " + (user.groups.join(", ") || "none") +
+          (user.disabled ? ", disabled" : "");
+      });
+    });
+    document.querySelectorAll("button.issue-key").forEach(function (button) {
+      button.addEventListener("click", async function () {
+        const name = button.dataset.user;
+        const response = await api("/v1/users/" + encodeURIComponent(name) + "/keys", "POST", {});
+        if (!response.ok) { status.textContent = name + ": " + await errorText(response); return; }
+        const key = await response.json();
+        const box = document.getElementById("new-key");
+        document.getElementById("new-key-user").textContent = name;
+        document.getElementById("new-key-value").value = key.key;
+        box.hidden = false;
+        document.getElementById("new-key-value").focus();
+        document.getElementById("new-key-value").select();
+        status.textContent = "Issued key " + key.prefix + "… for " + name + ".";
+      });
+    });
+    document.querySelectorAll("button.revoke").forEach(function (button) {
+      button.addEventListener("click", async function () {
+        const response = await api("/v1/keys/" + button.dataset.key, "DELETE");
+        if (!response.ok) { status.textContent = await errorText(response); return; }
+        button.replaceWith(el("span", "muted", "revoked"));
+        status.textContent = "Revoked key " + button.dataset.key + ".";
+      });
+    });
+  }
+
+  const inits = { "ask": initAsk, "search": initSearch, "admin-documents": initAdminDocuments, "audit": initAudit,
+    "admin-users": initAdminUsers };
+  document.addEventListener("DOMContentLoaded", function () {
+    const init = inits[document.body.dataset.page];
+    if (init) init();
+  });
+})();

@@ -1,0 +1,330 @@
+"""The web app's server side without a browser: sessions, CSRF, role pages, headers, the audit trail.
+
+The browser-level flows are in test_web_browser.py; these pin the rules each layer enforces on its
+own (a real database on both backends, the real app, the fake embedder over the shipped handbook).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+
+from api.app import create_app
+from rag import users
+from rag.db.models import ApiKey, AuditRecord, Chunk, Document, WebSession
+
+from .helpers import HANDBOOK, bearer, copy_tree, make_user, run_job
+
+BASE = "http://127.0.0.1:8000"
+HTML = {"Accept": "text/html"}
+
+
+@pytest.fixture
+def app_env(settings, db, fake_embedder, tmp_path):
+    """The handbook (group everyone), one HR document (group hr), four users, a live app."""
+    root = copy_tree(HANDBOOK, tmp_path / "handbook")
+    (tmp_path / "hr").mkdir()
+    (tmp_path / "hr" / "salaries.txt").write_text("Confidential salary bands for the zebra team are secret.\n")
+    run_job(settings, db, fake_embedder, root, collection="handbook", groups=["everyone"])
+    run_job(settings, db, fake_embedder, tmp_path / "hr", collection="hr", groups=["hr"])
+    s = settings.model_copy(update={"generator": "extractive", "auth_failures_per_minute": 5})
+    keys = {
+        "alice": make_user(s, "alice", "employee", ("everyone",)),
+        "ada": make_user(s, "ada", "admin", ()),
+        "audra": make_user(s, "audra", "auditor", ()),
+    }
+    app = create_app(s, embedder=fake_embedder)
+    return app, keys, db[1]
+
+
+def signed_in(app, key: str, base: str = BASE) -> TestClient:
+    client = TestClient(app, base_url=base, follow_redirects=False)
+    r = client.post("/signin", data={"api_key": key}, headers={"Origin": base})
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    page = client.get("/", follow_redirects=True)  # the role's start page
+    client.csrf = re.search(r'name="csrf-token" content="([0-9a-f]{64})"', page.text).group(1)
+    return client
+
+
+def records(factory) -> list[AuditRecord]:
+    with factory() as s:
+        return list(s.scalars(select(AuditRecord).order_by(AuditRecord.seq)))
+
+
+def record_count(factory) -> int:
+    with factory() as s:
+        return s.scalar(select(func.count()).select_from(AuditRecord))
+
+
+def test_sign_in_gives_a_hardened_cookie_and_stores_only_its_hash(app_env):
+    app, keys, factory = app_env
+    client = TestClient(app, base_url=BASE, follow_redirects=False)
+    r = client.post("/signin", data={"api_key": keys["alice"]})
+    cookie = r.headers["set-cookie"]
+    assert r.status_code == 303
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie and "Secure" not in cookie
+    session_id = client.cookies["rag_session"]
+    with factory() as s:
+        stored = s.scalars(select(WebSession)).one()
+    assert stored.id_hash == hashlib.sha256(session_id.encode()).hexdigest() and stored.via == "api_key"
+    # behind https the cookie is Secure
+    secure = TestClient(app, base_url="https://rag.example", follow_redirects=False)
+    assert "Secure" in secure.post("/signin", data={"api_key": keys["alice"]}).headers["set-cookie"]
+    # the sign-in is audited under the user's name, and neither key nor session id is written anywhere
+    signin = [r for r in records(factory) if r.route == "/signin"]
+    assert [(r.principal, r.status) for r in signin] == [("alice", 303), ("alice", 303)]
+    dump = json.dumps([[r.question, r.answer, r.detail] for r in records(factory)])
+    assert keys["alice"] not in dump and session_id not in dump
+    page = client.get("/ask").text
+    assert keys["alice"] not in page and session_id not in page
+
+
+def test_a_wrong_key_is_refused_counted_and_audited(app_env):
+    app, keys, factory = app_env
+    client = TestClient(app, base_url=BASE, follow_redirects=False)
+    r = client.post("/signin", data={"api_key": "rag_not-a-real-key"}, headers=HTML)
+    assert r.status_code == 401 and "not accepted" in r.text and "rag_session" not in r.headers.get("set-cookie", "")
+    assert records(factory)[-1].status == 401 and records(factory)[-1].principal is None
+    for _ in range(5):
+        client.post("/signin", data={"api_key": "rag_wrong"})
+    assert client.post("/signin", data={"api_key": keys["alice"]}).status_code == 429  # rate limited per address
+
+
+def test_cookie_requests_need_the_csrf_token_and_our_origin(app_env):
+    app, keys, _ = app_env
+    client = signed_in(app, keys["alice"])
+    body = {"query": "vacation days"}
+    assert client.post("/v1/search", json=body).status_code == 403  # no token
+    assert client.post("/v1/search", json=body, headers={"X-CSRF-Token": "0" * 64}).status_code == 403
+    evil = {"X-CSRF-Token": client.csrf, "Origin": "https://evil.example"}
+    r = client.post("/v1/search", json=body, headers=evil)
+    assert r.status_code == 403 and r.json()["error"]["message"] == "cross-site request refused"
+    cross = {"X-CSRF-Token": client.csrf, "Sec-Fetch-Site": "cross-site"}
+    assert client.post("/v1/search", json=body, headers=cross).status_code == 403
+    ok = client.post("/v1/search", json=body, headers={"X-CSRF-Token": client.csrf, "Origin": BASE})
+    assert ok.status_code == 200 and ok.json()["results"]
+    proxied = {"X-CSRF-Token": client.csrf, "Origin": "https://rag.example", "X-Forwarded-Host": "rag.example"}
+    assert client.post("/v1/search", json=body, headers=proxied).status_code == 200  # behind a reverse proxy
+    # GETs change nothing and need no token; bearer callers are not cookie-borne and need none
+    assert client.get("/v1/documents").status_code == 200
+    api = TestClient(app, base_url=BASE, headers=bearer(keys["alice"]))
+    assert api.post("/v1/search", json=body, headers={"Origin": "https://evil.example"}).status_code == 200
+    # a cross-site sign-in (login CSRF) is refused
+    other = TestClient(app, base_url=BASE, follow_redirects=False)
+    r = other.post("/signin", data={"api_key": keys["alice"]}, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403 and "rag_session" not in other.cookies
+    # a form post carries the token as a field
+    r = client.post("/signout", data={"csrf_token": "wrong"}, headers={"Origin": BASE})
+    assert r.status_code == 403
+    crowded = "&".join(f"f{n}=x" for n in range(50)) + f"&csrf_token={client.csrf}"
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE}
+    assert client.post("/signout", content=crowded, headers=form).status_code == 403  # bounded parsing, no 500
+    assert other.post("/signin", content=crowded, headers=form).status_code == 401
+
+
+def test_sign_out_ends_the_session(app_env):
+    app, keys, _ = app_env
+    client = signed_in(app, keys["alice"])
+    old = client.cookies["rag_session"]
+    r = client.post("/signout", data={"csrf_token": client.csrf}, headers={"Origin": BASE})
+    assert r.status_code == 303 and r.headers["location"] == "/signin"
+    replay = TestClient(app, base_url=BASE, follow_redirects=False, cookies={"rag_session": old})
+    assert replay.get("/v1/documents").status_code == 401
+    r = replay.get("/ask", headers=HTML)
+    assert r.status_code == 303 and r.headers["location"] == "/signin"
+
+
+@pytest.mark.parametrize("how", ["idle", "absolute", "disabled", "revoked"])
+def test_sessions_end_when_idle_expired_or_their_user_or_key_goes(app_env, how):
+    app, keys, factory = app_env
+    client = signed_in(app, keys["alice"])
+    assert client.get("/v1/documents").status_code == 200
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    with factory() as s:
+        if how == "idle":  # default idle limit: 30 minutes
+            s.execute(update(WebSession).values(last_seen_at=long_ago))
+        elif how == "absolute":
+            s.execute(update(WebSession).values(expires_at=long_ago))
+        elif how == "disabled":
+            users.update_user(s, "alice", actor=users.OPERATOR, disabled=True)
+        else:
+            key = s.scalars(select(ApiKey)).first()
+            users.revoke_key(s, key.id, actor=users.OPERATOR)
+        s.commit()
+    r = client.get("/v1/documents")
+    assert r.status_code == 401 and r.json()["error"]["message"] == "the session has ended: sign in again"
+
+
+def test_each_role_gets_only_its_pages(app_env):
+    app, keys, factory = app_env
+    allowed = {
+        "alice": {"/ask", "/search", "/documents"},
+        "ada": {"/ask", "/search", "/documents", "/admin/documents", "/admin/users", "/admin/feedback"},
+        "audra": {"/audit"},
+    }
+    every = {
+        "/ask",
+        "/search",
+        "/documents",
+        "/admin/documents",
+        "/admin/users",
+        "/admin/feedback",
+        "/audit",
+        "/audit/1",
+    }
+    for user, pages in allowed.items():
+        client = signed_in(app, keys[user])
+        for path in every:
+            before = record_count(factory)
+            r = client.get(path, headers=HTML)
+            want = 200 if path in pages or (path == "/audit/1" and user == "audra") else 403
+            assert r.status_code == want, (user, path)
+            assert r.headers["content-type"].startswith("text/html")
+            assert record_count(factory) == before + 1  # exactly one audit record per page view
+            if want == 403:
+                assert "403" in r.text and "may not use this route" in r.text
+        nav = client.get("/", follow_redirects=True, headers=HTML).text
+        for path in every - pages - {"/audit/1"}:
+            assert f'href="{path}"' not in nav, (user, path)
+    assert records(factory)[-1].principal == "audra" and records(factory)[-1].detail["via"] == "session"
+
+
+def test_without_a_session_pages_send_to_sign_in_and_the_api_says_401(app_env):
+    app, _, factory = app_env
+    anonymous = TestClient(app, base_url=BASE, follow_redirects=False)
+    for path in ("/", "/ask", "/audit", "/admin/documents", "/passages/1"):
+        r = anonymous.get(path, headers=HTML)
+        assert r.status_code == 303 and r.headers["location"] == "/signin", path
+        assert anonymous.get(path).status_code == 401
+    before = record_count(factory)
+    for asset in ("/static/app.js", "/static/app.css"):
+        r = anonymous.get(asset)
+        assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff"
+    assert record_count(factory) == before  # package assets, like /healthz: no record
+    for escape in ("/static/../web/routes.py", "/static/%2e%2e/routes.py", "/static/..%2froutes.py"):
+        r = anonymous.get(escape)
+        assert r.status_code in (401, 404) and "def build_router" not in r.text, escape
+    r = anonymous.get("/signin")
+    assert r.status_code == 200 and records(factory)[-1].route == "/signin"  # public, but audited
+
+
+def test_pages_carry_the_security_headers(app_env):
+    app, keys, _ = app_env
+    client = signed_in(app, keys["alice"])
+    for path in ("/signin", "/ask", "/audit"):
+        r = client.get(path, headers=HTML)
+        csp = r.headers["content-security-policy"]
+        script_src = re.search(r"script-src ([^;]*)", csp).group(1)
+        assert script_src == "'self'" and "unsafe" not in csp
+        assert "frame-ancestors 'none'" in csp
+        assert r.headers["x-content-type-options"] == "nosniff" and r.headers["cache-control"] == "no-store"
+        assert "<script>" not in r.text and " style=" not in r.text  # nothing inline for the CSP to forbid
+
+
+def test_citation_previews_show_only_readable_passages(app_env):
+    app, keys, factory = app_env
+    with factory() as s:
+        handbook = s.scalars(select(Chunk.id).join(Document).where(Document.path.like("%time-off.md"))).first()
+        secret = s.scalars(select(Chunk.id).join(Document).where(Document.path.like("%salaries.txt"))).first()
+    alice = signed_in(app, keys["alice"])
+    r = alice.get(f"/passages/{handbook}")
+    assert r.status_code == 200 and "vacation" in r.json()["text"] and len(r.json()["document_sha256"]) == 64
+    hidden, missing = alice.get(f"/passages/{secret}"), alice.get("/passages/999999")
+    assert hidden.status_code == missing.status_code == 404
+    assert "salary" not in hidden.text and hidden.json()["error"]["message"] == missing.json()["error"][
+        "message"
+    ].replace("999999", str(secret))
+    assert records(factory)[-2].detail["target"] == {"chunk_id": secret}  # the attempt is on record
+    assert signed_in(app, keys["ada"]).get(f"/passages/{secret}").status_code == 200
+    assert signed_in(app, keys["audra"]).get(f"/passages/{handbook}").status_code == 403
+
+
+def test_a_question_asked_in_the_app_is_audited_like_the_api(app_env):
+    app, keys, factory = app_env
+    client = signed_in(app, keys["alice"])
+    headers = {"X-CSRF-Token": client.csrf, "Origin": BASE, "Accept": "text/event-stream"}
+    r = client.post("/v1/query", json={"question": "How many vacation days?", "stream": True}, headers=headers)
+    assert r.status_code == 200 and "event: delta" in r.text and "event: final" in r.text
+    final = json.loads(r.text.split("event: final\ndata: ")[1])
+    record = records(factory)[-1]
+    assert (record.route, record.principal, record.question) == ("/v1/query", "alice", "How many vacation days?")
+    assert record.answer == final["answer"] and record.request_id == final["request_id"]
+    assert record.detail["via"] == "session" and record.detail["key_id"] and record.detail["citations"]
+    api = TestClient(app, base_url=BASE, headers=bearer(keys["alice"]))
+    api.post("/v1/query", json={"question": "How many vacation days?"})
+    same = records(factory)[-1]
+    assert set(same.detail) == set(record.detail) and same.answer == record.answer
+
+
+def test_audit_page_filters_pages_and_exports(app_env):
+    app, keys, factory = app_env
+    alice = signed_in(app, keys["alice"])
+    for _ in range(3):
+        alice.get("/documents")
+    auditor = signed_in(app, keys["audra"])
+    r = auditor.get("/audit?user=alice&route=/documents&status=&text=&group=&since=&until=")
+    assert r.status_code == 200 and r.text.count('class="record-link"') == 3
+    assert 'href="/v1/audit/export?format=csv&amp;user=alice&amp;route=%2Fdocuments"' in r.text
+    assert auditor.get("/audit?status=abc", headers=HTML).status_code == 422
+    newest = records(factory)[-1].seq
+    page = auditor.get(f"/audit?cursor={newest}")
+    assert page.status_code == 200 and f'href="/audit/{newest}"' not in page.text
+    r = auditor.get(f"/audit/{newest}")
+    assert r.status_code == 200 and "Record" in r.text
+    assert auditor.get("/audit/99999", headers=HTML).status_code == 404
+
+
+def test_hostile_text_is_escaped_in_server_rendered_pages(app_env):
+    app, keys, factory = app_env
+    payload = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    alice = signed_in(app, keys["alice"])
+    headers = {"X-CSRF-Token": alice.csrf, "Origin": BASE}
+    alice.post("/v1/search", json={"query": payload}, headers=headers)
+    seq = records(factory)[-1].seq
+    auditor = signed_in(app, keys["audra"])
+    for path in (f"/audit/{seq}", "/audit"):
+        text = auditor.get(path).text
+        assert payload not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def test_feedback_is_stored_with_the_request_id_and_only_for_ones_own_answers(app_env):
+    app, keys, factory = app_env
+    alice = signed_in(app, keys["alice"])
+    headers = {"X-CSRF-Token": alice.csrf, "Origin": BASE}
+    answer = alice.post("/v1/query", json={"question": "How many vacation days?"}, headers=headers).json()
+    rid = answer["request_id"]
+    rate = {"request_id": rid, "rating": "down", "comment": "<b>wrong</b> year"}
+    r = alice.post("/v1/feedback", json=rate, headers=headers)
+    assert r.status_code == 201 and r.json() == {"request_id": rid, "rating": "down", "comment": "<b>wrong</b> year"}
+    assert records(factory)[-1].detail["target"] == {"request_id": rid, "rating": "down"}
+    carol = TestClient(app, base_url=BASE, headers=bearer(make_user_key(app_env, "carol")))
+    stolen = carol.post("/v1/feedback", json={"request_id": rid, "rating": "up"})
+    assert stolen.status_code == 404  # someone else's answer: as if it did not exist
+    assert carol.post("/v1/feedback", json={"request_id": "ffff", "rating": "up"}).status_code == 404
+    assert alice.post("/v1/feedback", json={**rate, "rating": "meh"}, headers=headers).status_code == 422
+    admin = TestClient(app, base_url=BASE, headers=bearer(keys["ada"]))
+    listed = admin.get("/v1/feedback").json()
+    assert [(f["request_id"], f["principal"], f["question"]) for f in listed] == [
+        (rid, "alice", "How many vacation days?")
+    ]
+    assert listed[0]["answer"] == answer["answer"] and listed[0]["citations"]
+    page = signed_in(app, keys["ada"]).get("/admin/feedback").text
+    assert "How many vacation days?" in page and "&lt;b&gt;wrong&lt;/b&gt; year" in page
+    assert alice.post("/v1/feedback", json={**rate, "rating": "up"}, headers=headers).status_code == 201
+    assert admin.get("/v1/feedback").json() == []  # rated again: replaced, not added
+    assert len(admin.get("/v1/feedback?rating=up").json()) == 1
+    assert alice.get("/admin/feedback", headers=HTML).status_code == 403
+    assert alice.get("/v1/feedback").status_code == 403
+
+
+def make_user_key(app_env, name: str) -> str:
+    app, _, factory = app_env
+    with factory() as s:
+        _, key = users.create_user(s, name, "employee", ["everyone"], actor=users.OPERATOR, with_key=True)
+    return key
