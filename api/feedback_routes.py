@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import ASK, MANAGE
 from api.params import Offset
 from api.request_audit import note_target
+from api.responses import JSON_BODY, NOT_FOUND
 from api.schemas import RequestBody, Text
 from rag import feedback
 from rag.auth.principal import Principal
@@ -42,7 +43,7 @@ class RatedAnswerOut(FeedbackOut):
 def build_router(factory: sessionmaker[Session]) -> APIRouter:
     router = APIRouter(tags=["feedback"])
 
-    @router.post("/v1/feedback", status_code=201, response_model=FeedbackOut)
+    @router.post("/v1/feedback", status_code=201, response_model=FeedbackOut, responses=JSON_BODY | NOT_FOUND)
     def rate(body: FeedbackIn, request: Request, principal: Principal = ASK) -> FeedbackOut:
         """Rate one of your own answers (again to change it); 404 for any other request id."""
         note_target(request, request_id=body.request_id, rating=body.rating)
