@@ -194,8 +194,8 @@ def test_disk_full_during_publish_keeps_previous_generation(tmp_path, own_postgr
             after_failure = _search(client)
             jobs = json.loads(deployment.rag("jobs", "--json").stdout)
 
-            filler.unlink()  # room again: the next run publishes what the database already holds
-            retried = deployment.rag("ingest", str(more), "--collection", "notes", "--groups", "everyone", "--json")
+            filler.unlink()  # room again: the next publish brings the index level with the database
+            retried = deployment.rag("reindex")
             clean = deployment.rag("check", check=False)
             deadline = time.monotonic() + 10
             while _search(client)[1] != 2 and time.monotonic() < deadline:
