@@ -44,14 +44,13 @@ _TOKEN = (
 _SPECIAL_TOKENS = re.compile(_TOKEN, re.IGNORECASE)
 # A template token, one of our delimiters or a system/assistant role line opens a fake turn: whatever
 # follows it up to the end of its paragraph is the attacker's script, so it goes with the token.
-_FAKE_TURN = re.compile(
+_FAKE_TURN = (
     rf"(?:{_TOKEN}|(?m:(?:^|(?<=[.!?])[ \t])[ \t]*(?:#{{1,6}}[ \t]*)?(?:system|assistant|instructions?)[ \t]*:))"
-    r"(?:[^\n]|\n(?![ \t]*\n))*",
-    re.IGNORECASE,
+    r"(?:[^\n]|\n(?![ \t]*\n))*"
 )
 _ROLE_LINE = re.compile(r"(?im)^\s*(?:#{1,6}\s*)?(?:user)\s*:\s*")
-_INSTRUCTION_LIKE = re.compile(
-    r"(?i)\b(?:"
+_INSTRUCTION_LIKE = (
+    r"\b(?:"
     r"(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|your\s+|these\s+|those\s+)*"
     r"(?:(?:previous|prior|above|earlier|preceding|other|system)\s+)?(?:instructions?|prompts?)"
     r"|(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|your\s+|these\s+|those\s+)*"
@@ -78,6 +77,24 @@ _INSTRUCTION_LIKE = re.compile(
     r"(?:answer|reply|response)"
     r")"
 )
+
+
+def _caseless(source: str) -> tuple[re.Pattern, re.Pattern]:
+    """The pattern for lower-cased text (2-3x faster than IGNORECASE in `re`) and its case-insensitive
+    twin for the rare text whose length changes when lower-cased."""
+    assert not re.search(r"\\[A-Z]", source), "upper-case escapes would change meaning when lower-cased"
+    return re.compile(source.lower()), re.compile(source, re.IGNORECASE)
+
+
+def _spans(patterns: tuple[re.Pattern, re.Pattern], text: str) -> list[tuple[int, int]]:
+    lower = text.lower()
+    if len(lower) == len(text):
+        return [m.span() for m in patterns[0].finditer(lower)]
+    return [m.span() for m in patterns[1].finditer(text)]
+
+
+_FAKE_TURNS = _caseless(_FAKE_TURN)
+_INSTRUCTIONS = _caseless(_INSTRUCTION_LIKE)
 # "[3]" in a document is not a citation of ours: left in, it would name a passage the text is not from
 _CITATION_MARK = re.compile(r"\[\s*\d{1,3}(?:\s*,\s*\d{1,3})*\s*\]")
 # base64 long enough to hide a sentence
@@ -147,19 +164,21 @@ def neutralise(text: str) -> tuple[str, int]:
         return replaced
 
     text = _BASE64.sub(unhide, text)
-    text, n1 = _FAKE_TURN.subn(f" {NEUTRALISED} ", text)
+    turns = _spans(_FAKE_TURNS, text)
+    for start, end in reversed(turns):
+        text = f"{text[:start]} {NEUTRALISED} {text[end:]}"
     text, n2 = _ROLE_LINE.subn("", text)
     text, n3 = _CITATION_MARK.subn("", text)
     spans: list[tuple[int, int]] = []
-    for match in _INSTRUCTION_LIKE.finditer(text):
-        start, end = _sentence_bounds(text, match.start(), match.end())
+    for match_start, match_end in _spans(_INSTRUCTIONS, text):
+        start, end = _sentence_bounds(text, match_start, match_end)
         if spans and start <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
         else:
             spans.append((start, end))
     for start, end in reversed(spans):
         text = f"{text[:start]} {NEUTRALISED} {text[end:]}"
-    return text, hidden[0] + n1 + n2 + n3 + len(spans)
+    return text, hidden[0] + len(turns) + n2 + n3 + len(spans)
 
 
 def without_markup(text: str) -> str:
