@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -66,7 +67,21 @@ def _init_worker(config: ParseConfig) -> None:
     for name in ("pypdf", "pdfminer", "unstructured", "pikepdf"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
+    _exit_with_parent(os.getppid())
     _load_state(config)
+
+
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """A parser process ends when the ingest that started it is gone: a killed ingest (SIGKILL, OOM)
+    cannot shut its pool down, and the workers, blocked on a queue whose write end they hold
+    themselves, would otherwise live on holding the tokenizer and parser libraries (~700 MB each)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def parse_and_chunk(path: str) -> ParsedFile:

