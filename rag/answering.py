@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from rag.access import AccessScope
+from rag.answerability import AnswerabilityGate
 from rag.auth.principal import Principal
 from rag.errors import EgressBlockedError, GenerationInterruptedError, GeneratorUnavailableError
 from rag.grounding import GroundedAnswer, GroundingChecker, SentenceGate
@@ -62,6 +63,7 @@ class QuestionAnswerer:
         prompt_passages: int | None = None,
         router: Router | None = None,
         external: Generator | None = None,
+        answerability_threshold: float | None = None,
     ) -> None:
         self.searcher = searcher
         self.prompt_passages = prompt_passages
@@ -71,6 +73,8 @@ class QuestionAnswerer:
         self.min_support = min_support
         self.router = router
         self.external = external
+        # None turns the answerability gate off (lexical grounding only)
+        self.answerability_threshold = answerability_threshold
 
     def stream(
         self,
@@ -127,13 +131,18 @@ class QuestionAnswerer:
             if result.grounded
             else self._closest(passages, question)
         )
+        if result.grounded or result.text != NOT_FOUND:
+            status = "answered"
+        else:
+            status = "declined" if result.unanswerable else "not_found"
+        gated = self.answerability_threshold is not None and bool(outcome.prompt_passages)
         yield Answer(
             answer=result.text,
             citations=citations,
             model=outcome.generator.model,
             backend=outcome.generator.backend,
             grounded=result.grounded,
-            status="answered" if result.grounded or result.text != NOT_FOUND else "not_found",
+            status=status,
             fallback=outcome.fallback,
             notice=outcome.notice,
             passages=passages,
@@ -143,6 +152,7 @@ class QuestionAnswerer:
                 "embed": round(found.embed_ms, 2),
                 "search": round(found.search_ms, 2),
                 "generation": round((generated - retrieved) * 1000, 2),
+                "answerability": round(result.gate_ms, 2),
                 **(
                     {"first_token": round((outcome.first_token_at - retrieved) * 1000, 2)}
                     if outcome.first_token_at
@@ -154,6 +164,9 @@ class QuestionAnswerer:
             generation=found.generation,
             neutralised=outcome.neutralised,
             route=route,
+            answerability=round(result.answerability, 4) if gated else None,
+            answerability_threshold=self.answerability_threshold if gated else None,
+            sentences=list(result.sentences),
         )
 
     def _local(
@@ -179,7 +192,15 @@ class QuestionAnswerer:
         self, generator: Generator, question: str, passages: list[Passage], history, cap: int, usage: Usage
     ) -> Generator_[Delta, None, _Outcome]:
         prompt = self._prompt(generator, question, passages, history)
-        gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question))
+        answerability = None
+        if self.answerability_threshold is not None:
+            answerability = AnswerabilityGate(
+                question,
+                getattr(self.searcher, "embedder", None),
+                self.answerability_threshold,
+                retrieved=[p.text for p in passages],
+            )
+        gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question), answerability)
         outcome = _Outcome(generator, prompt.passages, None, [], neutralised=prompt.neutralised)
 
         def release(sentence: str) -> Iterator[Delta]:

@@ -86,6 +86,7 @@ def build_answerer(
         prompt_passages=prompt_passages,
         router=router,
         external=external,
+        answerability_threshold=settings.answerability_threshold,
     )
 
 

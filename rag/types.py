@@ -186,7 +186,9 @@ class Citation:
     score: float = 0.0
 
 
-AnswerStatus = Literal["answered", "not_found"]
+# not_found: no passage sentence supports an answer; declined: supported sentences exist, but the
+# answerability gate found that none of them answers the question that was asked.
+AnswerStatus = Literal["answered", "not_found", "declined"]
 
 
 @dataclass
@@ -207,6 +209,9 @@ class Answer:
     generation: int = 0
     neutralised: int = 0
     route: RouteDecision = DISABLED
+    answerability: float | None = None  # the gate's score of the answer (None: the gate did not run)
+    answerability_threshold: float | None = None
+    sentences: list = field(default_factory=list)  # the checked sentences (grounding.CheckedSentence), kept or not
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,129 @@
+"""The answerability gate: a question the handbook does not answer, asked in the handbook's own words,
+is declined; its answerable twin is answered; streaming never shows a sentence the gate withholds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.answer_eval import Outcome, Question, contains_gold, load_questions, normalize, summarise
+from rag.answerability import AnswerabilityGate, anchors, expected_kind
+from rag.answering import QuestionAnswerer
+from rag.audit import AuditEntry, record_answer
+from rag.prompting import NOT_FOUND
+from rag.service import build_answerer
+from rag.types import Answer, Delta
+from tests.helpers import HANDBOOK, REPO, copy_tree, run_job
+
+EXAMPLES = REPO / "examples" / "answerability"
+
+
+def test_question_parts_the_gate_reads():
+    assert expected_kind("How many vacation days do employees get?") == "number"
+    assert expected_kind("When do carried-over days expire?") == "time"
+    assert expected_kind("Whose approval do expenses need?") == "name"
+    assert expected_kind("Which flights may be booked in premium economy?") is None
+    assert anchors("What is the meal allowance in Spain in 2024?") == ["spain", "2024"]
+    assert anchors("What is the meal allowance?") == []
+
+
+def test_a_missing_constraint_lowers_the_score():
+    passage = "The meal allowance is 45 EUR per day in Portugal and Estonia and 60 EUR per day elsewhere."
+    sentence = "The meal allowance is 45 EUR per day in Portugal and Estonia."
+    asked = AnswerabilityGate("What is the meal allowance in Estonia?", None, 0.5, retrieved=[passage])
+    swapped = AnswerabilityGate("What is the meal allowance in Spain?", None, 0.5, retrieved=[passage])
+    a, s = asked.score(sentence, passage), swapped.score(sentence, passage)
+    assert s.features["anchors_missing"] == 1 and a.features["anchors_missing"] == 0
+    assert s.score < a.score
+
+
+def test_squad_normalisation_and_the_trade_off_figures():
+    assert normalize("The  Denmark, Iceland and Norway!") == "denmark iceland and norway"
+    assert contains_gold("They came from Denmark, Iceland and Norway [1].", ["Denmark, Iceland and Norway"])
+    assert not contains_gold("They came from Denmarks.", ["Denmark"])
+    yes, no = Question("1", "q", True, ["27"]), Question("2", "q", False, [])
+    outcomes = [
+        Outcome(yes, [("Employees get 27 days.", 0.8)], 100.0, 2.0),
+        Outcome(no, [("Employees get 27 days.", 0.3)], 100.0, 2.0),
+    ]
+    at = summarise(outcomes, 0.5)
+    assert (at["unanswerable_declined"], at["answerable_answered"], at["answered_with_gold"]) == (1, 1, 1)
+    assert at["gate_share_of_latency"] == 0.02
+    assert summarise(outcomes, 0.9)["answerable_answered"] == 0
+
+
+def test_the_shipped_evaluation_set_loads_and_pairs_each_unanswerable_with_a_twin():
+    questions = load_questions(EXAMPLES)
+    answerable = [q for q in questions if q.answerable]
+    assert len(answerable) * 2 == len(questions) and all(q.answers for q in answerable)
+    paragraphs = {json.loads(line)["_id"] for line in (EXAMPLES / "corpus.jsonl").open()}
+    assert {q.paragraph_id for q in questions} <= paragraphs
+
+
+@pytest.fixture
+def handbook_answerer(settings, db, embedder, tmp_path):
+    root = copy_tree(HANDBOOK, tmp_path / "handbook")
+    assert run_job(settings, db, embedder, root, groups=["everyone"]).files_failed == 0
+    s = settings.model_copy(update={"generator": "extractive"})
+    return build_answerer(s, db[1], embedder)
+
+
+def _events(answerer: QuestionAnswerer, question: str) -> tuple[list[str], Answer]:
+    events = list(answerer.stream(question, top_k=4))
+    assert isinstance(events[-1], Answer)
+    return [e.text for e in events if isinstance(e, Delta)], events[-1]
+
+
+def test_an_absent_fact_in_the_handbooks_words_is_declined_and_its_twin_answered(handbook_answerer):
+    released, declined = _events(handbook_answerer, "How many vacation days does a contractor get per year?")
+    assert declined.status == "declined" and not declined.grounded
+    assert declined.answer == NOT_FOUND and released == [NOT_FOUND]
+    assert declined.citations, "a declined answer still shows the closest passages"
+    assert declined.answerability is not None and declined.answerability < declined.answerability_threshold
+
+    released, answered = _events(handbook_answerer, "How many vacation days does a full-time employee get per year?")
+    assert answered.status == "answered" and answered.grounded and "27 vacation days" in answered.answer
+    assert answered.answerability >= answered.answerability_threshold
+    # streaming: everything released is in the final answer, nothing withdrawn afterwards
+    assert released and " ".join(r.strip() for r in released) == answered.answer
+
+
+class _Scripted:
+    """A model that first restates the passage (a sentence the gate must withhold), then answers."""
+
+    backend = "openai"
+    model = "scripted"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def stream(self, prompt, max_tokens, usage):
+        yield from self.text.split(" ")[:1]
+        for word in self.text.split(" ")[1:]:
+            yield " " + word
+
+    def ready(self) -> bool:
+        return True
+
+
+def test_streaming_never_releases_a_sentence_the_gate_withholds(handbook_answerer):
+    answerer = handbook_answerer
+    answerer.generator = _Scripted(
+        "Every full-time employee gets 27 vacation days per calendar year [1]. "
+        "Up to 5 unused days carry over to the next year [1]."
+    )
+    released, final = _events(answerer, "How many vacation days does a contractor get per year?")
+    assert final.status == "declined" and released == [NOT_FOUND]
+    assert final.dropped_sentences == 2
+    released, final = _events(answerer, "How many vacation days does a full-time employee get per year?")
+    assert final.status == "answered"
+    assert all(r.strip() in final.answer for r in released) and "27 vacation days" in released[0]
+
+
+def test_the_audit_record_keeps_the_decision_and_its_score(handbook_answerer):
+    answer = handbook_answerer.answer("How many vacation days does a contractor get per year?", top_k=4)
+    entry = AuditEntry(request_id="r1", route="/v1/query")
+    record_answer(entry, answer)
+    decision = entry.detail["answerability"]
+    assert decision == {"decision": "declined", "score": answer.answerability, "threshold": answer.answerability_threshold}
