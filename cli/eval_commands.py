@@ -162,7 +162,7 @@ def eval_answers(
     progress.close()
     answerer = build_answerer(settings, factory, rt.embedder)
     outcomes = []
-    out = open(dump, "w", encoding="utf-8") if dump else None  # noqa: SIM115 - closed below
+    out = open(dump, "w", encoding="utf-8") if dump else None
     try:
         for n, q in enumerate(questions, 1):
             started = time.perf_counter()

@@ -99,11 +99,12 @@ class QuestionAnswerer:
             route = self.router.decide(question, passages, principal, history)
         outcome = None
         if route.target == "external":
-            outcome, route = self._escalate(question, route, history, cap, usage)
+            outcome, route = self._escalate(question, route, history, cap, usage, found.query_vector)
         if outcome is None:
             # local_declines: nothing reaches the caller until we know which model answers
             outcome = yield from _relay(
-                self._local(question, passages, history, cap, usage), forward=not route.escalate_on_decline
+                self._local(question, passages, history, cap, usage, found.query_vector),
+                forward=not route.escalate_on_decline,
             )
             if route.escalate_on_decline:
                 basis = route.reason.split(";")[0]
@@ -116,7 +117,7 @@ class QuestionAnswerer:
                         rule="local_declined",
                         reason="local model found no grounded answer; " + basis,
                     )
-                    escalated, route = self._escalate(question, declined, history, cap, usage)
+                    escalated, route = self._escalate(question, declined, history, cap, usage, found.query_vector)
                     outcome = escalated or outcome
                 if outcome.result.grounded:
                     yield from (Delta(t) for t in outcome.deltas)
@@ -170,26 +171,33 @@ class QuestionAnswerer:
         )
 
     def _local(
-        self, question: str, passages: list[Passage], history, cap: int, usage: Usage
+        self, question: str, passages: list[Passage], history, cap: int, usage: Usage, query_vector=None
     ) -> Generator_[Delta, None, _Outcome]:
         """The local model, streaming sentence by sentence; the extractive fallback if it is down."""
         outcome = _Outcome(self.generator, [], GroundedAnswer(NOT_FOUND, [], False, False, 0.0), [])
         if not passages:
             return outcome
         try:
-            outcome = yield from self._generate(self.generator, question, passages, history, cap, usage)
+            outcome = yield from self._generate(self.generator, question, passages, history, cap, usage, query_vector)
         except GenerationInterruptedError:
             raise  # part of the answer is out: a fallback cannot finish someone else's sentences
         except GeneratorUnavailableError as exc:
             if self.fallback is None:
                 raise
             log.warning("generator failed (%s); answering extractively", type(exc).__name__)
-            outcome = yield from self._generate(self.fallback, question, passages, history, cap, usage)
+            outcome = yield from self._generate(self.fallback, question, passages, history, cap, usage, query_vector)
             outcome.fallback, outcome.notice = True, FALLBACK_NOTICE
         return outcome
 
     def _generate(
-        self, generator: Generator, question: str, passages: list[Passage], history, cap: int, usage: Usage
+        self,
+        generator: Generator,
+        question: str,
+        passages: list[Passage],
+        history,
+        cap: int,
+        usage: Usage,
+        query_vector=None,
     ) -> Generator_[Delta, None, _Outcome]:
         prompt = self._prompt(generator, question, passages, history)
         answerability = None
@@ -199,6 +207,7 @@ class QuestionAnswerer:
                 getattr(self.searcher, "embedder", None),
                 self.answerability_threshold,
                 retrieved=[p.text for p in passages],
+                question_vector=query_vector,
             )
         gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question), answerability)
         outcome = _Outcome(generator, prompt.passages, None, [], neutralised=prompt.neutralised)
@@ -224,7 +233,7 @@ class QuestionAnswerer:
         return outcome
 
     def _escalate(
-        self, question: str, route: RouteDecision, history, cap: int, usage: Usage
+        self, question: str, route: RouteDecision, history, cap: int, usage: Usage, query_vector=None
     ) -> tuple[_Outcome | None, RouteDecision]:
         """The external model over the sendable passages only, collected whole (so a failure half-way
         sends nothing to the caller); on any failure the query is answered locally."""
@@ -232,7 +241,7 @@ class QuestionAnswerer:
         try:
             if not passages:
                 return self._general_knowledge(question, history, cap, usage), route
-            outcome = _collect(self._generate(self.external, question, passages, history, cap, usage))
+            outcome = _collect(self._generate(self.external, question, passages, history, cap, usage, query_vector))
             return outcome, route
         except Exception as exc:  # noqa: BLE001 - the vendor failing or the final scan blocking: stay local
             log.warning("escalation failed (%s); answering locally", type(exc).__name__)

@@ -59,8 +59,6 @@ class CheckedSentence:
     gate_features: dict[str, float] | None = None  # what the gate's score came from (evaluation, tuning)
 
 
-
-
 @dataclass
 class GroundedAnswer:
     text: str

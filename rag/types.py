@@ -7,7 +7,7 @@ terms (the Generator, the Router, the audit log) without pulling in FAISS, SQLAl
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 # --- vocabulary ------------------------------------------------------------------------------------
 
@@ -120,6 +120,7 @@ class SearchResult:
     embed_ms: float = 0.0
     search_ms: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    query_vector: Any = None  # the query's embedding (numpy), reused by the answerability gate
 
 
 # --- routing -------------------------------------------------------------------------------------------

@@ -13,10 +13,13 @@ from rag.answering import QuestionAnswerer
 from rag.audit import AuditEntry, record_answer
 from rag.prompting import NOT_FOUND
 from rag.service import build_answerer
-from rag.types import Answer, Delta
+from rag.types import Answer, Delta, RouteDecision
 from tests.helpers import HANDBOOK, REPO, copy_tree, run_job
 
 EXAMPLES = REPO / "examples" / "answerability"
+# The handbook states a meal allowance per day; it says nothing of a hotel allowance per night.
+UNANSWERABLE = "What is the hotel allowance per night in Estonia?"
+ANSWERABLE = "What is the meal allowance per day in Estonia?"
 
 
 def test_question_parts_the_gate_reads():
@@ -76,14 +79,14 @@ def _events(answerer: QuestionAnswerer, question: str) -> tuple[list[str], Answe
 
 
 def test_an_absent_fact_in_the_handbooks_words_is_declined_and_its_twin_answered(handbook_answerer):
-    released, declined = _events(handbook_answerer, "How many vacation days does a contractor get per year?")
+    released, declined = _events(handbook_answerer, UNANSWERABLE)
     assert declined.status == "declined" and not declined.grounded
     assert declined.answer == NOT_FOUND and released == [NOT_FOUND]
     assert declined.citations, "a declined answer still shows the closest passages"
     assert declined.answerability is not None and declined.answerability < declined.answerability_threshold
 
-    released, answered = _events(handbook_answerer, "How many vacation days does a full-time employee get per year?")
-    assert answered.status == "answered" and answered.grounded and "27 vacation days" in answered.answer
+    released, answered = _events(handbook_answerer, ANSWERABLE)
+    assert answered.status == "answered" and answered.grounded and "45 EUR per day" in answered.answer
     assert answered.answerability >= answered.answerability_threshold
     # streaming: everything released is in the final answer, nothing withdrawn afterwards
     assert released and " ".join(r.strip() for r in released) == answered.answer
@@ -110,20 +113,58 @@ class _Scripted:
 def test_streaming_never_releases_a_sentence_the_gate_withholds(handbook_answerer):
     answerer = handbook_answerer
     answerer.generator = _Scripted(
-        "Every full-time employee gets 27 vacation days per calendar year [1]. "
-        "Up to 5 unused days carry over to the next year [1]."
+        "The meal allowance is 45 EUR per day in Portugal and Estonia [1]. Alcohol is never reimbursed [1]."
     )
-    released, final = _events(answerer, "How many vacation days does a contractor get per year?")
+    released, final = _events(answerer, UNANSWERABLE)
     assert final.status == "declined" and released == [NOT_FOUND]
     assert final.dropped_sentences == 2
-    released, final = _events(answerer, "How many vacation days does a full-time employee get per year?")
+    released, final = _events(answerer, ANSWERABLE)
     assert final.status == "answered"
-    assert all(r.strip() in final.answer for r in released) and "27 vacation days" in released[0]
+    assert all(r.strip() in final.answer for r in released) and "45 EUR per day" in released[0]
 
 
 def test_the_audit_record_keeps_the_decision_and_its_score(handbook_answerer):
-    answer = handbook_answerer.answer("How many vacation days does a contractor get per year?", top_k=4)
+    answer = handbook_answerer.answer(UNANSWERABLE, top_k=4)
     entry = AuditEntry(request_id="r1", route="/v1/query")
     record_answer(entry, answer)
     decision = entry.detail["answerability"]
-    assert decision == {"decision": "declined", "score": answer.answerability, "threshold": answer.answerability_threshold}
+    assert decision == {
+        "decision": "declined",
+        "score": answer.answerability,
+        "threshold": answer.answerability_threshold,
+    }
+
+
+class _DeclinesFirst:
+    """A router that lets the local model try first (RAG_ESCALATION__WHEN=local_declines)."""
+
+    enabled = True
+
+    def decide(self, question, passages, principal, history=None):
+        return RouteDecision(
+            "local", "policy allows escalation", "eligible", send=tuple(passages), escalate_on_decline=True
+        )
+
+
+class _Vendor(_Scripted):
+    backend = "external"
+    model = "vendor-large"
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.calls = 0
+
+    def stream(self, prompt, max_tokens, usage):
+        self.calls += 1
+        yield from super().stream(prompt, max_tokens, usage)
+
+
+def test_the_gate_decides_local_declines_escalation(handbook_answerer):
+    answerer = handbook_answerer
+    vendor = _Vendor("The meal allowance is 60 EUR per day elsewhere [1].")
+    answerer.router, answerer.external = _DeclinesFirst(), vendor
+    stays = answerer.answer(ANSWERABLE, top_k=4)
+    assert stays.route.rule == "local_answered" and vendor.calls == 0
+    goes = answerer.answer(UNANSWERABLE, top_k=4)
+    assert goes.route.rule == "local_declined" and goes.route.target == "external" and vendor.calls == 1
+    assert goes.backend == "external" and goes.answerability is not None  # the vendor's answer is gated too
