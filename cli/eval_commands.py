@@ -107,6 +107,8 @@ def eval_beir(
 @click.option(
     "--dump", type=click.Path(dir_okay=False, path_type=Path), help="Write one JSON line per question (features)."
 )
+@click.option("--shard", hidden=True, help="K/N: only every N-th question from the K-th (parallel runs).")
+@click.option("--resume", is_flag=True, hidden=True, help="Skip questions already in --dump and append to it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: result at the threshold and the curve.")
 def eval_answers(
     folder: Path,
@@ -117,10 +119,13 @@ def eval_answers(
     seed: int,
     work_dir: Path | None,
     dump: Path | None,
+    shard: str | None,
+    resume: bool,
     as_json: bool,
 ) -> None:
     """Ask a folder's questions through the real query path; report unanswerables declined,
     answerables answered, answered ones containing a gold answer, and the gate's latency."""
+    import itertools
     import random
     import time
 
@@ -141,7 +146,18 @@ def eval_answers(
         groups = [[q for q in questions if q.answerable], [q for q in questions if not q.answerable]]
         for group in groups:
             rng.shuffle(group)
-        questions = groups[0][: sample - sample // 2] + groups[1][: sample // 2]
+        picked = groups[0][: sample - sample // 2], groups[1][: sample // 2]
+        # interleaved, so that a run stopped early is still balanced
+        questions = [q for pair in itertools.zip_longest(*picked) for q in pair if q is not None]
+    if shard is not None:
+        k, _, n = shard.partition("/")
+        if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+            fail("--shard must be K/N with 0 <= K < N")
+        questions = questions[int(k) :: int(n)]
+    done: set[str] = set()
+    if dump and resume and dump.is_file():
+        with open(dump, encoding="utf-8") as f:
+            done = {json.loads(line)["_id"] for line in f if line.strip()}
     work = work_dir or rt.settings.data_dir / "eval" / folder.resolve().name
     update = {"data_dir": work, "database_url": None, "answerability_threshold": 0.0}
     if generator:
@@ -162,9 +178,11 @@ def eval_answers(
     progress.close()
     answerer = build_answerer(settings, factory, rt.embedder)
     outcomes = []
-    out = open(dump, "w", encoding="utf-8") if dump else None
+    out = open(dump, "a" if resume else "w", encoding="utf-8") if dump else None
     try:
         for n, q in enumerate(questions, 1):
+            if q.id in done:
+                continue
             started = time.perf_counter()
             answer = answerer.answer(q.question, top_k=top_k)
             total_ms = (time.perf_counter() - started) * 1000

@@ -4,6 +4,9 @@ is declined; its answerable twin is answered; streaming never shows a sentence t
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -11,8 +14,10 @@ from rag.answer_eval import Outcome, Question, contains_gold, load_questions, no
 from rag.answerability import AnswerabilityGate, anchors, expected_kind
 from rag.answering import QuestionAnswerer
 from rag.audit import AuditEntry, record_answer
+from rag.db.session import make_engine, make_sessionmaker, migrate
 from rag.prompting import NOT_FOUND
 from rag.service import build_answerer
+from rag.settings import Settings
 from rag.types import Answer, Delta, RouteDecision
 from tests.helpers import HANDBOOK, REPO, copy_tree, run_job
 
@@ -64,12 +69,24 @@ def test_the_shipped_evaluation_set_loads_and_pairs_each_unanswerable_with_a_twi
     assert {q.paragraph_id for q in questions} <= paragraphs
 
 
+@pytest.fixture(scope="module")
+def handbook(tmp_path_factory, real_embedder):
+    """The shipped handbook ingested once (SQLite: the gate does not depend on the database)."""
+    tmp = tmp_path_factory.mktemp("answerability")
+    settings = Settings(data_dir=tmp / "data", mode="development", generator="extractive", _env_file=None)
+    engine = make_engine(settings)
+    migrate(engine)
+    factory = make_sessionmaker(engine)
+    root = copy_tree(HANDBOOK, tmp / "handbook")
+    assert run_job(settings, (engine, factory), real_embedder, root, groups=["everyone"]).files_failed == 0
+    yield settings, factory
+    engine.dispose()
+
+
 @pytest.fixture
-def handbook_answerer(settings, db, embedder, tmp_path):
-    root = copy_tree(HANDBOOK, tmp_path / "handbook")
-    assert run_job(settings, db, embedder, root, groups=["everyone"]).files_failed == 0
-    s = settings.model_copy(update={"generator": "extractive"})
-    return build_answerer(s, db[1], embedder)
+def handbook_answerer(handbook, real_embedder):
+    settings, factory = handbook
+    return build_answerer(settings, factory, real_embedder)
 
 
 def _events(answerer: QuestionAnswerer, question: str) -> tuple[list[str], Answer]:
@@ -168,3 +185,40 @@ def test_the_gate_decides_local_declines_escalation(handbook_answerer):
     goes = answerer.answer(UNANSWERABLE, top_k=4)
     assert goes.route.rule == "local_declined" and goes.route.target == "external" and vendor.calls == 1
     assert goes.backend == "external" and goes.answerability is not None  # the vendor's answer is gated too
+
+
+def _eval_env(tmp_path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    return {**env, "RAG_DATA_DIR": str(tmp_path / "data")}
+
+
+def test_rag_eval_answers_on_the_handbook_set(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "cli", "eval", "answers", str(EXAMPLES), "--generator", "extractive", "--json"],
+        env=_eval_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    at = result["at_threshold"]
+    assert result["questions"] == 28 and at["unanswerable"] == at["answerable"] == 14
+    # measured: 10 of 14 declined, 11 of 14 answered, all 11 with the gold answer; without the gate 1 and 14
+    assert at["declined_rate"] >= 0.6 and at["answered_rate"] >= 0.6, at
+    assert at["answered_with_gold"] >= at["answerable_answered"] - 1
+    no_gate = result["curve"][0]
+    assert no_gate["threshold"] == 0 and no_gate["unanswerable_declined"] < at["unanswerable_declined"]
+    declined = [row["unanswerable_declined"] for row in result["curve"]]
+    assert declined == sorted(declined) and 0 < at["gate_ms_mean"] < at["answer_ms_mean"]
+
+
+def test_rag_eval_answers_refuses_a_folder_without_answers(tmp_path):
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "p1", "title": "t", "text": "x"}\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "cli", "eval", "answers", str(tmp_path)],
+        env=_eval_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and out.stderr.startswith("error:") and "answers.jsonl" in out.stderr
