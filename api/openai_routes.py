@@ -57,6 +57,7 @@ def rag_extra(answer: Answer, request_id: str) -> dict:
             "citations",
             "status",
             "grounded",
+            "answerability",
             "fallback",
             "notice",
             "backend",

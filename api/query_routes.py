@@ -13,6 +13,7 @@ from api.auth import ASK
 from api.metrics import Metrics
 from api.responses import JSON_BODY, QUERY_EVENT, errors
 from api.schemas import (
+    Answerability,
     CitationOut,
     QueryRequest,
     QueryResponse,
@@ -50,6 +51,11 @@ def answer_json(answer: Answer, request_id: str) -> dict:
         backend=answer.backend,
         status=answer.status,
         grounded=answer.grounded,
+        answerability=(
+            Answerability(score=answer.answerability, threshold=answer.answerability_threshold)
+            if answer.answerability is not None and answer.answerability_threshold is not None
+            else None
+        ),
         fallback=answer.fallback,
         notice=answer.notice,
         citations=[

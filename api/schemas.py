@@ -168,16 +168,24 @@ class RouteOut(BaseModel):
     model: str | None = Field(default=None, description="the external model, when it answered")
 
 
+class Answerability(BaseModel):
+    score: float = Field(description="0-1: does the cited passage state the answer to the question?")
+    threshold: float = Field(description="RAG_ANSWERABILITY_THRESHOLD: answers below it are declined")
+
+
 class QueryResponse(BaseModel):
     answer: str = Field(description="Answer with [n] citation marks; only sentences that passed the grounding check")
     citations: list[CitationOut] = Field(description="Cited passages; when status is not_found, the closest passages")
     model: str = Field(description="Model that produced the answer ('extractive' when no LLM was used)")
     request_id: str
     backend: Literal["openai", "embedded", "extractive", "external"]
-    status: Literal["answered", "not_found"] = Field(
-        description="not_found: no supported answer, the answer says so and citations list the closest passages"
+    status: Literal["answered", "not_found", "declined"] = Field(
+        description="not_found: no supported answer; declined: the passages are on topic but do not state the answer "
+        "to this question (the answerability gate). Either way the answer says so and citations list the closest "
+        "passages"
     )
-    grounded: bool
+    grounded: bool = Field(description="true when the answer is supported by its passages and answers the question")
+    answerability: Answerability | None = Field(default=None, description="the answerability gate's decision")
     fallback: bool = Field(description="true when the model was down and the answer was extracted instead")
     notice: str | None = Field(default=None, description="Human-readable note, e.g. that a fallback was used")
     route: RouteOut = Field(default_factory=RouteOut)
@@ -215,8 +223,9 @@ class RagExtra(BaseModel):
     """The `rag` extra field of chat completions (and of the last chunk when streaming)."""
 
     citations: list[CitationOut]
-    status: Literal["answered", "not_found"]
+    status: Literal["answered", "not_found", "declined"]
     grounded: bool
+    answerability: Answerability | None = None
     fallback: bool
     notice: str | None = None
     backend: Literal["openai", "embedded", "extractive", "external"]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from rag.access import AccessScope
+from rag.answerability import AnswerabilityGate
 from rag.auth.principal import Principal
 from rag.errors import EgressBlockedError, GenerationInterruptedError, GeneratorUnavailableError
 from rag.grounding import GroundedAnswer, GroundingChecker, SentenceGate
@@ -66,6 +67,7 @@ class QuestionAnswerer:
         router: Router | None = None,
         external: Generator | None = None,
         link_hosts: tuple[str, ...] = (),
+        answerability_threshold: float | None = None,
     ) -> None:
         self.searcher = searcher
         self.link_hosts = tuple(link_hosts)
@@ -76,6 +78,8 @@ class QuestionAnswerer:
         self.min_support = min_support
         self.router = router
         self.external = external
+        # None turns the answerability gate off (lexical grounding only)
+        self.answerability_threshold = answerability_threshold
 
     def stream(
         self,
@@ -100,11 +104,12 @@ class QuestionAnswerer:
             route = self.router.decide(question, passages, principal, history)
         outcome = None
         if route.target == "external":
-            outcome, route = self._escalate(question, route, history, cap, usage)
+            outcome, route = self._escalate(question, route, history, cap, usage, found.query_vector)
         if outcome is None:
             # local_declines: nothing reaches the caller until we know which model answers
             outcome = yield from _relay(
-                self._local(question, passages, history, cap, usage), forward=not route.escalate_on_decline
+                self._local(question, passages, history, cap, usage, found.query_vector),
+                forward=not route.escalate_on_decline,
             )
             if route.escalate_on_decline:
                 basis = route.reason.split(";")[0]
@@ -117,7 +122,7 @@ class QuestionAnswerer:
                         rule="local_declined",
                         reason="local model found no grounded answer; " + basis,
                     )
-                    escalated, route = self._escalate(question, declined, history, cap, usage)
+                    escalated, route = self._escalate(question, declined, history, cap, usage, found.query_vector)
                     outcome = escalated or outcome
                 if outcome.result.grounded:
                     yield from (Delta(t) for t in outcome.deltas)
@@ -132,13 +137,18 @@ class QuestionAnswerer:
             if result.grounded
             else self._closest(passages, question)
         )
+        if result.grounded or result.text != NOT_FOUND:
+            status = "answered"
+        else:
+            status = "declined" if result.unanswerable else "not_found"
+        gated = self.answerability_threshold is not None and bool(outcome.prompt_passages)
         yield Answer(
             answer=result.text,
             citations=citations,
             model=outcome.generator.model,
             backend=outcome.generator.backend,
             grounded=result.grounded,
-            status="answered" if result.grounded or result.text != NOT_FOUND else "not_found",
+            status=status,
             fallback=outcome.fallback,
             notice=outcome.notice,
             passages=passages,
@@ -148,6 +158,7 @@ class QuestionAnswerer:
                 "embed": round(found.embed_ms, 2),
                 "search": round(found.search_ms, 2),
                 "generation": round((generated - retrieved) * 1000, 2),
+                "answerability": round(result.gate_ms, 2),
                 **(
                     {"first_token": round((outcome.first_token_at - retrieved) * 1000, 2)}
                     if outcome.first_token_at
@@ -159,32 +170,51 @@ class QuestionAnswerer:
             generation=found.generation,
             neutralised=outcome.neutralised,
             route=route,
+            answerability=round(result.answerability, 4) if gated else None,
+            answerability_threshold=self.answerability_threshold if gated else None,
+            sentences=list(result.sentences),
         )
 
     def _local(
-        self, question: str, passages: list[Passage], history, cap: int, usage: Usage
+        self, question: str, passages: list[Passage], history, cap: int, usage: Usage, query_vector=None
     ) -> Generator_[Delta, None, _Outcome]:
         """The local model, streaming sentence by sentence; the extractive fallback if it is down."""
         outcome = _Outcome(self.generator, [], GroundedAnswer(NOT_FOUND, [], False, False, 0.0), [])
         if not passages:
             return outcome
         try:
-            outcome = yield from self._generate(self.generator, question, passages, history, cap, usage)
+            outcome = yield from self._generate(self.generator, question, passages, history, cap, usage, query_vector)
         except GenerationInterruptedError:
             raise  # part of the answer is out: a fallback cannot finish someone else's sentences
         except GeneratorUnavailableError as exc:
             if self.fallback is None:
                 raise
             log.warning("generator failed (%s); answering extractively", type(exc).__name__)
-            outcome = yield from self._generate(self.fallback, question, passages, history, cap, usage)
+            outcome = yield from self._generate(self.fallback, question, passages, history, cap, usage, query_vector)
             outcome.fallback, outcome.notice = True, FALLBACK_NOTICE
         return outcome
 
     def _generate(
-        self, generator: Generator, question: str, passages: list[Passage], history, cap: int, usage: Usage
+        self,
+        generator: Generator,
+        question: str,
+        passages: list[Passage],
+        history,
+        cap: int,
+        usage: Usage,
+        query_vector=None,
     ) -> Generator_[Delta, None, _Outcome]:
         prompt = self._prompt(generator, question, passages, history)
-        gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question))
+        answerability = None
+        if self.answerability_threshold is not None:
+            answerability = AnswerabilityGate(
+                question,
+                getattr(self.searcher, "embedder", None),
+                self.answerability_threshold,
+                retrieved=[p.text for p in passages],
+                question_vector=query_vector,
+            )
+        gate = SentenceGate(GroundingChecker(prompt.passages, self.min_support, question), answerability)
         outcome = _Outcome(generator, prompt.passages, None, [], neutralised=prompt.neutralised)
 
         def release(sentence: str) -> Iterator[Delta]:
@@ -209,7 +239,7 @@ class QuestionAnswerer:
         return outcome
 
     def _escalate(
-        self, question: str, route: RouteDecision, history, cap: int, usage: Usage
+        self, question: str, route: RouteDecision, history, cap: int, usage: Usage, query_vector=None
     ) -> tuple[_Outcome | None, RouteDecision]:
         """The external model over the sendable passages only, collected whole (so a failure half-way
         sends nothing to the caller); on any failure the query is answered locally."""
@@ -217,7 +247,7 @@ class QuestionAnswerer:
         try:
             if not passages:
                 return self._general_knowledge(question, history, cap, usage), route
-            outcome = _collect(self._generate(self.external, question, passages, history, cap, usage))
+            outcome = _collect(self._generate(self.external, question, passages, history, cap, usage, query_vector))
             return outcome, route
         except Exception as exc:  # noqa: BLE001 - the vendor failing or the final scan blocking: stay local
             log.warning("escalation failed (%s); answering locally", type(exc).__name__)

@@ -159,6 +159,11 @@ def record_answer(entry: AuditEntry, answer: Answer) -> None:
             "tokens": {"prompt": answer.usage.prompt_tokens, "completion": answer.usage.completion_tokens},
             "timings_ms": answer.timings_ms,
             "dropped_sentences": answer.dropped_sentences,
+            "answerability": {
+                "decision": answer.status,
+                "score": answer.answerability,
+                "threshold": answer.answerability_threshold,
+            },
         }
     )
 

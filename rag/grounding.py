@@ -11,8 +11,10 @@ answers can be checked before each sentence leaves the server.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 
+from rag.answerability import AnswerabilityGate
 from rag.lexical import content_words, numbers_in, split_sentences
 from rag.prompting import NOT_FOUND, echoes_prompt
 from rag.types import Passage
@@ -52,6 +54,9 @@ class CheckedSentence:
     support: float
     supported: bool
     filler: bool = False  # too short to carry a claim ("Yes.")
+    answerability: float | None = None  # the answerability gate's score, when it ran
+    answers: bool = True  # the gate found that the cited passage answers the question
+    gate_features: dict[str, float] | None = None  # what the gate's score came from (evaluation, tuning)
 
 
 @dataclass
@@ -63,6 +68,9 @@ class GroundedAnswer:
     support: float  # the weakest kept sentence's support; 0 when nothing was kept
     dropped_sentences: int = 0
     sentences: list[CheckedSentence] = field(default_factory=list)
+    answerability: float = 0.0  # the best score among supported sentences (the decision's score)
+    unanswerable: bool = False  # supported sentences existed, but none answered the question
+    gate_ms: float = 0.0  # time spent in the answerability gate
 
 
 class GroundingChecker:
@@ -133,13 +141,32 @@ def is_decline(text: str) -> bool:
 
 
 class SentenceGate:
-    """Releases an answer sentence by sentence, each only once it is complete and supported."""
+    """Releases an answer sentence by sentence, each only once it is complete, supported and (with an
+    answerability gate) judged to answer the question: a decision is final when a sentence is
+    released, so streaming never shows a sentence that is withdrawn later."""
 
-    def __init__(self, checker: GroundingChecker) -> None:
+    def __init__(self, checker: GroundingChecker, answerability: AnswerabilityGate | None = None) -> None:
         self.checker = checker
+        self.answerability = answerability
         self._buffer = ""
         self.checked: list[CheckedSentence] = []
         self.declined = False
+        self.gate_s = 0.0
+
+    def _judge(self, checked: CheckedSentence) -> CheckedSentence:
+        """The answerability gate on a supported claim: the best of its cited passages decides."""
+        if self.answerability is None or not checked.supported or checked.filler or not checked.cited:
+            return checked
+        started = time.perf_counter()
+        claim = _CITATION.sub("", checked.text)
+        best = max(
+            (self.answerability.score(claim, self.checker.passages[n - 1].text) for n in checked.cited),
+            key=lambda a: a.score,
+        )
+        self.gate_s += time.perf_counter() - started
+        return replace(
+            checked, answerability=best.score, answers=self.answerability.passes(best), gate_features=best.features
+        )
 
     def _release(self, sentence: str) -> str | None:
         if is_decline(_CITATION.sub("", sentence)):
@@ -148,10 +175,13 @@ class SentenceGate:
         checked = self.checker.check_sentence(sentence)
         if any(c.text == checked.text for c in self.checked):
             return None  # small models loop; a repeated sentence adds nothing
+        checked = self._judge(checked)
         self.checked.append(checked)
-        if checked.supported and not (checked.filler and not any(c.supported and not c.filler for c in self.checked)):
-            return checked.text
-        return None
+        if not (checked.supported and checked.answers):
+            return None
+        if checked.filler and not any(c.supported and c.answers and not c.filler for c in self.checked):
+            return None
+        return checked.text
 
     def feed(self, piece: str):
         """Yields the sentences of `piece` (plus what was buffered) that are complete and supported."""
@@ -177,7 +207,8 @@ class SentenceGate:
 
     def result(self, kept: list[str]) -> GroundedAnswer:
         claims = [c for c in self.checked if not c.filler]
-        supported = [c for c in claims if c.supported]
+        lexical = [c for c in claims if c.supported]
+        supported = [c for c in lexical if c.answers]
         cited: list[int] = []
         for c in supported:
             for n in c.cited:
@@ -192,4 +223,7 @@ class SentenceGate:
             support=min((c.support for c in supported), default=0.0),
             dropped_sentences=len(claims) - len(supported),
             sentences=list(self.checked),
+            answerability=max((c.answerability for c in lexical if c.answerability is not None), default=0.0),
+            unanswerable=bool(lexical) and not supported,
+            gate_ms=self.gate_s * 1000,
         )

@@ -155,7 +155,9 @@ class Searcher:
             hits = retriever.search(query, top_k + 8, allowed, mode=mode, query_vector=vector)
             t2 = time.perf_counter()
             passages = self._passages(session, hits, access)[:top_k]
-        return SearchResult(passages, snapshot.manifest.generation, (t1 - t0) * 1000, (t2 - t1) * 1000)
+        return SearchResult(
+            passages, snapshot.manifest.generation, (t1 - t0) * 1000, (t2 - t1) * 1000, query_vector=vector
+        )
 
     @staticmethod
     def _passages(session: Session, hits, access: AccessScope | None) -> list[Passage]:

@@ -87,6 +87,7 @@ def build_answerer(
         link_hosts=tuple(settings.answer_link_hosts),
         router=router,
         external=external,
+        answerability_threshold=settings.answerability_threshold,
     )
 
 

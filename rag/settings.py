@@ -224,6 +224,13 @@ class Settings(BaseSettings):
     grounding_min_support: float = Field(
         default=0.6, ge=0.0, le=1.0, description="share of a sentence's content words its cited passages must contain"
     )
+    answerability_threshold: float = Field(
+        default=0.405,  # the lowest that declines >= 80% of squad2-dev/tune's unanswerables (README)
+        ge=0.0,
+        le=1.0,
+        description="answerability gate: an answer sentence is shown only when its score (does the cited passage "
+        "state the answer to this question?) reaches this; 0 lets every grounded sentence through",
+    )
     fusion: Literal["convex", "rrf"] = Field(
         default="convex", description="convex: alpha-weighted sum of min-max normalised scores; rrf: reciprocal rank"
     )

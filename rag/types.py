@@ -7,7 +7,7 @@ terms (the Generator, the Router, the audit log) without pulling in FAISS, SQLAl
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 # --- vocabulary ------------------------------------------------------------------------------------
 
@@ -120,6 +120,7 @@ class SearchResult:
     embed_ms: float = 0.0
     search_ms: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    query_vector: Any = None  # the query's embedding (numpy), reused by the answerability gate
 
 
 # --- routing -------------------------------------------------------------------------------------------
@@ -186,7 +187,9 @@ class Citation:
     score: float = 0.0
 
 
-AnswerStatus = Literal["answered", "not_found"]
+# not_found: no passage sentence supports an answer; declined: supported sentences exist, but the
+# answerability gate found that none of them answers the question that was asked.
+AnswerStatus = Literal["answered", "not_found", "declined"]
 
 
 @dataclass
@@ -207,6 +210,9 @@ class Answer:
     generation: int = 0
     neutralised: int = 0
     route: RouteDecision = DISABLED
+    answerability: float | None = None  # the gate's score of the answer (None: the gate did not run)
+    answerability_threshold: float | None = None
+    sentences: list = field(default_factory=list)  # the checked sentences (grounding.CheckedSentence), kept or not
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ def test_answers_come_from_the_vllm_server(settings, db, embedder, vllm_url, tmp
 
     body = client.post("/v1/query", json={"question": question}).json()
     assert body["backend"] == "openai" and body["model"] == SERVED and not body["fallback"], body
-    assert body["usage"]["completion_tokens"] > 0 and body["status"] in ("answered", "not_found")
+    assert body["usage"]["completion_tokens"] > 0 and body["status"] in ("answered", "not_found", "declined")
     if body["status"] == "answered":
         assert body["citations"] and all(f"[{c['n']}]" in body["answer"] for c in body["citations"])
 
