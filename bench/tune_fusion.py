@@ -129,6 +129,7 @@ def main() -> None:
     ]
     grid += [FusionParams(method="convex", alpha=a, depth=d) for a, d in itertools.product(GRID_ALPHA, GRID_DEPTH)]
     grid += [FusionParams(method="zscore", alpha=a, depth=d) for a, d in itertools.product(GRID_ALPHA, GRID_DEPTH)]
+    grid += [FusionParams(method="adaptive", alpha=a, depth=d) for a, d in itertools.product(GRID_ALPHA, GRID_DEPTH)]
     results = []
     for params in grid:
         per = {n: run(c, c["tune"], fused(c, params))["ndcg@10"] for n, c in collections.items()}

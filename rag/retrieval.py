@@ -26,7 +26,7 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class FusionParams:
-    method: Literal["convex", "zscore", "rrf"] = "convex"
+    method: Literal["convex", "zscore", "adaptive", "rrf"] = "convex"
     alpha: float = 0.5  # convex: weight of the dense score
     rrf_k: float = 60.0
     dense_weight: float = 1.0
@@ -89,9 +89,29 @@ def fuse_zscore(
     return [Hit(chunk_id, score) for chunk_id, score in best]
 
 
+def _confidence(scores: list[float]) -> float:
+    """How far a ranking's best score stands out from its candidates: z of the top score. A retriever
+    that finds one clear match scores high; one that finds nothing in particular (flat scores) low."""
+    if len(scores) < 2:
+        return 0.0
+    mean = sum(scores) / len(scores)
+    std = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+    return max(0.0, (max(scores) - mean) / std) if std > 0 else 0.0
+
+
+def adaptive_alpha(dense: list[tuple[int, float]], keyword: list[tuple[int, float]], prior: float = 0.5) -> float:
+    """Per query, from unlabelled signals only: weight each retriever by how clearly its head stands out
+    from its own candidates, shrunk halfway to `prior` (bounded to 0.2-0.8)."""
+    cd, ck = _confidence([s for _, s in dense]), _confidence([s for _, s in keyword])
+    share = cd / (cd + ck) if cd + ck > 0 else 0.5
+    return min(0.8, max(0.2, 0.5 * prior + 0.5 * share))
+
+
 def fuse(
     dense: list[tuple[int, float]], keyword: list[tuple[int, float]], params: FusionParams, top_k: int
 ) -> list[Hit]:
+    if params.method == "adaptive":
+        return fuse_zscore(dense, keyword, adaptive_alpha(dense, keyword, params.alpha), top_k)
     if params.method == "convex":
         return fuse_convex(dense, keyword, params.alpha, top_k)
     if params.method == "zscore":

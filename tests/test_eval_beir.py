@@ -31,7 +31,18 @@ def test_hybrid_beats_both_retrievers_and_the_goal_on_scifact_test(tmp_path):
             check=True,
         )
         scores[retriever] = json.loads(out.stdout)
-        assert set(scores[retriever]) == {"ndcg@10", "recall@100", "mrr@10", "queries", "retriever"}
+        assert set(scores[retriever]) == {
+            "ndcg@10",
+            "recall@100",
+            "mrr@10",
+            "queries",
+            "retriever",
+            "documents",
+            "chunks",
+            "chunks_embedded",
+            "ingest_s",
+        }
+        assert scores[retriever]["documents"] == 5183 and 9_500 <= scores[retriever]["chunks"] <= 11_000
         assert scores[retriever]["queries"] == 300 and scores[retriever]["retriever"] == retriever
     assert scores["hybrid"]["ndcg@10"] >= 0.72, scores
     assert scores["hybrid"]["ndcg@10"] > max(scores["dense"]["ndcg@10"], scores["bm25"]["ndcg@10"]) + 0.03
