@@ -12,6 +12,7 @@ way. Not for the product: a service embeds each chunk once anyway.
 from __future__ import annotations
 
 import hashlib
+import resource
 import sqlite3
 import sys
 import time
@@ -87,8 +88,13 @@ def main() -> None:
         rag_cli.main.main(args=sys.argv[3:], prog_name="rag", standalone_mode=False)
     finally:
         e = state.get("embedder")
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = usage.ru_utime + usage.ru_stime  # the work done, whatever else shares the CPU
         if e is not None:
-            print(f"embed cache: {e.misses} embedded ({e.embed_s:.1f} s), {e.hits} from the cache", file=sys.stderr)
+            print(
+                f"embed cache: {e.misses} embedded ({e.embed_s:.1f} s), {e.hits} from the cache; cpu {cpu:.1f} s",
+                file=sys.stderr,
+            )
 
 
 if __name__ == "__main__":

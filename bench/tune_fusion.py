@@ -10,7 +10,10 @@ vectors through the embedding cache of bench/embed_cache.py when --cache is give
 fused offline. The setting chosen is the one with the best mean nDCG@10 over the collections' tuning
 halves (each collection weighs the same), so no single collection decides it. The held-out halves are
 scored only for the report: dense alone, BM25 alone, plain RRF (k=60, top-100 of each), the shipped
-default and the chosen setting. A hit whose id is the query's own is dropped (ArguAna).
+default and the chosen setting. A hit whose id is the query's own is dropped where the queries are
+corpus documents (ArguAna; detected from the texts). `--score LABEL:FOLDER=WORK_DIR` adds folders
+(main's chunker, a wrapped copy) scored on their whole test split with the same rows, for a
+before/after table; for test-only collections that split includes the tuning half.
 """
 
 from __future__ import annotations
@@ -42,6 +45,13 @@ def halves(qids: list[str]) -> tuple[list[str], list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sets", nargs="+", help="FOLDER or FOLDER=WORK_DIR")
+    parser.add_argument(
+        "--score",
+        action="append",
+        default=[],
+        metavar="LABEL:FOLDER=WORK_DIR",
+        help="also score this ingested folder on its whole test split (not used for tuning): e.g. main's chunker",
+    )
     parser.add_argument("--cache", type=Path, help="embedding cache file of bench/embed_cache.py")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -63,10 +73,18 @@ def main() -> None:
 
         embedder = CachingEmbedder(embedder, args.cache)
 
-    collections = {}
-    for spec in args.sets:
-        folder, _, work = spec.partition("=")
-        folder = Path(folder)
+    def own_ids(folder: Path, queries: dict[str, str]) -> bool:
+        """ArguAna's rule: queries that are corpus documents (same id, same text) never retrieve themselves.
+        Detected, not assumed: in MED, query 5's relevant document is document 5."""
+        texts = {}
+        with open(folder / "corpus.jsonl", encoding="utf-8") as f:
+            for line in f:
+                doc = json.loads(line)
+                if doc["_id"] in queries:
+                    texts[doc["_id"]] = doc["text"]
+        return sum(texts.get(q) == t for q, t in queries.items()) > len(queries) / 2
+
+    def load(folder: Path, work: str, split_halves: bool = True) -> dict:
         work_dir = Path(work) if work else base.data_dir / "eval" / folder.resolve().name
         settings = base.model_copy(update={"data_dir": work_dir, "database_url": None})
         factory = make_sessionmaker(make_engine(settings))
@@ -77,13 +95,12 @@ def main() -> None:
         if not doc_of_chunk:
             sys.exit(f"nothing ingested in {work_dir}: run `rag eval beir {folder} --work-dir {work_dir}` first")
         snapshot = load_snapshot(settings.index_dir)
+        test = load_beir(folder, "test")
         if (folder / "qrels" / "train.tsv").is_file():
-            tune, report = load_beir(folder, "train"), load_beir(folder, "test")
-            tune_ids, report_ids = list(tune.queries), list(report.queries)
-            queries = {**tune.queries, **report.queries}
-            qrels = {**tune.qrels, **report.qrels}
+            train = load_beir(folder, "train")
+            tune_ids, report_ids = list(train.queries), list(test.queries)
+            queries, qrels = {**train.queries, **test.queries}, {**train.qrels, **test.qrels}
         else:
-            test = load_beir(folder, "test")
             tune_ids, report_ids = halves(list(test.queries))
             queries, qrels = test.queries, test.qrels
         qids = list(queries)
@@ -97,23 +114,36 @@ def main() -> None:
         for q in qids:
             kscores, kids = snapshot.keyword.search(queries[q], MAX_DEPTH, None)
             keyword[q] = list(zip(kids.tolist(), kscores.tolist(), strict=True))
-        name = folder.resolve().name
-        collections[name] = {
+        return {
             "doc_of_chunk": doc_of_chunk,
             "dense": dense,
             "keyword": keyword,
             "qrels": qrels,
             "tune": tune_ids,
             "report": report_ids,
+            "test": list(test.queries),
+            "own_ids": own_ids(folder, queries),
             "chunks": len(doc_of_chunk),
         }
+
+    collections = {}
+    for spec in args.sets:
+        folder, _, work = spec.partition("=")
+        name = Path(folder).resolve().name
+        collections[name] = c = load(Path(folder), work)
         print(
-            f"{name}: {len(doc_of_chunk)} chunks, {len(tune_ids)} tuning / {len(report_ids)} held-out queries",
+            f"{name}: {c['chunks']} chunks, {len(c['tune'])} tuning / {len(c['report'])} held-out queries, "
+            f"own id dropped: {c['own_ids']}",
             file=sys.stderr,
         )
+    scored = {}
+    for spec in args.score:
+        label, _, rest = spec.partition(":")
+        folder, _, work = rest.partition("=")
+        scored[f"{label}:{Path(folder).resolve().name}"] = load(Path(folder), work)
 
     def run(c: dict, qids: list[str], rank) -> dict:
-        ranked = {q: documents_of(rank(q), c["doc_of_chunk"], exclude=q) for q in qids}
+        ranked = {q: documents_of(rank(q), c["doc_of_chunk"], exclude=q if c["own_ids"] else None) for q in qids}
         return score(ranked, {q: c["qrels"][q] for q in qids})
 
     def fused(c: dict, params: FusionParams):
@@ -152,11 +182,24 @@ def main() -> None:
             for k, r in rows.items()
         }
         table[n]["chunks"] = c["chunks"]
+    whole = {}
+    for n, c in [*collections.items(), *scored.items()]:
+        whole[n] = {"chunks": c["chunks"]} | {
+            label: {m: round(v, 4) for m, v in run(c, c["test"], rank).items()}
+            for label, rank in (
+                ("dense", single(c, "dense")),
+                ("bm25", single(c, "keyword")),
+                ("rrf60", fused(c, rrf60)),
+                ("convex0.5", fused(c, shipped)),
+                ("chosen", fused(c, chosen)),
+            )
+        }
     out = {
         "chosen": asdict(chosen),
         "chosen_tune_ndcg@10": {n: round(v, 4) for n, v in chosen_tune.items()},
         "main_default": asdict(shipped),
         "held_out": table,
+        "whole_test_split": whole,
         "top5_tune": [(round(s, 4), asdict(p)) for s, _, p in results[:5]],
         "grid": len(grid),
     }

@@ -31,9 +31,9 @@ def eval_group() -> None:
 )
 @click.option("--limit", type=int, hidden=True, help="Only the first N documents (smoke tests).")
 @click.option(
-    "--keep-identical-ids",
+    "--ignore-identical-ids",
     is_flag=True,
-    help="Keep a hit whose id equals the query id (by default it is dropped, as BEIR does: ArguAna needs it).",
+    help="Drop a hit whose id equals the query id, as BEIR does for ArguAna (whose queries are documents too).",
 )
 @click.option(
     "--json",
@@ -48,7 +48,7 @@ def eval_beir(
     retriever: str,
     work_dir: Path | None,
     limit: int | None,
-    keep_identical_ids: bool,
+    ignore_identical_ids: bool,
     as_json: bool,
 ) -> None:
     """Ingest a BEIR folder through the real ingestion path and print nDCG@10, Recall@100, MRR@10."""
@@ -94,7 +94,7 @@ def eval_beir(
         beir,
         lambda q: [h.chunk_id for h in search.search(q, depth, mode=retriever)],
         doc_of_chunk,
-        ignore_identical_ids=not keep_identical_ids,
+        ignore_identical_ids=ignore_identical_ids,
     )
     result.update(
         retriever=retriever,

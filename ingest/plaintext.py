@@ -28,6 +28,8 @@ _QUOTE = re.compile(r"^\s*>+\s?")
 _HYPHEN_END = re.compile(r"[^\W\d_]-$")
 _WRAP_MAX = 110  # longest line of hard-wrapped text (72-80 columns usually, 100 at most in practice)
 _EARLY_BREAK = 0.5
+_ENDS_SENTENCE = re.compile(r"[.!?][\"')\u201d]*(?:\[\d+\])*$")
+_NEIGHBOURS = 5  # lines on each side that set the local wrap width
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,20 +69,43 @@ def _join(lines: list[str]) -> str:
     return out
 
 
-def _units(lines: list[str]) -> list[list[str]]:
-    """Cut a block where a line ends early. A hard-wrapped paragraph fills every line to about the
-    wrap width but its last, so a line under half the block's width that is not its last was broken
-    on purpose: a heading above its text, a greeting, an address line. Lines longer than any wrap
-    width (text that is not hard-wrapped) are each a paragraph of their own."""
-    width = max(len(ln.rstrip()) for ln in lines)
-    if width > _WRAP_MAX:
-        return [[ln] for ln in lines]
-    units: list[list[str]] = [[]]
-    for ln in lines:
-        units[-1].append(ln)
-        if len(ln.rstrip()) < width * _EARLY_BREAK and not _HYPHEN_END.search(ln.rstrip()):
-            units.append([])
-    return [u for u in units if u]
+def _units(lines: list[str]) -> list[tuple[list[str], bool]]:
+    """Cut a block where a line ends early; each unit comes with whether its last line is short.
+
+    A hard-wrapped paragraph fills every line to about the wrap width but its last, so a line under
+    half the local wrap width (the longest wrapped line among its neighbours) was broken on purpose:
+    the end of a paragraph, a heading above its text, a greeting, an address line. A line longer than
+    any wrap width is a paragraph of its own (text that is not hard-wrapped, or only partly)."""
+    lengths = [len(ln.rstrip()) for ln in lines]
+    if len(lines) == 1:
+        return [(lines, True)]
+    units: list[tuple[list[str], bool]] = []
+    current: list[str] = []
+    for i, (ln, n) in enumerate(zip(lines, lengths, strict=True)):
+        near = [m for m in lengths[max(0, i - _NEIGHBOURS) : i + _NEIGHBOURS + 1] if m <= _WRAP_MAX]
+        width = max(near, default=n)
+        short = n < width * _EARLY_BREAK and not _HYPHEN_END.search(ln.rstrip())
+        if n > _WRAP_MAX:
+            if current:
+                units.append((current, False))
+            units.append(([ln], False))
+            current = []
+            continue
+        if (
+            short
+            and current
+            and _ENDS_SENTENCE.search(current[-1].rstrip())
+            and not ln.rstrip().endswith(_SENTENCE_END)
+        ):
+            units.append((current, False))  # the paragraph ended on a full line; this line stands alone
+            current = []
+        current.append(ln)
+        if short:
+            units.append((current, True))
+            current = []
+    if current:
+        units.append((current, False))
+    return units
 
 
 def _paragraph_blocks(lines: list[str], page: int | None, last: bool) -> Iterator[Block]:
@@ -96,9 +121,9 @@ def _paragraph_blocks(lines: list[str], page: int | None, last: bool) -> Iterato
     if all(_QUOTE.match(ln) for ln in lines):  # an e-mail's quoted reply is a paragraph too
         lines = [_QUOTE.sub("", ln) for ln in lines]
     units = _units(lines)
-    for n, unit in enumerate(units):
+    for n, (unit, set_apart) in enumerate(units):
         followed = n < len(units) - 1 or not last
-        if len(unit) == 1 and followed:
+        if len(unit) == 1 and set_apart and followed:
             text = _join(unit)
             if len(text) <= _HEADING_MAX_CHARS and not text.endswith(_SENTENCE_END) and not _BULLET.match(text):
                 yield Block("Title", text, page)

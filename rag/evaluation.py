@@ -104,10 +104,11 @@ def evaluate(
     beir: BeirSet,
     rank: Callable[[str], list[int]],
     doc_of_chunk: dict[int, str],
-    ignore_identical_ids: bool = True,
+    ignore_identical_ids: bool = False,
 ) -> dict[str, float]:
     """`ignore_identical_ids`: a hit whose id is the query's own is dropped, as BEIR, MTEB and pyserini
-    do (ArguAna's queries are corpus documents too; elsewhere ids do not collide with relevant ones)."""
+    do for ArguAna, whose queries are corpus documents too. Not by default: in MED, query 5's relevant
+    document is document 5."""
     rankings = {
         qid: documents_of(rank(text), doc_of_chunk, exclude=qid if ignore_identical_ids else None)
         for qid, text in beir.queries.items()
