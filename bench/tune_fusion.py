@@ -201,6 +201,13 @@ def main() -> None:
         "held_out": table,
         "whole_test_split": whole,
         "top5_tune": [(round(s, 4), asdict(p)) for s, _, p in results[:5]],
+        # for transparency only (the choice above never saw these): how the runners-up and each method's
+        # best setting fare on the held-out queries
+        "held_out_ndcg@10_of_runners_up": [
+            (asdict(p), {n: round(run(c, c["report"], fused(c, p))["ndcg@10"], 4) for n, c in collections.items()})
+            for p in [p for _, _, p in results[:5]]
+            + [next(p for _, _, p in results if p.method == m) for m in ("convex", "zscore", "adaptive", "rrf")]
+        ],
         "grid": len(grid),
     }
     print(json.dumps(out, indent=None if args.json else 2))
