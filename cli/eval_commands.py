@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -30,10 +31,25 @@ def eval_group() -> None:
 )
 @click.option("--limit", type=int, hidden=True, help="Only the first N documents (smoke tests).")
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON object: ndcg@10, recall@100, mrr@10, queries, retriever."
+    "--ignore-identical-ids",
+    is_flag=True,
+    help="Drop a hit whose id equals the query id, as BEIR does for ArguAna (whose queries are documents too).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object: ndcg@10, recall@100, mrr@10, queries, retriever, documents, chunks, "
+    "chunks_embedded, ingest_s.",
 )
 def eval_beir(
-    folder: Path, split: str, retriever: str, work_dir: Path | None, limit: int | None, as_json: bool
+    folder: Path,
+    split: str,
+    retriever: str,
+    work_dir: Path | None,
+    limit: int | None,
+    ignore_identical_ids: bool,
+    as_json: bool,
 ) -> None:
     """Ingest a BEIR folder through the real ingestion path and print nDCG@10, Recall@100, MRR@10."""
     from sqlalchemy import select
@@ -63,7 +79,9 @@ def eval_beir(
     with factory() as session:
         job = jobs.create_job(session, str(docs_dir.resolve()), "eval", None, None, state=jobs.RUNNING)
     progress = ProgressBar(enabled=sys.stderr.isatty())
-    Ingestor(settings, engine, factory, rt.embedder, parse_workers=0).run(job.id, on_progress=progress.update)
+    started = time.perf_counter()
+    report = Ingestor(settings, engine, factory, rt.embedder, parse_workers=0).run(job.id, on_progress=progress.update)
+    ingest_s = time.perf_counter() - started
     progress.close()
     with factory() as session:
         doc_of_chunk = {
@@ -72,14 +90,26 @@ def eval_beir(
     snapshot = load_snapshot(settings.index_dir)
     search = HybridRetriever(rt.embedder, snapshot.vector, snapshot.keyword, fusion_params(rt.settings))
     depth = max(300, rt.settings.fusion_depth)
-    result = evaluate(beir, lambda q: [h.chunk_id for h in search.search(q, depth, mode=retriever)], doc_of_chunk)
-    result["retriever"] = retriever
+    result = evaluate(
+        beir,
+        lambda q: [h.chunk_id for h in search.search(q, depth, mode=retriever)],
+        doc_of_chunk,
+        ignore_identical_ids=ignore_identical_ids,
+    )
+    result.update(
+        retriever=retriever,
+        documents=len(set(doc_of_chunk.values())),
+        chunks=len(doc_of_chunk),
+        chunks_embedded=report.chunks_embedded,  # this run's; 0 when nothing changed since the last one
+        ingest_s=round(ingest_s, 1),
+    )
     if as_json:
         click.echo(json.dumps(result))
         return
     click.echo(
         f"{folder.name} ({split}, {result['queries']} queries, {retriever}): nDCG@10 {result['ndcg@10']:.4f}  "
-        f"Recall@100 {result['recall@100']:.4f}  MRR@10 {result['mrr@10']:.4f}"
+        f"Recall@100 {result['recall@100']:.4f}  MRR@10 {result['mrr@10']:.4f}  "
+        f"({result['chunks']} chunks of {result['documents']} documents; ingested in {ingest_s:.1f} s)"
     )
 
 

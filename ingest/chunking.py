@@ -12,9 +12,14 @@ from typing import Protocol
 from rag.types import ChunkDraft, Element
 
 SEPARATOR = "\n\n"
-# A chunk smaller than this is not closed at a heading or a page break: a lone heading, or a one-line
-# attribution misread as a heading, is too small to retrieve on its own and belongs with what follows.
+# The stated minimum: no chunk is smaller unless its whole document is. A lone heading or a one-line
+# attribution is too small to retrieve on its own and belongs with what follows; a small tail joins
+# (or is re-cut with) the chunk before it.
 MIN_CHUNK_TOKENS = 32
+# Stored with each document: a document chunked by another version is re-chunked on the next ingest
+# (and re-embedded only where its chunks changed). 1: main until issue 18; 2: layout-independent
+# paragraphs, the minimum enforced at the end of a document.
+CHUNKER_VERSION = 2
 
 
 class TokenCounter(Protocol):
@@ -22,11 +27,11 @@ class TokenCounter(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class _Piece:
-    start: int
+class _Token:
+    start: int  # character span in the extracted text
     end: int
-    tokens: int
     page: int | None
+    element: int  # which element it belongs to: chunks are re-cut at element boundaries first
 
 
 def extracted_text(elements: Sequence[Element]) -> str:
@@ -40,7 +45,8 @@ def chunk_elements(
     overlap_tokens: int = 0,
     min_tokens: int = MIN_CHUNK_TOKENS,
 ) -> list[ChunkDraft]:
-    """Pack consecutive elements of a section into chunks of at most `max_tokens` tokens."""
+    """Pack consecutive elements of a section into chunks of at most `max_tokens` tokens and at
+    least `min_tokens` (unless the whole document is smaller)."""
     if max_tokens < 8:
         raise ValueError("max_tokens must be at least 8")
     overlap_tokens = min(overlap_tokens, max_tokens // 4)
@@ -49,69 +55,94 @@ def chunk_elements(
     spans = tokenizer.token_spans([e.text for e in elements])
     packer = _Packer(text)
     pos = 0
-    for element, offsets in zip(elements, spans, strict=True):
-        n = len(offsets)
+    for index, (element, offsets) in enumerate(zip(elements, spans, strict=True)):
         start = pos
         pos += len(element.text) + len(SEPARATOR)
-        if n > max_tokens:
-            # Larger than the window: token-exact windows; the first tops up a small open chunk
-            # (a heading), the last stays open for what follows.
+        tokens = [_Token(start + s, start + e, element.page, index) for s, e in offsets]
+        if not tokens:
+            continue
+        if element.category == "Title":
             if packer.size >= min_tokens:
                 packer.close()
-            first, budget = 0, max_tokens - packer.size
-            while True:
-                window = offsets[first : first + budget]
-                packer.add(_Piece(start + window[0][0], start + window[-1][1], len(window), element.page))
-                if first + budget >= len(offsets):
-                    break
-                packer.close()
-                first += max(1, budget - overlap_tokens)
-                budget = max_tokens
+            packer.section = element.text.strip()[:1000]  # the chunk is filed under the heading that governs it
+        elif packer.tokens and element.page != packer.tokens[-1].page and packer.size >= min_tokens:
+            packer.close()
+        if packer.size + len(tokens) <= max_tokens:
+            packer.add(tokens)
             continue
-        title = element.text.strip()[:1000] if element.category == "Title" else None
-        if title is not None:
-            if packer.size >= min_tokens or packer.size + n > max_tokens:
-                packer.close()
-            packer.section = title  # the chunk is filed under the heading that governs its text
-        elif packer.pieces:
-            page_break = element.page != packer.pieces[-1].page and packer.size >= min_tokens
-            if packer.size + n > max_tokens or page_break:
-                packer.close()
-        packer.add(_Piece(start, start + len(element.text), n, element.page))
+        if packer.size >= min_tokens:
+            packer.close()
+        # Does not fit: token-exact windows, the first topping up a small open chunk (a heading), the
+        # last left open for what follows.
+        first, budget = 0, max_tokens - packer.size
+        while len(tokens) - first > budget:
+            packer.add(tokens[first : first + budget])
+            packer.close()
+            first += max(1, budget - overlap_tokens)
+            budget = max_tokens
+        packer.add(tokens[first:])
     packer.close()
-    kept = [c for c in packer.chunks if c.text.strip()]
-    for ordinal, chunk in enumerate(kept):
-        chunk.ordinal = ordinal
-    return kept
+    pieces = _no_small_chunks(packer.chunks, min_tokens, max_tokens)
+    return [_draft(text, ordinal, section, tokens) for ordinal, (section, tokens) in enumerate(pieces)]
+
+
+def _no_small_chunks(
+    chunks: list[tuple[str | None, list[_Token]]], min_tokens: int, max_tokens: int
+) -> list[tuple[str | None, list[_Token]]]:
+    """A chunk under `min_tokens` (only a document's last can be) joins its predecessor when both fit
+    the window; otherwise the two are re-cut, at an element boundary where one leaves both at least
+    `min_tokens`, else at a token."""
+    out: list[tuple[str | None, list[_Token]]] = []
+    for section, tokens in chunks:
+        if not out or len(tokens) >= min_tokens:
+            out.append((section, tokens))
+            continue
+        prev_section, prev = out[-1]
+        joined = prev + [t for t in tokens if t.start >= prev[-1].end]  # split windows overlap
+        if len(joined) <= max_tokens:
+            out[-1] = (prev_section, joined)
+            continue
+        cuts = [
+            c
+            for c in range(min_tokens, len(joined) - min_tokens + 1)
+            if joined[c - 1].element != joined[c].element and c <= max_tokens and len(joined) - c <= max_tokens
+        ]
+        cut = cuts[-1] if cuts else len(joined) - min_tokens
+        out[-1] = (prev_section, joined[:cut])
+        out.append((section, joined[cut:]))
+    return out
+
+
+def _draft(text: str, ordinal: int, section: str | None, tokens: list[_Token]) -> ChunkDraft:
+    start, end = tokens[0].start, tokens[-1].end
+    return ChunkDraft(
+        ordinal=ordinal,
+        text=text[start:end],
+        section=section,
+        pages=sorted({t.page for t in tokens if t.page is not None}),
+        char_start=start,
+        char_end=end,
+        token_count=len(tokens),
+    )
 
 
 class _Packer:
-    """The chunk being filled, and the chunks closed so far."""
+    """The chunk being filled, and the chunks closed so far (section, tokens)."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.section: str | None = None
-        self.pieces: list[_Piece] = []
-        self.size = 0
-        self.chunks: list[ChunkDraft] = []
+        self.tokens: list[_Token] = []
+        self.chunks: list[tuple[str | None, list[_Token]]] = []
 
-    def add(self, piece: _Piece) -> None:
-        self.pieces.append(piece)
-        self.size += piece.tokens
+    @property
+    def size(self) -> int:
+        return len(self.tokens)
+
+    def add(self, tokens: list[_Token]) -> None:
+        self.tokens.extend(tokens)
 
     def close(self) -> None:
-        if not self.pieces:
-            return
-        start, end = self.pieces[0].start, self.pieces[-1].end
-        self.chunks.append(
-            ChunkDraft(
-                ordinal=len(self.chunks),
-                text=self.text[start:end],
-                section=self.section,
-                pages=sorted({p.page for p in self.pieces if p.page is not None}),
-                char_start=start,
-                char_end=end,
-                token_count=self.size,
-            )
-        )
-        self.pieces, self.size = [], 0
+        if self.tokens:
+            self.chunks.append((self.section, self.tokens))
+        self.tokens = []

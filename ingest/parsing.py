@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from html import unescape
 from pathlib import Path
 
+from ingest import structure
+from ingest.plaintext import regroup, text_elements
 from rag.errors import ParseError
 from rag.types import Element
 
@@ -68,6 +71,12 @@ _SKIPPED_CATEGORIES = {"Header", "Footer", "PageNumber", "PageBreak", "Image", "
 # NUL and other C0 controls come out of odd PDFs; PostgreSQL text cannot hold NUL, nobody can read the rest.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
+_ROW = re.compile(r"<tr[^>]*>(.*?)</tr>", re.S | re.I)
+_CELL = re.compile(r"<t[dh][^>]*>(.*?)</t[dh]>", re.S | re.I)
+_TAG = re.compile(r"<[^>]+>")
+# Parsed by ingest.plaintext from their own layout; every other format by unstructured.
+PLAIN_TEXT_SUFFIXES = {".txt", ".text", ".log"}
+
 _ready = False
 
 
@@ -100,19 +109,29 @@ def parse_file(path: Path, *, max_bytes: int, ocr: str = "auto") -> list[Element
     if suffix == ".pdf":
         _refuse_encrypted_pdf(path)
 
+    if suffix in PLAIN_TEXT_SUFFIXES:
+        return _plain_text(path)
+
     from unstructured.file_utils.model import FileType
     from unstructured.partition.auto import partition
 
+    # E-mail bodies go through unstructured's plain-text partitioner, which takes every newline of a
+    # 72-column body for a paragraph break; regrouped first, it sees whole paragraphs.
+    extra = {"paragraph_grouper": regroup} if suffix in {".eml", ".msg"} else {}
     # Sniffing the type with libmagic costs more than parsing a small text file; trust these suffixes.
     content_type = FileType.from_extension(suffix).mime_type if suffix in _TEXT_SUFFIXES else None
     try:
         try:
-            elements = partition(filename=str(path), strategy="fast", languages=["eng"], content_type=content_type)
+            elements = partition(
+                filename=str(path), strategy="fast", languages=["eng"], content_type=content_type, **extra
+            )
         except ValueError:
             if suffix not in {".eml", ".msg"}:
                 raise
             # An attachment (typically an image) the fast strategy cannot read: keep the message itself.
-            elements = partition(filename=str(path), strategy="fast", languages=["eng"], process_attachments=False)
+            elements = partition(
+                filename=str(path), strategy="fast", languages=["eng"], process_attachments=False, **extra
+            )
         if suffix == ".pdf" and not _has_text(elements) and ocr == "auto" and ocr_available():
             elements = partition(filename=str(path), strategy="ocr_only", languages=["eng"])
     except ParseError:
@@ -122,17 +141,50 @@ def parse_file(path: Path, *, max_bytes: int, ocr: str = "auto") -> list[Element
 
     result = []
     for e in elements:
-        text = _CONTROL.sub("", getattr(e, "text", "") or "").strip()
         category = getattr(e, "category", "Text")
+        text = _table_text(e) if category == "Table" else getattr(e, "text", "") or ""
+        text = _CONTROL.sub("", text).strip()
         if not text or category in _SKIPPED_CATEGORIES:
             continue
         result.append(Element(text=text, category=category, page=getattr(e.metadata, "page_number", None)))
+    result = structure.normalise(result, suffix)
     if not result:
         hint = (
             "" if ocr_available() or suffix != ".pdf" else " (scanned? install tesseract-ocr and poppler-utils for OCR)"
         )
         raise ParseError("no extractable text" + hint)
     return result
+
+
+def _plain_text(path: Path) -> list[Element]:
+    """Plain text is split by its own layout (ingest.plaintext), not one element per line."""
+    from unstructured.file_utils.encoding import read_txt_file
+
+    try:
+        _, text = read_txt_file(filename=str(path))
+    except Exception as exc:  # noqa: BLE001 - an undecodable file is this file's failure only
+        raise ParseError(_describe(exc)) from None
+    result = [
+        Element(text=t, category=e.category, page=e.page)
+        for e in text_elements(text)
+        if (t := _CONTROL.sub("", e.text).strip())
+    ]
+    if not result:
+        raise ParseError("no extractable text")
+    return result
+
+
+def _table_text(element) -> str:
+    """A table as rows of cells (`a | b` per line) when the parser kept its structure, so it keeps its shape."""
+    html = getattr(element.metadata, "text_as_html", None)
+    if not html:
+        return getattr(element, "text", "") or ""
+    rows = []
+    for row in _ROW.findall(html):
+        cells = [" ".join(unescape(_TAG.sub(" ", c)).split()) for c in _CELL.findall(row)]
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return "\n".join(rows) or getattr(element, "text", "") or ""
 
 
 def _has_text(elements) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexes.durable import sha256_file
+from ingest.chunking import CHUNKER_VERSION
 from ingest.discovery import discover
 from ingest.doc_meta import DocMeta
 from ingest.indexing import ann_policy, publish
@@ -114,7 +115,7 @@ class Ingestor:
                 outcomes.append(Outcome(str(path), "failed", error=problem))
                 continue
             known = existing.get(str(path))
-            if known is not None and known == digest:
+            if known is not None and known == (digest, CHUNKER_VERSION):
                 outcomes.append(Outcome(str(path), "unchanged"))
             else:
                 to_parse[str(path)] = (digest, size)
@@ -200,14 +201,18 @@ class Ingestor:
         if not parsed:
             return
         texts = [c.text for p in parsed for c in p.chunks]
+        stored = self._stored_embeddings(collection_id, [p.path for p in parsed])
+        todo = list(dict.fromkeys(t for t in texts if t not in stored))
         started = time.perf_counter()
-        parts = []
-        for start in range(0, len(texts), _EMBED_SLICE):
-            parts.append(self.embedder.embed(texts[start : start + _EMBED_SLICE]))
-            report.chunks_embedded += len(parts[-1])
+        fresh: dict[str, np.ndarray] = {}
+        for start in range(0, len(todo), _EMBED_SLICE):
+            batch = todo[start : start + _EMBED_SLICE]
+            fresh.update(zip(batch, self.embedder.embed(batch), strict=True))
+            report.chunks_embedded += len(batch)
             on_progress(report)
             self._heartbeat(report.job_id)
-        vectors = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), np.float32)
+        dim = self.embedder.dim
+        vectors = np.stack([fresh[t] if t in fresh else stored[t] for t in texts]) if texts else np.zeros((0, dim))
         self.timings["embed"] += time.perf_counter() - started
 
         started = time.perf_counter()
@@ -223,6 +228,18 @@ class Ingestor:
             session.commit()
         self.timings["write"] += time.perf_counter() - started
         on_progress(report)
+
+    def _stored_embeddings(self, collection_id: int, paths: list[str]) -> dict[str, np.ndarray]:
+        """Embeddings these documents' current chunks already have, by text: a re-chunked or edited
+        document embeds only the chunks whose text is new (the embedding depends on the text alone)."""
+        dim = self.embedder.dim
+        with self.factory() as session:
+            rows = session.execute(
+                select(Chunk.text, Chunk.embedding)
+                .join(Document, Chunk.document_id == Document.id)
+                .where(Document.collection_id == collection_id, Document.path.in_(paths))
+            )
+            return {text: np.frombuffer(blob, dtype="<f4") for text, blob in rows if blob and len(blob) == dim * 4}
 
     def _commit_document(
         self,
@@ -268,7 +285,10 @@ class Ingestor:
             .with_for_update()
         ).first()
         if doc is not None and doc.sha256 == digest:
-            return Outcome(parsed.path, "unchanged", seconds=parsed.seconds)  # a concurrent worker was first
+            if doc.chunker_version == CHUNKER_VERSION:
+                return Outcome(parsed.path, "unchanged", seconds=parsed.seconds)  # a concurrent worker was first
+            meta.apply(session, doc)
+            return self._rechunk(session, doc, parsed, vectors)
         removed = 0
         if doc is None:
             policy = meta.for_path(parsed.path)
@@ -281,6 +301,7 @@ class Ingestor:
                 label=policy.label or DEFAULT_LABEL,
                 title=parsed.title,
                 chunk_count=0,
+                chunker_version=CHUNKER_VERSION,
             )
             doc.groups = groups_named(session, policy.groups or ())
             session.add(doc)
@@ -288,7 +309,30 @@ class Ingestor:
         else:
             removed = session.execute(delete(Chunk).where(Chunk.document_id == doc.id)).rowcount
             doc.sha256, doc.version, doc.size_bytes, doc.title = digest, doc.version + 1, size, parsed.title
+            doc.chunker_version = CHUNKER_VERSION
             meta.apply(session, doc)
+        added = self._insert_chunks(session, doc, parsed, vectors)
+        return Outcome(parsed.path, "indexed", added=added, removed=removed, seconds=parsed.seconds)
+
+    def _rechunk(self, session: Session, doc: Document, parsed: ParsedFile, vectors: np.ndarray) -> Outcome:
+        """The same file cut by a newer chunker: its rows are replaced only if the chunks differ, in
+        this document's transaction with its new chunker version (a crash leaves the old version,
+        and the next ingest redoes it)."""
+        old = session.execute(
+            select(Chunk.ordinal, Chunk.text, Chunk.section, Chunk.pages, Chunk.char_start, Chunk.char_end)
+            .where(Chunk.document_id == doc.id)
+            .order_by(Chunk.ordinal)
+        ).all()
+        new = [(c.ordinal, c.text, c.section, list(c.pages), c.char_start, c.char_end) for c in parsed.chunks]
+        doc.chunker_version, doc.title = CHUNKER_VERSION, parsed.title
+        if [(o, t, s, list(p or []), a, b) for o, t, s, p, a, b in old] == new:
+            return Outcome(parsed.path, "unchanged", seconds=parsed.seconds)
+        removed = session.execute(delete(Chunk).where(Chunk.document_id == doc.id)).rowcount
+        added = self._insert_chunks(session, doc, parsed, vectors)
+        return Outcome(parsed.path, "indexed", added=added, removed=removed, seconds=parsed.seconds)
+
+    @staticmethod
+    def _insert_chunks(session: Session, doc: Document, parsed: ParsedFile, vectors: np.ndarray) -> int:
         rows = [
             {
                 "document_id": doc.id,
@@ -299,7 +343,7 @@ class Ingestor:
                 "char_start": c.char_start,
                 "char_end": c.char_end,
                 "token_count": c.token_count,
-                "document_sha256": digest,
+                "document_sha256": doc.sha256,
                 "document_version": doc.version,
                 "embedding": vectors[i].astype("<f4").tobytes(),
             }
@@ -309,7 +353,7 @@ class Ingestor:
             session.execute(insert(Chunk), rows)
         doc.chunk_count = len(rows)
         doc.updated_at = utcnow()
-        return Outcome(parsed.path, "indexed", added=len(rows), removed=removed, seconds=parsed.seconds)
+        return len(rows)
 
     def _delete_documents(self, report: JobReport, collection_id: int, paths: list[str]) -> None:
         with self.factory() as session:
@@ -416,13 +460,15 @@ class Ingestor:
                 session.rollback()
                 return session.scalar(select(Collection.id).where(Collection.name == name))
 
-    def _existing_documents(self, collection_id: int, root: Path) -> dict[str, str]:
-        """path -> sha256 of the documents this job is responsible for (under its folder)."""
+    def _existing_documents(self, collection_id: int, root: Path) -> dict[str, tuple[str, int]]:
+        """path -> (sha256, chunker version) of the documents this job is responsible for (under its folder)."""
         prefix = str(root)
         with self.factory() as session:
-            query = select(Document.path, Document.sha256).where(Document.collection_id == collection_id)
+            query = select(Document.path, Document.sha256, Document.chunker_version).where(
+                Document.collection_id == collection_id
+            )
             if root.is_dir():
                 query = query.where(Document.path.startswith(prefix.rstrip("/") + "/", autoescape=True))
             else:
                 query = query.where(Document.path == prefix)
-            return {path: digest for path, digest in session.execute(query)}
+            return {path: (digest, version) for path, digest, version in session.execute(query)}

@@ -76,11 +76,14 @@ def mrr_at(ranked: list[str], relevant: dict[str, int], k: int) -> float:
     return next((1.0 / (i + 1) for i, d in enumerate(ranked[:k]) if d in relevant), 0.0)
 
 
-def documents_of(chunk_ranking: list[int], doc_of_chunk: dict[int, str], limit: int = 100) -> list[str]:
+def documents_of(
+    chunk_ranking: list[int], doc_of_chunk: dict[int, str], limit: int = 100, exclude: str | None = None
+) -> list[str]:
+    """Documents in the order of their best chunk; `exclude` (the query's own id) is never returned."""
     seen: dict[str, None] = {}
     for chunk_id in chunk_ranking:
         doc = doc_of_chunk.get(chunk_id)
-        if doc is not None and doc not in seen:
+        if doc is not None and doc not in seen and doc != exclude:
             seen[doc] = None
             if len(seen) == limit:
                 break
@@ -97,6 +100,17 @@ def score(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> d
     }
 
 
-def evaluate(beir: BeirSet, rank: Callable[[str], list[int]], doc_of_chunk: dict[int, str]) -> dict[str, float]:
-    rankings = {qid: documents_of(rank(text), doc_of_chunk) for qid, text in beir.queries.items()}
+def evaluate(
+    beir: BeirSet,
+    rank: Callable[[str], list[int]],
+    doc_of_chunk: dict[int, str],
+    ignore_identical_ids: bool = False,
+) -> dict[str, float]:
+    """`ignore_identical_ids`: a hit whose id is the query's own is dropped, as BEIR, MTEB and pyserini
+    do for ArguAna, whose queries are corpus documents too. Not by default: in MED, query 5's relevant
+    document is document 5."""
+    rankings = {
+        qid: documents_of(rank(text), doc_of_chunk, exclude=qid if ignore_identical_ids else None)
+        for qid, text in beir.queries.items()
+    }
     return score(rankings, beir.qrels)

@@ -26,7 +26,7 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class FusionParams:
-    method: Literal["convex", "rrf"] = "convex"
+    method: Literal["convex", "zscore", "adaptive", "rrf"] = "convex"
     alpha: float = 0.5  # convex: weight of the dense score
     rrf_k: float = 60.0
     dense_weight: float = 1.0
@@ -56,11 +56,66 @@ def fuse_convex(
     return [Hit(chunk_id, score) for chunk_id, score in best]
 
 
+def _zscores(scores: list[float]) -> list[float]:
+    if not scores:
+        return []
+    mean = sum(scores) / len(scores)
+    std = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+    return [(s - mean) / std if std > 0 else 0.0 for s in scores]
+
+
+def fuse_zscore(
+    dense: list[tuple[int, float]], keyword: list[tuple[int, float]], alpha: float, top_k: int
+) -> list[Hit]:
+    """alpha * z(dense) + (1 - alpha) * z(BM25), each standardised over its own candidates; a candidate
+    missing from one list gets that list's lowest z. Unlike min-max, one outlier score (a BM25 hit on a
+    rare term, a near-duplicate vector) does not squash every other candidate of its list towards 0
+    (Mazzeschi's distribution-based score fusion makes the same point)."""
+    fused: dict[int, float] = {}
+    floors = []
+    for weight, ranking in ((alpha, dense), (1.0 - alpha, keyword)):
+        z = _zscores([s for _, s in ranking])
+        floors.append(weight * min(z, default=0.0))
+        for (chunk_id, _), value in zip(ranking, z, strict=True):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * value
+    in_dense = {i for i, _ in dense}
+    in_keyword = {i for i, _ in keyword}
+    for chunk_id in fused:
+        if chunk_id not in in_dense:
+            fused[chunk_id] += floors[0]
+        if chunk_id not in in_keyword:
+            fused[chunk_id] += floors[1]
+    best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]
+    return [Hit(chunk_id, score) for chunk_id, score in best]
+
+
+def _confidence(scores: list[float]) -> float:
+    """How far a ranking's best score stands out from its candidates: z of the top score. A retriever
+    that finds one clear match scores high; one that finds nothing in particular (flat scores) low."""
+    if len(scores) < 2:
+        return 0.0
+    mean = sum(scores) / len(scores)
+    std = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+    return max(0.0, (max(scores) - mean) / std) if std > 0 else 0.0
+
+
+def adaptive_alpha(dense: list[tuple[int, float]], keyword: list[tuple[int, float]], prior: float = 0.5) -> float:
+    """Per query, from unlabelled signals only: weight each retriever by how clearly its head stands out
+    from its own candidates, shrunk halfway to `prior` (bounded to 0.2-0.8)."""
+    cd, ck = _confidence([s for _, s in dense]), _confidence([s for _, s in keyword])
+    share = cd / (cd + ck) if cd + ck > 0 else 0.5
+    return min(0.8, max(0.2, 0.5 * prior + 0.5 * share))
+
+
 def fuse(
     dense: list[tuple[int, float]], keyword: list[tuple[int, float]], params: FusionParams, top_k: int
 ) -> list[Hit]:
+    if params.method == "adaptive":
+        return fuse_zscore(dense, keyword, adaptive_alpha(dense, keyword, params.alpha), top_k)
     if params.method == "convex":
         return fuse_convex(dense, keyword, params.alpha, top_k)
+    if params.method == "zscore":
+        return fuse_zscore(dense, keyword, params.alpha, top_k)
     return fuse_rrf([i for i, _ in dense], [i for i, _ in keyword], params, top_k)
 
 

