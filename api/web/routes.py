@@ -152,6 +152,25 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
         )
         return response
 
+    def documents_listing(
+        request: Request, template: str, principal: Principal, collection: str | None, offset: int, **extra: object
+    ) -> HTMLResponse:
+        """One page of the documents the caller may read (the employee's list and the admin's alike)."""
+        with factory() as s:
+            docs = [
+                document_out(d)
+                for d in documents.readable(s, principal, collection=collection, limit=PAGE_SIZE + 1, offset=offset)
+            ]
+        return render(
+            request,
+            template,
+            docs=docs[:PAGE_SIZE],
+            collection=collection or "",
+            offset=offset,
+            next_offset=offset + PAGE_SIZE if len(docs) > PAGE_SIZE else None,
+            **extra,
+        )
+
     @router.get("/ask", response_class=HTMLResponse, dependencies=[ASK_PAGE])
     def ask_page(request: Request) -> HTMLResponse:
         return render(request, "ask.html")
@@ -164,19 +183,7 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
     def documents_page(
         request: Request, collection: QueryName | None = None, offset: Offset = 0, principal: Principal = ASK_PAGE
     ) -> HTMLResponse:
-        with factory() as s:
-            docs = [
-                document_out(d)
-                for d in documents.readable(s, principal, collection=collection, limit=PAGE_SIZE + 1, offset=offset)
-            ]
-        return render(
-            request,
-            "documents.html",
-            docs=docs[:PAGE_SIZE],
-            collection=collection or "",
-            offset=offset,
-            next_offset=offset + PAGE_SIZE if len(docs) > PAGE_SIZE else None,
-        )
+        return documents_listing(request, "documents.html", principal, collection, offset)
 
     @router.get("/passages/{chunk_id}")
     def passage(chunk_id: RowId, request: Request, principal: Principal = ASK_PAGE) -> dict:
@@ -247,20 +254,7 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
         offset: Offset = 0,
         principal: Principal = MANAGE_PAGE,
     ) -> HTMLResponse:
-        with factory() as s:
-            docs = [
-                document_out(d)
-                for d in documents.readable(s, principal, collection=collection, limit=PAGE_SIZE + 1, offset=offset)
-            ]
-        return render(
-            request,
-            "admin_documents.html",
-            docs=docs[:PAGE_SIZE],
-            collection=collection or "",
-            offset=offset,
-            next_offset=offset + PAGE_SIZE if len(docs) > PAGE_SIZE else None,
-            labels=LABELS,
-        )
+        return documents_listing(request, "admin_documents.html", principal, collection, offset, labels=LABELS)
 
     @router.get("/admin/users", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
     def admin_users_page(request: Request) -> HTMLResponse:
