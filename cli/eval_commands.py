@@ -55,9 +55,7 @@ def eval_beir(
     from sqlalchemy import select
 
     from indexes.snapshot import load_snapshot
-    from rag import jobs
     from rag.db.models import Chunk, Document
-    from rag.db.session import make_engine, make_sessionmaker, migrate
     from rag.evaluation import evaluate, load_beir, write_corpus
     from rag.retrieval import HybridRetriever
     from rag.service import fusion_params
@@ -69,20 +67,10 @@ def eval_beir(
         fail(str(exc))
     work = work_dir or rt.settings.data_dir / "eval" / folder.resolve().name
     settings = rt.settings.model_copy(update={"data_dir": work, "database_url": None})
-    docs_dir = work / "documents"
-    write_corpus(beir.corpus, docs_dir, limit)
-    engine = make_engine(settings)
-    migrate(engine)
-    factory = make_sessionmaker(engine)
-    from ingest.pipeline import Ingestor
-
-    with factory() as session:
-        job = jobs.create_job(session, str(docs_dir.resolve()), "eval", None, None, state=jobs.RUNNING)
-    progress = ProgressBar(enabled=sys.stderr.isatty())
+    write_corpus(beir.corpus, work / "documents", limit)
     started = time.perf_counter()
-    report = Ingestor(settings, engine, factory, rt.embedder, parse_workers=0).run(job.id, on_progress=progress.update)
+    factory, report = _ingest_for_eval(settings, rt.embedder, work / "documents")
     ingest_s = time.perf_counter() - started
-    progress.close()
     with factory() as session:
         doc_of_chunk = {
             cid: Path(path).stem for cid, path in session.execute(select(Chunk.id, Document.path).join(Document))
@@ -159,9 +147,7 @@ def eval_answers(
     import random
     import time
 
-    from rag import jobs
     from rag.answer_eval import Outcome, curve, load_questions, summarise
-    from rag.db.session import make_engine, make_sessionmaker, migrate
     from rag.evaluation import write_corpus
     from rag.grounding import _CITATION
     from rag.service import build_answerer
@@ -194,18 +180,8 @@ def eval_answers(
         update["generator"] = generator
     settings = rt.settings.model_copy(update=update)
     report_at = rt.settings.answerability_threshold if threshold is None else threshold
-    docs_dir = work / "documents"
-    write_corpus(folder / "corpus.jsonl", docs_dir)
-    engine = make_engine(settings)
-    migrate(engine)
-    factory = make_sessionmaker(engine)
-    from ingest.pipeline import Ingestor
-
-    with factory() as session:
-        job = jobs.create_job(session, str(docs_dir.resolve()), "eval", None, None, state=jobs.RUNNING)
-    progress = ProgressBar(enabled=sys.stderr.isatty())
-    Ingestor(settings, engine, factory, rt.embedder, parse_workers=0).run(job.id, on_progress=progress.update)
-    progress.close()
+    write_corpus(folder / "corpus.jsonl", work / "documents")
+    factory, _ = _ingest_for_eval(settings, rt.embedder, work / "documents")
     answerer = build_answerer(settings, factory, rt.embedder)
     outcomes = []
     out = open(dump, "a" if resume else "w", encoding="utf-8") if dump else None
@@ -271,3 +247,23 @@ def eval_answers(
             f"{row['threshold']:9.2f}  {row['declined_rate']!s:>8}  {row['answered_rate']!s:>8}  "
             f"{row['gold_rate_of_answered']!s:>13}"
         )
+
+
+def _ingest_for_eval(settings, embedder, docs_dir: Path):
+    """A private database and index for an evaluation run, its corpus ingested in process with a
+    progress bar; returns the session factory and the ingest report."""
+    from ingest.pipeline import Ingestor
+    from rag import jobs
+    from rag.db.session import make_engine, make_sessionmaker, migrate
+
+    engine = make_engine(settings)
+    migrate(engine)
+    factory = make_sessionmaker(engine)
+    with factory() as session:
+        job = jobs.create_job(session, str(docs_dir.resolve()), "eval", None, None, state=jobs.RUNNING)
+    progress = ProgressBar(enabled=sys.stderr.isatty())
+    try:
+        report = Ingestor(settings, engine, factory, embedder, parse_workers=0).run(job.id, on_progress=progress.update)
+    finally:
+        progress.close()
+    return factory, report
