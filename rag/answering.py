@@ -28,16 +28,33 @@ log = logging.getLogger(__name__)
 FALLBACK_NOTICE = "The language model is unavailable: this answer is extracted verbatim from the documents."
 
 
-def best_quote(passage_text: str, claim: str, limit: int = 300) -> str:
+def best_quote(passage_text: str, claim: str, limit: int = 300, *, sentences: list[str] | None = None) -> str:
     """The passage sentence sharing most words with the claim: what a reader checks first (never a
     sentence neutralised as an instruction, while the passage has another)."""
     wanted = set(content_words(claim))
-    sentences = split_sentences(passage_text) or [passage_text]
-    sentences = [s for s in sentences if NEUTRALISED not in s] or sentences
+    if sentences is None:
+        sentences = split_sentences(passage_text) or [passage_text]
+        sentences = [s for s in sentences if NEUTRALISED not in s] or sentences
     # most shared words first, then sentences long enough to say something (not a heading)
     best = max(sentences, key=lambda s: (len(wanted & set(content_words(s))), len(s.split()) >= 5))
     best = " ".join(best.split())
     return best if len(best) <= limit else best[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def quote_for(passage_text: str, claim: str, link_hosts: tuple[str, ...] = ()) -> str:
+    """A quote is verbatim (whitespace aside), so a reader can find it in the passage: it is chosen among
+    the sentences shown unchanged, i.e. holding no instruction, fake turn, hidden text or link to a host
+    outside the allow-list. Only a passage with no such sentence is quoted from its neutralised,
+    link-filtered text."""
+
+    def shown_unchanged(sentence: str) -> bool:
+        text, changed = neutralise(sentence)
+        return not changed and text == sentence and safe_links(sentence, link_hosts) == sentence
+
+    shown_as_is = [s for s in split_sentences(passage_text) if shown_unchanged(s)]
+    if shown_as_is:
+        return best_quote(passage_text, claim, sentences=shown_as_is)
+    return " ".join(safe_links(best_quote(neutralise(passage_text)[0], claim), link_hosts).split())
 
 
 @dataclass
@@ -283,8 +300,7 @@ class QuestionAnswerer:
         return final
 
     def _quote(self, passage: Passage, claim: str) -> str:
-        """A quote is shown like the answer, so it is taken from the neutralised text, links made inert."""
-        return " ".join(safe_links(best_quote(neutralise(passage.text)[0], claim), self.link_hosts).split())
+        return quote_for(passage.text, claim, self.link_hosts)
 
     def _citations(self, cited: list[int], passages: list[Passage], sentences) -> list[Citation]:
         out = []

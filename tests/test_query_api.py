@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from rag.db.models import Chunk
 from rag.generators.openai_compat import OpenAICompatibleGenerator
 from rag.prompting import NOT_FOUND
 from rag.types import Usage
@@ -83,7 +84,7 @@ def test_search_filters_apply_before_ranking(settings, fake_embedder, handbook, 
     ) == len(everything)
 
 
-def test_query_answers_with_checked_citations(settings, fake_embedder, handbook):
+def test_query_answers_with_checked_citations(settings, db, fake_embedder, handbook):
     client = client_for(settings, fake_embedder)
     r = client.post("/v1/query", json={"question": "What is the meal allowance in Portugal?"})
     assert r.status_code == 200, r.text
@@ -94,6 +95,8 @@ def test_query_answers_with_checked_citations(settings, fake_embedder, handbook)
     assert set(cited) >= {"n", "document_id", "path", "page", "chunk_id", "quote", "document_sha256"}
     assert f"[{cited['n']}]" in body["answer"] and cited["path"].endswith("expenses.md")
     assert "45 EUR" in cited["quote"] and len(cited["document_sha256"]) == 64
+    with db[1]() as session:  # the quote is verbatim: a reader finds it in the cited passage
+        assert cited["quote"] in " ".join(session.get(Chunk, cited["chunk_id"]).text.split())
 
 
 def test_question_without_answer_in_documents_says_so(settings, fake_embedder, handbook):
