@@ -328,3 +328,154 @@ def make_user_key(app_env, name: str) -> str:
     with factory() as s:
         _, key = users.create_user(s, name, "employee", ["everyone"], actor=users.OPERATOR, with_key=True)
     return key
+
+
+# --- conversations kept server-side -------------------------------------------------------------
+
+
+def _ask_in(client, conversation_id: int, question: str, **extra):
+    headers = {"X-CSRF-Token": client.csrf, "Origin": BASE}
+    return client.post(
+        f"/v1/conversations/{conversation_id}/messages", json={"question": question, **extra}, headers=headers
+    )
+
+
+def _write(client) -> dict[str, str]:
+    return {"X-CSRF-Token": client.csrf, "Origin": BASE}
+
+
+def test_a_conversation_is_kept_continued_renamed_and_deleted(app_env):
+    app, keys, factory = app_env
+    alice = signed_in(app, keys["alice"])
+    seen: list[dict] = []
+    answerer = app.state.services.answerer
+    real_stream = answerer.stream
+
+    def spy(question, **kwargs):  # the real answer path; only the history it is given is noted
+        seen.append({"question": question, "history": kwargs.get("history")})
+        return real_stream(question, **kwargs)
+
+    answerer.stream = spy
+    created = alice.post("/v1/conversations", json={}, headers=_write(alice))
+    assert created.status_code == 201 and created.json()["title"] == "New conversation"
+    cid = created.json()["id"]
+    first = _ask_in(alice, cid, "How many vacation days?")
+    assert first.status_code == 200 and first.json()["citations"]
+    streamed = _ask_in(alice, cid, "And for part-time staff?", stream=True)
+    assert streamed.status_code == 200 and "event: delta" in streamed.text and "event: final" in streamed.text
+    assert seen[0]["history"] == []
+    assert seen[1]["history"] == [
+        {"role": "user", "content": "How many vacation days?"},
+        {"role": "assistant", "content": first.json()["answer"]},
+    ]
+    # the answers are audited like /v1/query's, under the route's template
+    record = records(factory)[-1]
+    assert record.route == "/v1/conversations/{conversation_id}/messages" and record.principal == "alice"
+    assert record.question == "And for part-time staff?" and record.detail["citations"]
+    assert record.detail["target"] == {"conversation_id": cid}
+    # listed, with the first question as its title, and both turns kept with their request ids
+    listed = alice.get("/v1/conversations").json()
+    assert [(c["id"], c["title"], c["turns"]) for c in listed] == [(cid, "How many vacation days?", 2)]
+    opened = alice.get(f"/v1/conversations/{cid}").json()
+    assert [m["question"] for m in opened["messages"]] == ["How many vacation days?", "And for part-time staff?"]
+    assert opened["messages"][0]["request_id"] == first.json()["request_id"] == records(factory)[-4].request_id
+    assert opened["messages"][0]["result"]["citations"] == first.json()["citations"]
+    # its answers can be rated like any other
+    rate = {"request_id": first.json()["request_id"], "rating": "up"}
+    assert alice.post("/v1/feedback", json=rate, headers=_write(alice)).status_code == 201
+    # the page lists it and names it (escaped)
+    renamed = alice.patch(f"/v1/conversations/{cid}", json={"title": "<b>Leave</b> rules"}, headers=_write(alice))
+    assert renamed.status_code == 200 and renamed.json()["title"] == "<b>Leave</b> rules"
+    page = alice.get(f"/ask/{cid}", headers=HTML)
+    assert page.status_code == 200 and "&lt;b&gt;Leave&lt;/b&gt; rules" in page.text and "<b>Leave" not in page.text
+    assert f'href="/ask/{cid}" aria-current="page"' in page.text
+    # deleted: gone from the list, 404 afterwards, and the audit log still has the questions
+    assert alice.delete(f"/v1/conversations/{cid}", headers=_write(alice)).status_code == 204
+    assert alice.get(f"/v1/conversations/{cid}").status_code == 404
+    assert alice.get("/v1/conversations").json() == []
+    assert any(r.question == "How many vacation days?" for r in records(factory))
+
+
+def test_nobody_else_can_see_or_touch_a_conversation(app_env):
+    app, keys, factory = app_env
+    alice = signed_in(app, keys["alice"])
+    cid = alice.post("/v1/conversations", json={"title": "mine"}, headers=_write(alice)).json()["id"]
+    _ask_in(alice, cid, "How many vacation days?")
+    carol = TestClient(app, base_url=BASE, headers=bearer(make_user_key(app_env, "carol")))
+    ada = signed_in(app, keys["ada"])  # admins read every document, but not other people's conversations
+    missing = 999_999
+    for other in (carol, ada):
+        headers = _write(other) if other is ada else {}
+        for method, tail, body in (
+            ("GET", "", None),
+            ("PATCH", "", {"title": "stolen"}),
+            ("DELETE", "", None),
+            ("POST", "/messages", {"question": "How many vacation days?"}),
+        ):
+            r = other.request(method, f"/v1/conversations/{cid}{tail}", json=body, headers=headers)
+            gone = other.request(method, f"/v1/conversations/{missing}{tail}", json=body, headers=headers)
+            assert r.status_code == gone.status_code == 404, (method, tail)
+            assert r.json()["error"]["message"] == f"no conversation {cid}"
+            assert gone.json()["error"]["message"] == f"no conversation {missing}"
+        assert other.get("/v1/conversations").json() == []
+        assert other.get(f"/ask/{cid}", headers={**HTML, **headers}).status_code == 404
+    ada_page = ada.get("/ask", headers=HTML).text
+    assert "mine" not in ada_page and f"/ask/{cid}" not in ada_page
+    auditor = signed_in(app, keys["audra"])
+    assert auditor.get("/v1/conversations").status_code == 403  # the auditor role does not ask at all
+    opened = alice.get(f"/v1/conversations/{cid}").json()
+    assert opened["title"] == "mine" and len(opened["messages"]) == 1  # untouched
+    attempts = [r for r in records(factory) if r.principal in ("carol", "ada") and r.status == 404]
+    assert {r.principal for r in attempts if r.detail.get("target", {}).get("conversation_id") == cid} == {
+        "carol",
+        "ada",
+    }  # the attempts are on record
+
+
+def test_conversations_are_bounded_at_the_edge(app_env, monkeypatch):
+    app, keys, _ = app_env
+    alice = signed_in(app, keys["alice"])
+    w = _write(alice)
+    assert alice.post("/v1/conversations", json={"title": "x" * 201}, headers=w).status_code == 422
+    assert alice.post("/v1/conversations", json={"title": "a\u202eb"}, headers=w).status_code == 422
+    assert alice.post("/v1/conversations", json={"title": ""}, headers=w).status_code == 422
+    cid = alice.post("/v1/conversations", headers=w).json()["id"]  # no body: untitled
+    assert alice.patch(f"/v1/conversations/{cid}", json={"title": "tab\there"}, headers=w).status_code == 422
+    for bad in ("0", "-1", str(2**31), "abc"):
+        assert alice.get(f"/v1/conversations/{bad}").status_code == 422, bad
+    assert alice.get("/v1/conversations?limit=201").status_code == 422
+    assert _ask_in(alice, cid, "x" * 2001).status_code == 413
+    long_first = "Why " + "very " * 60 + "long?"
+    assert _ask_in(alice, cid, long_first).status_code == 200
+    assert len(alice.get(f"/v1/conversations/{cid}").json()["title"]) == 200
+    monkeypatch.setattr("rag.conversations.MAX_TURNS", 2)
+    assert _ask_in(alice, cid, "How many vacation days?").status_code == 200
+    full = _ask_in(alice, cid, "And sick days?")
+    assert full.status_code == 422 and "start a new one" in full.json()["error"]["message"]
+    monkeypatch.setattr("rag.conversations.MAX_CONVERSATIONS", 2)
+    assert alice.post("/v1/conversations", json={}, headers=w).status_code == 201
+    over = alice.post("/v1/conversations", json={}, headers=w)
+    assert over.status_code == 422 and "delete some" in over.json()["error"]["message"]
+
+
+def test_an_answer_the_audit_log_withheld_is_not_kept(app_env, monkeypatch):
+    from rag.errors import AuditUnavailableError
+
+    app, keys, _ = app_env
+    alice = signed_in(app, keys["alice"])
+    cid = alice.post("/v1/conversations", json={}, headers=_write(alice)).json()["id"]
+    real_append = app.state.audit_log.append
+
+    def failing(entry):
+        if entry.route.endswith("/messages"):
+            raise AuditUnavailableError("the audit log is unavailable; the answer was withheld")
+        return real_append(entry)
+
+    monkeypatch.setattr(app.state.audit_log, "append", failing)
+    r = _ask_in(alice, cid, "How many vacation days?")
+    assert r.status_code == 503 and "vacation" not in r.text
+    monkeypatch.setattr(app.state.audit_log, "append", real_append)
+    opened = alice.get(f"/v1/conversations/{cid}").json()
+    assert opened["messages"] == [] and opened["turns"] == 0  # stored, but never shown: never sent
+    assert _ask_in(alice, cid, "How many vacation days?").status_code == 200
+    assert len(alice.get(f"/v1/conversations/{cid}").json()["messages"]) == 1

@@ -27,7 +27,7 @@ from api.params import Cursor, Offset, QueryName, QueryText, RowId, Status
 from api.request_audit import note_target
 from api.web import pages
 from api.web.guard import SESSION_COOKIE, SIGNIN
-from rag import documents, feedback, users
+from rag import conversations, documents, feedback, users
 from rag.auth import sessions
 from rag.auth.principal import Principal
 from rag.db.models import AuditRecord
@@ -171,9 +171,22 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
             **extra,
         )
 
-    @router.get("/ask", response_class=HTMLResponse, dependencies=[ASK_PAGE])
-    def ask_page(request: Request) -> HTMLResponse:
-        return render(request, "ask.html")
+    def ask_view(request: Request, principal: Principal, conversation_id: int | None) -> HTMLResponse:
+        """The Ask page: the caller's conversations beside the open one (its turns load from the API)."""
+        with factory() as s:
+            current = conversations.opened(s, principal, conversation_id)[0] if conversation_id else None
+            mine = conversations.listed(s, principal, limit=PAGE_SIZE)
+        return render(request, "ask.html", conversation=current, conversations=mine)
+
+    @router.get("/ask", response_class=HTMLResponse)
+    def ask_page(request: Request, principal: Principal = ASK_PAGE) -> HTMLResponse:
+        return ask_view(request, principal, None)
+
+    @router.get("/ask/{conversation_id}", response_class=HTMLResponse)
+    def conversation_page(conversation_id: RowId, request: Request, principal: Principal = ASK_PAGE) -> HTMLResponse:
+        """One of the caller's conversations; anyone else's is a 404, as on the API."""
+        note_target(request, conversation_id=conversation_id)
+        return ask_view(request, principal, conversation_id)
 
     @router.get("/search", response_class=HTMLResponse, dependencies=[ASK_PAGE])
     def search_page(request: Request) -> HTMLResponse:

@@ -183,11 +183,94 @@
     }
   }
 
+  function newTurn(thread, question) {
+    const empty = document.getElementById("thread-empty");
+    if (empty) empty.hidden = true;
+    thread.appendChild(el("div", "turn question", question));
+    const box = el("article", "turn answer-box");
+    box.setAttribute("aria-busy", "true");
+    const answer = el("p", "answer");
+    box.appendChild(answer);
+    thread.appendChild(box);
+    const turn = { box: box, answer: answer, citations: {} };
+    turn.open = function (n) { if (turn.citations[n]) openPassage(turn.citations[n]); };
+    return turn;
+  }
+
+  function finishTurn(turn, final) {
+    if (!turn.answer.textContent) appendWithChips(turn.answer, final.answer, turn.open);
+    renderFinal(turn, final);
+    turn.box.dataset.requestId = final.request_id;
+    turn.box.setAttribute("aria-busy", "false");
+  }
+
+  function conversationEntry(summary) {
+    const list = document.getElementById("conversation-list");
+    const none = document.getElementById("no-conversations");
+    if (none) none.remove();
+    let item = list.querySelector('li[data-conversation="' + summary.id + '"]');
+    if (!item) {
+      item = el("li");
+      item.dataset.conversation = String(summary.id);
+      const link = el("a", "", summary.title);
+      link.href = "/ask/" + summary.id;
+      link.setAttribute("aria-current", "page");
+      item.appendChild(link);
+      item.appendChild(el("span", "muted", ""));
+      list.prepend(item);
+    }
+    item.querySelector("a").textContent = summary.title;
+    item.querySelector(".muted").textContent = summary.turns + (summary.turns === 1 ? " question" : " questions");
+    return item;
+  }
+
+  function showTitle(title) {
+    const heading = document.getElementById("conversation-title");
+    heading.textContent = title;
+    heading.classList.remove("visually-hidden");
+    document.getElementById("rename-title").value = title;
+    document.getElementById("conversation-tools").hidden = false;
+    document.title = title + " · private-rag";
+  }
+
+  async function loadConversation(chat, thread) {
+    const id = chat.dataset.conversation;
+    if (!id) return;
+    const response = await api("/v1/conversations/" + id, "GET");
+    if (!response.ok) { thread.appendChild(el("p", "error", await errorText(response))); return; }
+    const conversation = await response.json();
+    conversation.messages.forEach(function (m) { finishTurn(newTurn(thread, m.question), m.result); });
+    return conversation;
+  }
+
+  function initConversationTools(chat) {
+    const status = document.getElementById("conversation-status");
+    document.getElementById("rename-form").addEventListener("submit", async function (e) {
+      e.preventDefault();
+      const title = document.getElementById("rename-title").value.trim();
+      const response = await api("/v1/conversations/" + chat.dataset.conversation, "PATCH", { title: title });
+      if (!response.ok) { status.textContent = await errorText(response); return; }
+      const summary = await response.json();
+      showTitle(summary.title);
+      conversationEntry(summary);
+      status.textContent = "Renamed.";
+    });
+    document.getElementById("delete-conversation").addEventListener("click", async function () {
+      if (!window.confirm("Delete this conversation and its answers?")) return;
+      const response = await api("/v1/conversations/" + chat.dataset.conversation, "DELETE");
+      if (!response.ok) { status.textContent = await errorText(response); return; }
+      window.location.assign("/ask");
+    });
+  }
+
   function initAsk() {
     const form = document.getElementById("ask-form");
     const input = document.getElementById("question");
     const thread = document.getElementById("thread");
     const submit = document.getElementById("ask-submit");
+    const chat = document.getElementById("chat");
+    initConversationTools(chat);
+    loadConversation(chat, thread);
     input.addEventListener("keydown", function (e) {
       if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }
     });
@@ -195,44 +278,46 @@
       e.preventDefault();
       const question = input.value.trim();
       if (!question) return;
-      const empty = document.getElementById("thread-empty");
-      if (empty) empty.remove();
-      thread.appendChild(el("div", "turn question", question));
-      const box = el("article", "turn answer-box");
-      box.setAttribute("aria-busy", "true");
-      const answer = el("p", "answer");
+      const turn = newTurn(thread, question);
       const status = el("p", "muted thinking", "Searching the documents…");
-      box.appendChild(status);
-      box.appendChild(answer);
-      thread.appendChild(box);
-      const turn = { box: box, answer: answer, citations: {} };
-      const open = function (n) { if (turn.citations[n]) openPassage(turn.citations[n]); };
+      turn.box.prepend(status);
       input.value = "";
       submit.disabled = true;
       try {
-        const response = await api("/v1/query", "POST", { question: question, stream: true }, "text/event-stream");
-        if (!response.ok) { status.textContent = ""; answer.appendChild(el("span", "error", await errorText(response))); return; }
+        if (!chat.dataset.conversation) { // the first question starts a conversation, kept server-side
+          const created = await api("/v1/conversations", "POST", {});
+          if (!created.ok) { status.remove(); turn.answer.appendChild(el("span", "error", await errorText(created))); return; }
+          chat.dataset.conversation = String((await created.json()).id);
+          window.history.replaceState(null, "", "/ask/" + chat.dataset.conversation);
+        }
+        const response = await api("/v1/conversations/" + chat.dataset.conversation + "/messages", "POST",
+          { question: question, stream: true }, "text/event-stream");
+        if (!response.ok) { status.remove(); turn.answer.appendChild(el("span", "error", await errorText(response))); return; }
         await readEvents(response, async function (event, data) {
           if (event === "delta") {
             status.remove();
             const sentence = el("span", "sentence");
-            appendWithChips(sentence, data.text, open);
-            answer.appendChild(sentence);
+            appendWithChips(sentence, data.text, turn.open);
+            turn.answer.appendChild(sentence);
             await new Promise(function (r) { window.requestAnimationFrame(r); }); // paint each sentence
           } else if (event === "final") {
             status.remove();
-            if (!answer.textContent) appendWithChips(answer, data.answer, open);
-            renderFinal(turn, data);
-            box.dataset.requestId = data.request_id;
+            finishTurn(turn, data);
           } else if (event === "error") {
             status.remove();
-            answer.appendChild(el("span", "error", data.error ? data.error.message : "the answer failed"));
+            turn.answer.appendChild(el("span", "error", data.error ? data.error.message : "the answer failed"));
           }
         });
+        const listed = await api("/v1/conversations/" + chat.dataset.conversation, "GET");
+        if (listed.ok) {
+          const summary = await listed.json();
+          conversationEntry(summary);
+          showTitle(summary.title);
+        }
       } catch (err) {
-        answer.appendChild(el("span", "error", "The connection failed: " + err.message));
+        turn.answer.appendChild(el("span", "error", "The connection failed: " + err.message));
       } finally {
-        box.setAttribute("aria-busy", "false");
+        turn.box.setAttribute("aria-busy", "false");
         submit.disabled = false;
         input.focus();
       }
