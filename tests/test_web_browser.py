@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from rag.db.session import make_engine, make_sessionmaker, migrate
 from rag.settings import Settings
 
 from .conftest import DB_KINDS, fresh_database
-from .helpers import HANDBOOK, copy_tree, make_user, run_job
+from .helpers import HANDBOOK, copy_tree, free_port, make_user, run_job, wait_until_serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -55,12 +54,6 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.common.selenium_manager import SeleniumManager  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _product_env(data: Path, db_url: str) -> dict[str, str]:
@@ -114,7 +107,7 @@ def app(request, tmp_path_factory, real_embedder):
             "ada": make_user(settings, "ada", "admin", ()),
             "audra": make_user(settings, "audra", "auditor", ()),
         }
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "cli", "serve", "--port", str(port)],
             env=env,
@@ -122,15 +115,7 @@ def app(request, tmp_path_factory, real_embedder):
             stderr=subprocess.PIPE,
         )
         try:
-            for _ in range(240):
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None:
-                    pytest.fail(server.stderr.read().decode()[-2000:])
-                time.sleep(0.25)
+            wait_until_serving(server, port)
             print(f"ingest + serve ready in {time.perf_counter() - started:.1f} s ({request.param})")
             yield App(port, keys, shots, request.param)
         finally:
