@@ -165,7 +165,15 @@ def test_each_role_gets_only_its_pages(app_env):
     app, keys, factory = app_env
     allowed = {
         "alice": {"/ask", "/search", "/documents"},
-        "ada": {"/ask", "/search", "/documents", "/admin/documents", "/admin/users", "/admin/feedback"},
+        "ada": {
+            "/ask",
+            "/search",
+            "/documents",
+            "/admin/documents",
+            "/admin/ingest",
+            "/admin/users",
+            "/admin/feedback",
+        },
         "audra": {"/audit"},
     }
     every = {
@@ -173,6 +181,7 @@ def test_each_role_gets_only_its_pages(app_env):
         "/search",
         "/documents",
         "/admin/documents",
+        "/admin/ingest",
         "/admin/users",
         "/admin/feedback",
         "/audit",
@@ -479,3 +488,76 @@ def test_an_answer_the_audit_log_withheld_is_not_kept(app_env, monkeypatch):
     assert opened["messages"] == [] and opened["turns"] == 0  # stored, but never shown: never sent
     assert _ask_in(alice, cid, "How many vacation days?").status_code == 200
     assert len(alice.get(f"/v1/conversations/{cid}").json()["messages"]) == 1
+
+
+# --- ingestion and document pages ----------------------------------------------------------------
+
+
+@pytest.fixture
+def ingest_env(settings, db, fake_embedder, tmp_path):
+    """An ingest root holding the handbook and a folder whose access policy is invalid (its files fail)."""
+    root = tmp_path / "drive"
+    copy_tree(HANDBOOK, root / "handbook")
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "a <i onmouseover=x>bad name.md").write_text("# Zebra\n\nThe zebra policy is strict.\n")
+    (broken / ".rag-access.yaml").write_text("groups: [hr]\nowner: nobody\n")
+    s = settings.model_copy(update={"generator": "extractive", "ingest_roots": [root]})
+    run_job(s, db, fake_embedder, root, collection="drive", groups=["everyone"])
+    keys = {"alice": make_user(s, "alice", "employee", ("everyone",)), "ada": make_user(s, "ada", "admin", ())}
+    return create_app(s, embedder=fake_embedder), keys, db[1], root
+
+
+def test_admin_ingest_page_shows_jobs_counts_and_failed_files(ingest_env):
+    app, keys, factory, root = ingest_env
+    ada = signed_in(app, keys["ada"])
+    page = ada.get("/admin/ingest", headers=HTML)
+    assert page.status_code == 200
+    assert f'<option value="{root.resolve()}">' in page.text  # the configured root, to start a job from
+    job = re.search(r'<li class="result job" id="job-(\d+)"[^>]*data-state="succeeded"', page.text)
+    assert job, page.text
+    assert "invalid .rag-access.yaml in broken" in page.text and "1 failed" in page.text
+    assert "a &lt;i onmouseover=x&gt;bad name.md" in page.text and "<i onmouseover" not in page.text
+    assert "data-groups='[\"everyone\"]'" in page.text  # a retry keeps the job's options
+    assert 'class="retry"' in page.text
+    # the documents page lists the failure with its reason, and the filters narrow the list
+    docs = ada.get("/admin/documents", headers=HTML).text
+    assert "a &lt;i onmouseover=x&gt;bad name.md" in docs and "invalid .rag-access.yaml" in docs
+    narrowed = ada.get("/admin/documents?path=time-off&label=&group=&collection=", headers=HTML).text
+    assert "time-off.md" in narrowed and "expenses" not in narrowed and "bad" not in narrowed
+    assert "No file's latest ingestion failed among these" in narrowed
+    alice = signed_in(app, keys["alice"])
+    assert alice.get("/admin/ingest", headers=HTML).status_code == 403
+    # fixed and ingested again: the file is a document now and no longer listed as failed
+    (root / "broken" / ".rag-access.yaml").write_text("groups: [everyone]\n")
+    with factory() as s:
+        last = s.scalar(select(func.max(Document.id)))
+    api = TestClient(app, base_url=BASE, headers=bearer(keys["ada"]))
+    queued = api.post("/v1/ingest/jobs", json={"path": str(root), "collection": "drive", "groups": ["everyone"]})
+    assert queued.status_code == 202 and queued.json()["state"] == "queued"
+    assert f'id="job-{queued.json()["job_id"]}"' in ada.get("/admin/ingest").text
+    with factory() as s:
+        assert s.scalar(select(func.max(Document.id))) == last  # queued only; a worker runs it
+
+
+def test_document_lists_filter_by_label_group_and_path(app_env):
+    app, keys, factory = app_env
+    ada = signed_in(app, keys["ada"])
+    with factory() as s:
+        doc = s.scalars(select(Document).where(Document.path.like("%time-off.md"))).one()
+    headers = _write(ada)
+    assert ada.patch(f"/v1/documents/{doc.id}", json={"label": "confidential"}, headers=headers).status_code == 200
+    by_label = ada.get("/admin/documents?label=confidential").text
+    assert by_label.count('<tr id="doc-') == 1 and "time-off.md" in by_label
+    by_group = ada.get("/admin/documents?group=hr").text
+    assert by_group.count('<tr id="doc-') == 1 and "salaries.txt" in by_group
+    assert ada.get("/admin/documents?path=%25").text.count('<tr id="doc-') == 0  # LIKE wildcards are literal
+    assert ada.get("/admin/documents?label=secret", headers=HTML).status_code == 422
+    assert ada.get("/admin/documents?group=" + "g" * 201, headers=HTML).status_code == 422
+    # an employee's filters narrow what they may read; they never widen it
+    alice = signed_in(app, keys["alice"])
+    for query in ("group=hr", "path=salaries", "collection=hr"):
+        listed = alice.get(f"/documents?{query}").text
+        assert "salaries.txt" not in listed and "No documents you may read that match" in listed, query
+    mine = alice.get("/documents?path=time-off&label=confidential").text
+    assert "time-off.md" in mine and 'value="time-off"' in mine  # the form keeps the filters

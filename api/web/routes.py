@@ -7,6 +7,7 @@ of this runs. Pages read through the same core functions as the API; what the pa
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, urlencode
@@ -23,21 +24,25 @@ from starlette.concurrency import run_in_threadpool
 from api.admin_routes import document_out, key_out, user_out
 from api.audit_routes import AuditFilters, record_out
 from api.auth import require
+from api.ingest_routes import job_status
 from api.params import Cursor, Offset, QueryName, QueryText, RowId, Status
 from api.request_audit import note_target
 from api.web import pages
 from api.web.guard import SESSION_COOKIE, SIGNIN
-from rag import conversations, documents, feedback, users
+from rag import conversations, documents, feedback, jobs, users
 from rag.auth import sessions
 from rag.auth.principal import Principal
 from rag.db.models import AuditRecord
 from rag.errors import AuthenticationError, NotFoundError
+from rag.ingest_failures import latest_failures
 from rag.passages import readable_passage
 from rag.settings import Settings
-from rag.types import LABELS
+from rag.types import LABELS, Label
 
 HERE = Path(__file__).resolve().parent
 PAGE_SIZE = 50
+JOBS_SHOWN = 20
+FAILED_SHOWN = 50  # failed files listed per job on the page (the job API lists up to 1000)
 _MAX_KEY_CHARS = 300
 
 
@@ -68,6 +73,28 @@ def audit_filters(
 ) -> AuditFilters:
     """The API's audit filters (same types and bounds), from the page's filter form."""
     return AuditFilters(user=user, group=group, since=since, until=until, route=route, status=status, text=text)
+
+
+@dataclass(frozen=True)
+class DocumentFilters:
+    collection: str | None = None
+    label: str | None = None
+    group: str | None = None
+    path: str | None = None
+
+    def kept(self) -> dict[str, str]:
+        """The filters in use, for the form and the pager's links."""
+        return {k: v for k, v in vars(self).items() if v}
+
+
+def document_filters(
+    collection: _optional(QueryName) = None,
+    label: _optional(Label) = None,
+    group: _optional(QueryName) = None,
+    path: _optional(QueryText) = None,
+) -> DocumentFilters:
+    """The document lists' filters (bounded like the API's parameters); empty fields are unset."""
+    return DocumentFilters(collection=collection, label=label, group=group, path=path)
 
 
 ASK_PAGE = Depends(require("ask"))
@@ -153,21 +180,32 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
         return response
 
     def documents_listing(
-        request: Request, template: str, principal: Principal, collection: str | None, offset: int, **extra: object
+        request: Request, template: str, principal: Principal, filters: DocumentFilters, offset: int, **extra: object
     ) -> HTMLResponse:
         """One page of the documents the caller may read (the employee's list and the admin's alike)."""
         with factory() as s:
             docs = [
                 document_out(d)
-                for d in documents.readable(s, principal, collection=collection, limit=PAGE_SIZE + 1, offset=offset)
+                for d in documents.readable(
+                    s,
+                    principal,
+                    collection=filters.collection,
+                    label=filters.label,
+                    group=filters.group,
+                    path_contains=filters.path,
+                    limit=PAGE_SIZE + 1,
+                    offset=offset,
+                )
             ]
+        kept = filters.kept()
         return render(
             request,
             template,
             docs=docs[:PAGE_SIZE],
-            collection=collection or "",
-            offset=offset,
-            next_offset=offset + PAGE_SIZE if len(docs) > PAGE_SIZE else None,
+            filters=kept,
+            labels=LABELS,
+            previous_query=urlencode({**kept, "offset": max(offset - PAGE_SIZE, 0)}) if offset else None,
+            next_query=urlencode({**kept, "offset": offset + PAGE_SIZE}) if len(docs) > PAGE_SIZE else None,
             **extra,
         )
 
@@ -194,9 +232,12 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
 
     @router.get("/documents", response_class=HTMLResponse)
     def documents_page(
-        request: Request, collection: QueryName | None = None, offset: Offset = 0, principal: Principal = ASK_PAGE
+        request: Request,
+        filters: DocumentFilters = Depends(document_filters),
+        offset: Offset = 0,
+        principal: Principal = ASK_PAGE,
     ) -> HTMLResponse:
-        return documents_listing(request, "documents.html", principal, collection, offset)
+        return documents_listing(request, "documents.html", principal, filters, offset)
 
     @router.get("/passages/{chunk_id}")
     def passage(chunk_id: RowId, request: Request, principal: Principal = ASK_PAGE) -> dict:
@@ -263,11 +304,32 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
     @router.get("/admin/documents", response_class=HTMLResponse)
     def admin_documents_page(
         request: Request,
-        collection: QueryName | None = None,
+        filters: DocumentFilters = Depends(document_filters),
         offset: Offset = 0,
         principal: Principal = MANAGE_PAGE,
     ) -> HTMLResponse:
-        return documents_listing(request, "admin_documents.html", principal, collection, offset, labels=LABELS)
+        """Every document (with the filters), and the files whose latest ingestion failed, with why."""
+        with factory() as s:
+            failures = latest_failures(s, collection=filters.collection, path_contains=filters.path, limit=PAGE_SIZE)
+        return documents_listing(request, "admin_documents.html", principal, filters, offset, failures=failures)
+
+    @router.get("/admin/ingest", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
+    def admin_ingest_page(request: Request) -> HTMLResponse:
+        """Start a job from a configured root; the recent jobs with their counts and failed files
+        (the page's JS follows the running ones through GET /v1/ingest/jobs/{id})."""
+        with factory() as s:
+            recent = [
+                (job_status(jobs.describe(s, job, failed_limit=FAILED_SHOWN)), job.groups, job.label)
+                for job in jobs.recent(s, limit=JOBS_SHOWN)
+            ]
+        return render(
+            request,
+            "admin_ingest.html",
+            roots=[str(root.resolve()) for root in settings.ingest_roots],
+            recent=recent,
+            labels=LABELS,
+            failed_shown=FAILED_SHOWN,
+        )
 
     @router.get("/admin/users", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
     def admin_users_page(request: Request) -> HTMLResponse:

@@ -376,6 +376,120 @@
     });
   }
 
+  // ---- Admin: ingestion -----------------------------------------------------------------------
+  const ACTIVE = { queued: true, running: true };
+
+  function jobItem(job, meta) {
+    const item = el("li", "result job");
+    item.id = "job-" + job.job_id;
+    item.dataset.job = String(job.job_id);
+    item.dataset.path = job.path;
+    item.dataset.collection = job.collection;
+    item.dataset.groups = JSON.stringify(meta.groups === undefined ? null : meta.groups);
+    item.dataset.label = meta.label || "";
+    const head = el("div", "result-head");
+    head.appendChild(el("strong", "", "Job " + job.job_id));
+    head.appendChild(el("span", "state"));
+    head.appendChild(el("span", "muted", job.collection));
+    item.appendChild(head);
+    item.appendChild(el("div", "path", job.path));
+    const bar = el("progress", "job-progress");
+    bar.setAttribute("aria-label", "Progress of job " + job.job_id);
+    item.appendChild(bar);
+    item.appendChild(el("p", "counts"));
+    item.appendChild(el("ul", "failures"));
+    return item;
+  }
+
+  function showJob(item, job) {
+    item.dataset.state = job.state;
+    const state = item.querySelector(".state");
+    state.textContent = job.state;
+    state.className = "state state-" + job.state;
+    const bar = item.querySelector(".job-progress");
+    bar.max = Math.max(job.files_total, 1);
+    bar.value = job.files_seen;
+    item.querySelector(".counts").textContent = job.files_seen + " of " + job.files_total + " files: " +
+      job.files_indexed + " indexed, " + job.files_unchanged + " unchanged, " + job.files_deleted + " deleted, " +
+      job.files_failed + " failed; " + job.chunks_added + " chunks added";
+    let error = item.querySelector(".job-error");
+    if (job.error && !error) { error = el("p", "error job-error"); item.querySelector(".counts").after(error); }
+    if (error) error.textContent = job.error || "";
+    const failures = item.querySelector(".failures");
+    failures.textContent = "";
+    const shown = Number(document.getElementById("jobs").dataset.failedShown || 50);
+    job.errors.slice(0, shown).forEach(function (e) {
+      const line = el("li");
+      line.appendChild(el("span", "path", e.path));
+      line.appendChild(document.createTextNode(": "));
+      line.appendChild(el("span", "error", e.error));
+      failures.appendChild(line);
+    });
+    if (job.files_failed && !ACTIVE[job.state] && !item.querySelector("button.retry")) {
+      const retry = el("button", "retry", "Retry failed files");
+      retry.type = "button";
+      retry.dataset.job = String(job.job_id);
+      item.appendChild(retry);
+    }
+  }
+
+  async function follow(item) {
+    while (ACTIVE[item.dataset.state]) {
+      await new Promise(function (r) { window.setTimeout(r, 1000); });
+      const response = await api("/v1/ingest/jobs/" + item.dataset.job, "GET");
+      if (!response.ok) { item.querySelector(".counts").textContent = await errorText(response); return; }
+      showJob(item, await response.json());
+    }
+  }
+
+  function initAdminIngest() {
+    const list = document.getElementById("jobs");
+    const status = document.getElementById("ingest-status");
+
+    async function start(body, note) {
+      const response = await api("/v1/ingest/jobs", "POST", body);
+      if (!response.ok) { status.textContent = await errorText(response); return; }
+      const job = await response.json();
+      const none = document.getElementById("no-jobs");
+      if (none) none.remove();
+      const item = jobItem(job, body);
+      list.prepend(item);
+      showJob(item, job);
+      status.textContent = note(job);
+      follow(item);
+    }
+
+    const form = document.getElementById("ingest-form");
+    if (form) {
+      form.addEventListener("submit", function (e) {
+        e.preventDefault();
+        const sub = form.elements.namedItem("sub").value.trim().replace(/^\/+/, "");
+        const groups = groupList(form.elements.namedItem("groups").value);
+        start({
+          path: form.elements.namedItem("root").value + (sub ? "/" + sub : ""),
+          collection: form.elements.namedItem("collection").value.trim(),
+          groups: groups.length ? groups : null,
+          label: form.elements.namedItem("label").value || null,
+        }, function (job) { return "Started job " + job.job_id + "."; });
+      });
+    }
+    // a retry runs the job's path again with its options: files ingested since are unchanged (their
+    // content hash) and skipped, the failed ones are tried again, and folder policies apply as before
+    list.addEventListener("click", function (e) {
+      const button = e.target.closest("button.retry");
+      if (!button) return;
+      const item = button.closest("li.job");
+      button.disabled = true;
+      start({
+        path: item.dataset.path,
+        collection: item.dataset.collection,
+        groups: JSON.parse(item.dataset.groups || "null"),
+        label: item.dataset.label || null,
+      }, function (job) { return "Retrying the failed files of job " + item.dataset.job + " as job " + job.job_id + "."; });
+    });
+    list.querySelectorAll("li.job").forEach(function (item) { follow(item); });
+  }
+
   // ---- Audit: chain verification -------------------------------------------------------------
   function initAudit() {
     const button = document.getElementById("verify-chain");
@@ -452,7 +566,7 @@
   }
 
   const inits = { "ask": initAsk, "search": initSearch, "admin-documents": initAdminDocuments, "audit": initAudit,
-    "admin-users": initAdminUsers };
+    "admin-users": initAdminUsers, "admin-ingest": initAdminIngest };
   document.addEventListener("DOMContentLoaded", function () {
     const init = inits[document.body.dataset.page];
     if (init) init();
