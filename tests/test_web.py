@@ -171,6 +171,8 @@ def test_each_role_gets_only_its_pages(app_env):
             "/documents",
             "/admin/documents",
             "/admin/ingest",
+            "/admin/routing",
+            "/admin/status",
             "/admin/users",
             "/admin/feedback",
         },
@@ -182,6 +184,8 @@ def test_each_role_gets_only_its_pages(app_env):
         "/documents",
         "/admin/documents",
         "/admin/ingest",
+        "/admin/routing",
+        "/admin/status",
         "/admin/users",
         "/admin/feedback",
         "/audit",
@@ -561,3 +565,20 @@ def test_document_lists_filter_by_label_group_and_path(app_env):
         assert "salaries.txt" not in listed and "No documents you may read that match" in listed, query
     mine = alice.get("/documents?path=time-off&label=confidential").text
     assert "time-off.md" in mine and 'value="time-off"' in mine  # the form keeps the filters
+
+
+def test_status_and_routing_pages_show_the_live_index_and_the_users_to_explain_for(app_env):
+    app, keys, factory = app_env
+    ada = signed_in(app, keys["ada"])
+    page = ada.get("/admin/status", headers=HTML).text
+    with factory() as s:
+        chunks = s.scalar(select(func.count()).select_from(Chunk))
+    assert re.search(r'id="index-generation">\d+<', page)
+    assert f'id="index-chunks">{chunks}<' in page and "MiB" in page
+    assert "extractive" in page and keys["ada"] not in page
+    routing = ada.get("/admin/routing", headers=HTML).text
+    assert '<option value="alice">' in routing and '<option value="audra">' not in routing  # auditors never ask
+    # what the routing page's JS sends: the dry run for another user, audited under the admin's name
+    r = ada.post("/v1/route/explain", json={"question": "vacation days", "user": "alice"}, headers=_write(ada))
+    assert r.status_code == 200 and r.json()["user"]["name"] == "alice" and r.json()["passages"]
+    assert records(factory)[-1].principal == "ada" and records(factory)[-1].detail["explained_for"] == "alice"

@@ -40,6 +40,8 @@ NAV = (  # (capability, path, label): each role sees the pages of its capabiliti
     ("audit", "/audit", "Audit log"),
     ("manage", "/admin/documents", "Manage documents"),
     ("manage", "/admin/ingest", "Ingestion"),
+    ("manage", "/admin/routing", "Routing"),
+    ("manage", "/admin/status", "Status"),
     ("manage", "/admin/users", "Users and keys"),
     ("manage", "/admin/feedback", "Feedback"),
 )

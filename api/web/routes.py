@@ -27,7 +27,7 @@ from api.auth import require
 from api.ingest_routes import job_status
 from api.params import Cursor, Offset, QueryName, QueryText, RowId, Status
 from api.request_audit import note_target
-from api.web import pages
+from api.web import pages, status
 from api.web.guard import SESSION_COOKIE, SIGNIN
 from rag import conversations, documents, feedback, jobs, users
 from rag.auth import sessions
@@ -330,6 +330,19 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
             labels=LABELS,
             failed_shown=FAILED_SHOWN,
         )
+
+    @router.get("/admin/routing", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
+    def admin_routing_page(request: Request) -> HTMLResponse:
+        """The escalation dry run for any user (the page's JS calls POST /v1/route/explain)."""
+        with factory() as s:
+            names = [u.name for u in users.list_users(s) if u.role != "auditor"]
+        return render(request, "admin_routing.html", users=names)
+
+    @router.get("/admin/status", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
+    def admin_status_page(request: Request) -> HTMLResponse:
+        """Index generation and size, models in use; readiness comes from /readyz in the page's JS."""
+        index = status.index_status(request.app.state.services)
+        return render(request, "admin_status.html", index=index, models=status.models_in_use(settings))
 
     @router.get("/admin/users", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
     def admin_users_page(request: Request) -> HTMLResponse:

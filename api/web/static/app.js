@@ -490,6 +490,62 @@
     list.querySelectorAll("li.job").forEach(function (item) { follow(item); });
   }
 
+  // ---- Admin: routing and status ---------------------------------------------------------------
+  function initAdminRouting() {
+    const form = document.getElementById("explain-form");
+    const status = document.getElementById("explain-status");
+    const result = document.getElementById("explain-result");
+    form.addEventListener("submit", async function (e) {
+      e.preventDefault();
+      const body = { question: form.elements.namedItem("question").value };
+      const user = form.elements.namedItem("user").value;
+      if (user) body.user = user;
+      status.textContent = "Retrieving as " + (user || "you") + "…";
+      const response = await api("/v1/route/explain", "POST", body);
+      if (!response.ok) { status.textContent = await errorText(response); result.hidden = true; return; }
+      const data = await response.json();
+      const route = data.route;
+      const set = function (id, text) { document.getElementById(id).textContent = text; };
+      set("explain-target", route.target + (route.model ? " (" + route.model + ")" : ""));
+      set("explain-rule", route.rule || "—");
+      set("explain-reason", route.reason || "—");
+      set("explain-detectors", (route.detectors || []).join(", ") || "none");
+      const counts = function (map) {
+        return Object.keys(map || {}).map(function (k) { return k + ": " + map[k]; }).join(", ") || "none";
+      };
+      set("explain-labels", counts(route.labels) + (route.withheld ? " · withheld " + counts(route.withheld) : ""));
+      set("explain-for", data.user.name + " (" + data.user.role + "; groups " + (data.user.groups.join(", ") || "none") + ")" +
+        (data.escalation_enabled ? "" : " · escalation is off"));
+      const rows = document.querySelector("#explain-passages tbody");
+      rows.textContent = "";
+      data.passages.forEach(function (p) {
+        const row = el("tr");
+        row.appendChild(el("td", "", p.rank));
+        row.appendChild(el("td", "path", p.path));
+        row.appendChild(el("td", "", p.label));
+        row.appendChild(el("td", "", p.would_send ? "yes" : "no"));
+        rows.appendChild(row);
+      });
+      status.textContent = data.passages.length + " passages; request " + data.request_id;
+      result.hidden = false;
+    });
+  }
+
+  async function initAdminStatus() {
+    const state = document.getElementById("ready-state");
+    const checks = document.getElementById("ready-checks");
+    const response = await api("/readyz", "GET");
+    let data;
+    try { data = await response.json(); } catch (e) { state.textContent = await errorText(response); return; }
+    if (!data.checks) { state.textContent = data.error ? data.error.message : "unknown"; return; }
+    state.textContent = data.status === "ready" ? "Ready" : "Not ready";
+    state.className = data.status === "ready" ? "ok" : "error";
+    Object.keys(data.checks).forEach(function (name) {
+      checks.appendChild(el("dt", "", name));
+      checks.appendChild(el("dd", "", data.checks[name]));
+    });
+  }
+
   // ---- Audit: chain verification -------------------------------------------------------------
   function initAudit() {
     const button = document.getElementById("verify-chain");
@@ -566,7 +622,8 @@
   }
 
   const inits = { "ask": initAsk, "search": initSearch, "admin-documents": initAdminDocuments, "audit": initAudit,
-    "admin-users": initAdminUsers, "admin-ingest": initAdminIngest };
+    "admin-users": initAdminUsers, "admin-ingest": initAdminIngest, "admin-routing": initAdminRouting,
+    "admin-status": initAdminStatus };
   document.addEventListener("DOMContentLoaded", function () {
     const init = inits[document.body.dataset.page];
     if (init) init();
