@@ -314,6 +314,10 @@ def test_a_conversation_survives_a_reload_and_stays_private(app, browser):
     driver.find_element(By.ID, "rename-submit").click()
     wait(driver).until(lambda d: "Renamed" in d.find_element(By.ID, "conversation-status").text)
     shoot(driver, app, "ask-conversation")
+    driver.set_window_size(*PHONE)
+    width = driver.execute_script("return document.documentElement.scrollWidth")
+    driver.set_window_size(*DESKTOP)
+    assert width <= PHONE[0]  # a long name wraps on a phone
     driver.refresh()
     assert driver.find_element(By.ID, "conversation-title").text == "Sick leave <script>window.__xss='title'</script>"
     no_script_ran(driver)
