@@ -433,12 +433,20 @@
     }
   }
 
+  // every poll is an audited request: poll each second while a job moves, back off to 15 s while it
+  // does not (a queued job with no worker running), and not at all while the tab is hidden
   async function follow(item) {
+    let delay = 1000, last = "";
     while (ACTIVE[item.dataset.state]) {
-      await new Promise(function (r) { window.setTimeout(r, 1000); });
+      await new Promise(function (r) { window.setTimeout(r, delay); });
+      if (document.hidden) continue;
       const response = await api("/v1/ingest/jobs/" + item.dataset.job, "GET");
       if (!response.ok) { item.querySelector(".counts").textContent = await errorText(response); return; }
-      showJob(item, await response.json());
+      const job = await response.json();
+      const now = job.state + ":" + job.files_seen;
+      delay = now === last ? Math.min(delay * 1.5, 15000) : 1000;
+      last = now;
+      showJob(item, job);
     }
   }
 
