@@ -7,6 +7,7 @@ of this runs. Pages read through the same core functions as the API; what the pa
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -27,7 +28,7 @@ from api.auth import require
 from api.ingest_routes import job_status
 from api.params import Cursor, Offset, QueryName, QueryText, RowId, Status
 from api.request_audit import note_target
-from api.web import pages, status
+from api.web import oidc_routes, pages, status
 from api.web.guard import SESSION_COOKIE, SIGNIN
 from rag import conversations, documents, feedback, jobs, users
 from rag.auth import sessions
@@ -109,16 +110,23 @@ def install(app: FastAPI, settings: Settings, factory: sessionmaker[Session]) ->
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes .html: document text is inert
     pages.install(app, templates)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(build_router(settings, factory, templates))
+    render = renderer(templates)
+    app.include_router(build_router(settings, factory, render))
+    app.include_router(oidc_routes.build_router(settings, factory, app.state.audit_log.key, render))
 
 
-def build_router(settings: Settings, factory: sessionmaker[Session], templates: Jinja2Templates) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-
+def renderer(templates: Jinja2Templates) -> Callable[..., HTMLResponse]:
     def render(request: Request, name: str, status_code: int = 200, **context: object) -> HTMLResponse:
         return templates.TemplateResponse(
             request, name, {**pages.base_context(request), **context}, status_code=status_code
         )
+
+    return render
+
+
+def build_router(settings: Settings, factory: sessionmaker[Session], render: Callable[..., HTMLResponse]) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    oidc = oidc_routes.configured(settings)
 
     @router.get("/")
     def home(principal: Principal = SIGNED_IN) -> RedirectResponse:
@@ -127,7 +135,7 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
 
     @router.get(SIGNIN, response_class=HTMLResponse)
     def signin_page(request: Request) -> HTMLResponse:
-        return render(request, "signin.html")
+        return render(request, "signin.html", oidc=oidc)
 
     @router.post(SIGNIN)
     async def signin(request: Request) -> Response:
@@ -151,7 +159,7 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
             entry = getattr(request.state, "audit", None)
             if entry is not None:
                 entry.detail["error"] = "unauthorized"
-            return render(request, "signin.html", 401, error="That key was not accepted.")
+            return render(request, "signin.html", 401, error="That key was not accepted.", oidc=oidc)
         with factory() as s:
             session_id = await run_in_threadpool(sessions.start, s, principal, settings.session_max_age_s)
         request.state.principal = principal  # the audit record names who signed in

@@ -219,7 +219,9 @@ class WebSession(Base):
     id_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
-    via: Mapped[str] = mapped_column(String(20))  # what signed in: api_key | bootstrap
+    via: Mapped[str] = mapped_column(String(20))  # what signed in: api_key | bootstrap | oidc
+    # oidc: the name, role and groups the identity provider's ID token gave at sign-in (no user row)
+    identity: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)  # the absolute limit

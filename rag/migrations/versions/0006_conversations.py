@@ -1,4 +1,5 @@
-"""Conversations kept server-side per user (the web app's Ask page and /v1/conversations).
+"""Conversations kept server-side per user (the web app's Ask page and /v1/conversations), and the
+identity of a web session signed in through the identity provider (OIDC with PKCE).
 
 Revision ID: 0006
 Revises: 0005
@@ -44,9 +45,13 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_conversation_turns_conversation_id"), "conversation_turns", ["conversation_id"])
     op.create_index(op.f("ix_conversation_turns_request_id"), "conversation_turns", ["request_id"])
+    with op.batch_alter_table("web_sessions") as batch:
+        batch.add_column(sa.Column("identity", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("web_sessions") as batch:
+        batch.drop_column("identity")
     op.drop_index(op.f("ix_conversation_turns_request_id"), table_name="conversation_turns")
     op.drop_index(op.f("ix_conversation_turns_conversation_id"), table_name="conversation_turns")
     op.drop_table("conversation_turns")
