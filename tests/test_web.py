@@ -6,11 +6,17 @@ own (a real database on both backends, the real app, the fake embedder over the 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
 import re
+import secrets
+import time
+from urllib.parse import parse_qsl, urlsplit
 
+import httpx
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
@@ -582,3 +588,196 @@ def test_status_and_routing_pages_show_the_live_index_and_the_users_to_explain_f
     r = ada.post("/v1/route/explain", json={"question": "vacation days", "user": "alice"}, headers=_write(ada))
     assert r.status_code == 200 and r.json()["user"]["name"] == "alice" and r.json()["passages"]
     assert records(factory)[-1].principal == "ada" and records(factory)[-1].detail["explained_for"] == "alice"
+
+
+# --- sign-in through the identity provider (OIDC authorization code with PKCE) -------------------
+
+
+class LoopbackIdp:
+    """A small identity provider on loopback: discovery, JWKS, an authorize endpoint that signs in
+    `user` at once, and a token endpoint that checks the PKCE verifier and spends each code once."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        from .test_auth import jwks_of, rsa_key
+
+        self.key = rsa_key()
+        self.user = {"sub": "dana", "role": "employee", "groups": ["everyone"]}
+        self.codes: dict[str, dict] = {}
+        self.nonce_override: str | None = None
+        idp = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _send(self, status: int, body: dict | None = None, location: str | None = None) -> None:
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                payload = json.dumps(body or {}).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlencode, urlsplit
+
+                url = urlsplit(self.path)
+                if url.path == "/.well-known/openid-configuration":
+                    return self._send(
+                        200,
+                        {
+                            "issuer": idp.issuer,
+                            "authorization_endpoint": idp.issuer + "/authorize",
+                            "token_endpoint": idp.issuer + "/token",
+                            "jwks_uri": idp.issuer + "/jwks",
+                        },
+                    )
+                if url.path == "/jwks":
+                    return self._send(200, jwks_of(idp.key, "k1"))
+                if url.path == "/authorize":
+                    q = {k: v[0] for k, v in parse_qs(url.query).items()}
+                    assert q["response_type"] == "code" and q["code_challenge_method"] == "S256"
+                    code = secrets.token_urlsafe(16)
+                    idp.codes[code] = q
+                    return self._send(
+                        302, location=q["redirect_uri"] + "?" + urlencode({"code": code, "state": q["state"]})
+                    )
+                return self._send(404)
+
+            def do_POST(self):
+                from urllib.parse import parse_qs
+
+                form = {
+                    k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()
+                }
+                asked = idp.codes.pop(form.get("code", ""), None)  # a code is spent once
+                verifier = form.get("code_verifier", "")
+                challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+                if (
+                    asked is None
+                    or challenge != asked["code_challenge"]
+                    or form.get("redirect_uri") != asked["redirect_uri"]
+                    or form.get("client_id") != asked["client_id"]
+                ):
+                    return self._send(400, {"error": "invalid_grant"})
+                now = int(time.time())
+                claims = {
+                    "iss": idp.issuer,
+                    "aud": asked["client_id"],
+                    "iat": now,
+                    "exp": now + 300,
+                    "nonce": idp.nonce_override or asked["nonce"],
+                    **idp.user,
+                }
+                return self._send(
+                    200, {"id_token": jwt.encode(claims, idp.key, algorithm="RS256", headers={"kid": "k1"})}
+                )
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.issuer = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def oidc_env(settings, db, fake_embedder, tmp_path):
+    run_job(settings, db, fake_embedder, copy_tree(HANDBOOK, tmp_path / "handbook"), groups=["everyone"])
+    idp = LoopbackIdp()
+    s = settings.model_copy(
+        update={
+            "generator": "extractive",
+            "oidc_jwks": idp.issuer + "/jwks",
+            "oidc_issuer": idp.issuer,
+            "oidc_audience": "private-rag-web",
+            "oidc_algorithms": ["RS256"],
+        }
+    )
+    yield create_app(s, embedder=fake_embedder), idp, db[1]
+    idp.close()
+
+
+def _to_idp_and_back(client, idp_url: str) -> httpx.Response:
+    """What the browser does at the provider: follow /authorize, which sends it back with a code."""
+    back = httpx.get(idp_url, follow_redirects=False)
+    assert back.status_code == 302
+    location = back.headers["location"]
+    return client.get(location[location.index("/signin/oidc/callback") :], headers=HTML)
+
+
+def test_sign_in_through_the_identity_provider_with_pkce(oidc_env):
+    app, idp, factory = oidc_env
+    client = TestClient(app, base_url=BASE, follow_redirects=False)
+    assert 'href="/signin/oidc"' in client.get("/signin").text
+    out = client.get("/signin/oidc")
+    assert out.status_code == 303 and out.headers["location"].startswith(idp.issuer + "/authorize?")
+    sent = dict(parse_qsl(urlsplit(out.headers["location"]).query))
+    assert sent["client_id"] == "private-rag-web" and sent["code_challenge_method"] == "S256"
+    assert sent["redirect_uri"] == BASE + "/signin/oidc/callback" and "code_verifier" not in sent
+    login_cookie = out.headers["set-cookie"]
+    assert "HttpOnly" in login_cookie and "SameSite=lax" in login_cookie and "Path=/signin/oidc" in login_cookie
+    back = _to_idp_and_back(client, out.headers["location"])
+    assert back.status_code == 200 and 'http-equiv="refresh" content="0; url=/"' in back.text
+    assert "SameSite=strict" in back.headers["set-cookie"] and "rag_session" in client.cookies
+    page = client.get("/ask", headers=HTML)
+    assert page.status_code == 200 and "oidc:dana" in page.text  # the same name a bearer token would give
+    callback = [r for r in records(factory) if r.route == "/signin/oidc/callback"]
+    assert [(r.principal, r.status) for r in callback] == [("oidc:dana", 200)]
+    with factory() as s:
+        stored = s.scalars(select(WebSession)).one()
+    assert stored.via == "oidc" and stored.identity == {"name": "oidc:dana", "role": "employee", "groups": ["everyone"]}
+    # the session is a session like any other: CSRF-checked, and it may ask
+    client.csrf = re.search(r'name="csrf-token" content="([0-9a-f]{64})"', page.text).group(1)
+    asked = client.post("/v1/query", json={"question": "How many vacation days?"}, headers=_write(client))
+    assert asked.status_code == 200 and asked.json()["citations"]
+    assert client.get("/audit", headers=HTML).status_code == 403  # an employee's token gives an employee's pages
+    # the same callback again: the login cookie is gone and the code is spent
+    replay = client.get(back.request.url.path + "?" + back.request.url.query.decode(), headers=HTML)
+    assert replay.status_code == 401 and "start again" in replay.text
+
+
+def test_identity_provider_sign_ins_the_browser_did_not_start_are_refused(oidc_env):
+    app, idp, factory = oidc_env
+    browser = TestClient(app, base_url=BASE, follow_redirects=False)
+    # a callback with a state this browser never started (login CSRF): no login cookie
+    out = TestClient(app, base_url=BASE, follow_redirects=False).get("/signin/oidc")
+    stranger = _to_idp_and_back(browser, out.headers["location"])
+    assert stranger.status_code == 401 and "rag_session" not in browser.cookies
+    # a state that does not match this browser's own login
+    mine = browser.get("/signin/oidc").headers["location"]
+    code = httpx.get(mine, follow_redirects=False).headers["location"].split("code=")[1].split("&")[0]
+    swapped = browser.get(f"/signin/oidc/callback?code={code}&state=not-mine", headers=HTML)
+    assert swapped.status_code == 401 and "does not match" in swapped.text
+    # a tampered login cookie
+    location = browser.get("/signin/oidc").headers["location"]
+    sealed = browser.cookies.get("rag_oidc_login")
+    browser.cookies.clear()
+    browser.cookies.set("rag_oidc_login", sealed[:-4] + "0000", domain="127.0.0.1", path="/signin/oidc")
+    tampered = _to_idp_and_back(browser, location)
+    assert tampered.status_code == 401 and "start again" in tampered.text
+    # an ID token issued for another sign-in (nonce) or with a role it may not have
+    idp.nonce_override = "someone-elses"
+    fresh = TestClient(app, base_url=BASE, follow_redirects=False)
+    refused = _to_idp_and_back(fresh, fresh.get("/signin/oidc").headers["location"])
+    assert refused.status_code == 401 and "not issued for this sign-in" in refused.text
+    idp.nonce_override = None
+    idp.user = {"sub": "mallory", "role": "superuser", "groups": []}
+    refused = _to_idp_and_back(fresh, fresh.get("/signin/oidc").headers["location"])
+    assert refused.status_code == 401 and "unknown role" in refused.text and "rag_session" not in fresh.cookies
+    assert fresh.get("/signin/oidc/callback?error=access_denied", headers=HTML).status_code == 401
+    assert fresh.get("/signin/oidc/callback?code=" + "x" * 3000 + "&state=y", headers=HTML).status_code == 401
+    assert all(r.principal is None for r in records(factory) if r.route == "/signin/oidc/callback" and r.status == 401)
+
+
+def test_identity_provider_sign_in_is_absent_unless_configured(app_env):
+    app, _, _ = app_env
+    client = TestClient(app, base_url=BASE, follow_redirects=False)
+    assert "/signin/oidc" not in client.get("/signin").text
+    assert client.get("/signin/oidc", headers=HTML).status_code == 404
+    assert client.get("/signin/oidc/callback?code=a&state=b", headers=HTML).status_code == 404
