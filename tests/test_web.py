@@ -781,3 +781,27 @@ def test_identity_provider_sign_in_is_absent_unless_configured(app_env):
     assert "/signin/oidc" not in client.get("/signin").text
     assert client.get("/signin/oidc", headers=HTML).status_code == 404
     assert client.get("/signin/oidc/callback?code=a&state=b", headers=HTML).status_code == 404
+
+
+def test_an_admin_changes_roles_but_not_their_own_nor_to_or_from_auditor(app_env):
+    app, keys, factory = app_env
+    ada = signed_in(app, keys["ada"])
+    alice = signed_in(app, keys["alice"])
+    assert alice.get("/admin/users", headers=HTML).status_code == 403
+    w = _write(ada)
+    r = ada.patch("/v1/users/alice", json={"role": "admin"}, headers=w)
+    assert r.status_code == 200 and r.json()["role"] == "admin"
+    assert records(factory)[-1].detail["target"]["role"] == "admin"
+    assert alice.get("/admin/users", headers=HTML).status_code == 200  # her session's next request
+    assert ada.patch("/v1/users/alice", json={"role": "employee"}, headers=w).status_code == 200
+    assert alice.get("/admin/users", headers=HTML).status_code == 403
+    own = ada.patch("/v1/users/ada", json={"role": "employee"}, headers=w)
+    assert own.status_code == 403 and "your own role" in own.json()["error"]["message"]
+    assert (
+        ada.patch("/v1/users/ada", json={"role": "admin", "groups": ["x"]}, headers=w).status_code == 200
+    )  # unchanged
+    assert ada.patch("/v1/users/alice", json={"role": "auditor"}, headers=w).status_code == 403
+    assert ada.patch("/v1/users/audra", json={"role": "employee"}, headers=w).status_code == 403
+    assert ada.patch("/v1/users/alice", json={"role": "root"}, headers=w).status_code == 422
+    page = ada.get("/admin/users").text
+    assert re.search(r'<select id="role-\d+" name="role" disabled', page)  # their own row's role is fixed

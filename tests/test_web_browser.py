@@ -546,6 +546,12 @@ def test_admin_creates_a_user_and_a_key_shown_once_that_signs_in(app, browser):
     driver.find_element(By.ID, "new-groups").send_keys("everyone")
     driver.find_element(By.ID, "create-user").click()
     wait(driver).until(lambda d: d.find_elements(By.ID, "user-dora"))
+    Select(driver.find_element(By.CSS_SELECTOR, "#user-dora select[name='role']")).select_by_value("admin")
+    driver.find_element(By.CSS_SELECTOR, "#user-dora form.user-edit button[type='submit']").click()
+    wait(driver).until(lambda d: "Saved dora: role admin" in d.find_element(By.ID, "users-status").text)
+    assert driver.find_element(By.CSS_SELECTOR, "#user-dora .user-role").text == "admin"
+    own = driver.find_element(By.CSS_SELECTOR, "#user-ada select[name='role']")
+    assert not own.is_enabled()  # another admin changes yours
     driver.find_element(By.CSS_SELECTOR, "#user-dora .issue-key").click()
     wait(driver).until(lambda d: d.find_element(By.ID, "new-key-value").get_attribute("value"))
     key = driver.find_element(By.ID, "new-key-value").get_attribute("value")
@@ -556,6 +562,7 @@ def test_admin_creates_a_user_and_a_key_shown_once_that_signs_in(app, browser):
     app.keys["dora"] = key
     sign_in(driver, app, "dora")
     assert driver.current_url == app.base + "/ask"
+    assert "Manage documents" in driver.find_element(By.CSS_SELECTOR, "header nav").text  # her new role
     dora = session_cookie(driver)
     sign_in(driver, app, "ada")
     driver.get(app.base + "/admin/users")

@@ -595,12 +595,15 @@
       form.addEventListener("submit", async function (e) {
         e.preventDefault();
         const name = form.dataset.user;
-        const response = await api("/v1/users/" + encodeURIComponent(name), "PATCH",
-          { groups: groupList(form.groups.value), disabled: form.disabled.checked });
+        const body = { groups: groupList(form.groups.value), disabled: form.disabled.checked };
+        if (!form.role.disabled) body.role = form.role.value;
+        const response = await api("/v1/users/" + encodeURIComponent(name), "PATCH", body);
         if (!response.ok) { status.textContent = name + ": " + await errorText(response); return; }
         const user = await response.json();
-        document.getElementById("user-" + name).querySelector(".groups").textContent = user.groups.join(", ");
-        status.textContent = "Saved " + name + ": groups " + (user.groups.join(", ") || "none") +
+        const row = document.getElementById("user-" + name);
+        row.querySelector(".groups").textContent = user.groups.join(", ");
+        row.querySelector(".user-role").textContent = user.role;
+        status.textContent = "Saved " + name + ": role " + user.role + ", groups " + (user.groups.join(", ") || "none") +
           (user.disabled ? ", disabled" : "");
       });
     });
