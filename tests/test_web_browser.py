@@ -549,7 +549,7 @@ def test_admin_creates_a_user_and_a_key_shown_once_that_signs_in(app, browser):
     Select(driver.find_element(By.CSS_SELECTOR, "#user-dora select[name='role']")).select_by_value("admin")
     driver.find_element(By.CSS_SELECTOR, "#user-dora form.user-edit button[type='submit']").click()
     wait(driver).until(lambda d: "Saved dora: role admin" in d.find_element(By.ID, "users-status").text)
-    assert driver.find_element(By.CSS_SELECTOR, "#user-dora .user-role").text == "admin"
+    assert driver.find_element(By.CSS_SELECTOR, "#user-dora .user-role").get_attribute("textContent") == "admin"
     own = driver.find_element(By.CSS_SELECTOR, "#user-ada select[name='role']")
     assert not own.is_enabled()  # another admin changes yours
     driver.find_element(By.CSS_SELECTOR, "#user-dora .issue-key").click()
