@@ -74,10 +74,13 @@ def build_router(factory: sessionmaker[Session]) -> APIRouter:
 
     @router.patch("/v1/users/{name}", response_model=UserOut, responses=JSON_BODY | NOT_FOUND)
     def update_user(name: UserName, body: UserPatch, request: Request, actor: Principal = MANAGE) -> UserOut:
-        """Change groups or disable a user: effective on their next request (not auditors: 403)."""
-        note_target(request, user=name, groups=body.groups, disabled=body.disabled)
+        """Change groups or role, or disable a user: effective on their next request (not auditors,
+        nor your own role: 403)."""
+        note_target(request, user=name, groups=body.groups, disabled=body.disabled, role=body.role)
         with factory() as s:
-            return user_out(users.update_user(s, name, actor=actor, groups=body.groups, disabled=body.disabled))
+            return user_out(
+                users.update_user(s, name, actor=actor, groups=body.groups, disabled=body.disabled, role=body.role)
+            )
 
     @router.post("/v1/users/{name}/keys", status_code=201, response_model=KeyOut, responses=JSON_BODY | NOT_FOUND)
     def create_key(name: UserName, request: Request, body: KeyIn | None = None, actor: Principal = MANAGE) -> KeyOut:

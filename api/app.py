@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import (
     admin_routes,
     audit_routes,
+    conversation_routes,
     feedback_routes,
     ingest_routes,
     openai_routes,
@@ -151,6 +152,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     app.include_router(routing_routes.build_router(settings, services, factory), responses=GATE)
     app.include_router(audit_routes.build_router(factory, audit_log), responses=GATE)
     app.include_router(feedback_routes.build_router(factory), responses=GATE)
+    app.include_router(conversation_routes.build_router(settings, services, metrics, factory), responses=GATE)
     web_routes.install(app, settings, factory)  # the web app at /; its middleware wraps the request gate
     return app
 

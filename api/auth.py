@@ -32,7 +32,11 @@ class Authenticator:
         if authorization is None and session_id:
             with self.factory() as session:
                 principal = sessions.resolve(
-                    session, session_id, self.session_idle_s, bootstrap_open=self.bootstrap is not None
+                    session,
+                    session_id,
+                    self.session_idle_s,
+                    bootstrap_open=self.bootstrap is not None,
+                    oidc_open=self.oidc is not None,
                 )
             if principal is None:
                 raise AuthenticationError("the session has ended: sign in again")

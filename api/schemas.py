@@ -273,6 +273,9 @@ class UserIn(RequestBody):
 class UserPatch(RequestBody):
     groups: GroupList | None = Field(default=None, description="Replaces the user's groups")
     disabled: bool | None = None
+    role: Role | None = Field(
+        default=None, description="employee or admin (auditor only on the host: 403; never your own: 403)"
+    )
 
 
 class UserOut(BaseModel):

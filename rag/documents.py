@@ -7,22 +7,41 @@ from sqlalchemy.orm import Session
 
 from rag.access import access_scope
 from rag.auth.principal import Principal
-from rag.db.models import Collection, Document, utcnow
+from rag.db.models import Collection, Document, Group, utcnow
 from rag.errors import NotFoundError
 from rag.types import Label
 from rag.users import groups_named
 
 
+def like_escaped(text: str) -> str:
+    """`text` as a LIKE pattern matching itself anywhere (escape character `\\`)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def readable(
-    session: Session, principal: Principal, *, collection: str | None = None, limit: int = 100, offset: int = 0
+    session: Session,
+    principal: Principal,
+    *,
+    collection: str | None = None,
+    label: str | None = None,
+    group: str | None = None,
+    path_contains: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> list[Document]:
-    """Documents the caller may read (admins: all), oldest first."""
+    """Documents the caller may read (admins: all), oldest first; the filters narrow, never widen."""
     query = select(Document).join(Collection)
     scope = access_scope(principal)
     if scope is not None:
         query = query.where(scope.condition)
     if collection:
         query = query.where(Collection.name == collection)
+    if label:
+        query = query.where(Document.label == label)
+    if group:
+        query = query.where(Document.groups.any(Group.name == group))
+    if path_contains:
+        query = query.where(Document.path.like(like_escaped(path_contains), escape="\\"))
     return list(session.scalars(query.order_by(Document.id).limit(limit).offset(offset)))
 
 

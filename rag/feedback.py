@@ -18,7 +18,7 @@ from rag.db.models import AuditRecord, Feedback, utcnow
 from rag.errors import NotFoundError
 
 Rating = Literal["up", "down"]
-RATED_ROUTES = ("/v1/query", "/v1/chat/completions")
+RATED_ROUTES = ("/v1/query", "/v1/chat/completions", "/v1/conversations/{conversation_id}/messages")
 
 
 @dataclass(frozen=True)

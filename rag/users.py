@@ -95,10 +95,17 @@ def update_user(
     actor: Principal,
     groups: list[str] | None = None,
     disabled: bool | None = None,
+    role: str | None = None,
 ) -> User:
-    """Replace groups and/or (dis)able: groups are read per request, so it counts on the next one."""
+    """Replace groups, role and/or (dis)able: read per request, so it counts on the next one.
+    Nobody changes their own role (an admin cannot lock the last admin out by mistake)."""
     user = get_user(session, name)
     _check_may_administer(actor, user.role)
+    if role is not None and role != user.role:
+        _check_may_administer(actor, role)
+        if actor.user_id is not None and actor.user_id == user.id:
+            raise PermissionDeniedError("you cannot change your own role; ask another admin")
+        user.role = role
     if groups is not None:
         user.groups = groups_named(session, groups)
     if disabled is not None:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 
+import httpx
+import pytest
 from sqlalchemy import select
 
 from ingest.pipeline import Ingestor
@@ -61,3 +66,26 @@ def make_user(settings, name: str, role: str = "employee", groups=("everyone",))
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def free_port() -> int:
+    """A port nothing listens on right now, for a live server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(server: subprocess.Popen, port: int, *, timeout_s: float = 60.0, pause_s: float = 0.25) -> None:
+    """Polls a live `rag serve` until /healthz answers; fails the test with the server's last words
+    if it exits first, or if it is not up within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            pytest.fail(server.stderr.read().decode()[-2000:] if server.stderr else "the server exited")
+        time.sleep(pause_s)
+    pytest.fail(f"the server on port {port} was not up within {timeout_s:g} s")

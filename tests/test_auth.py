@@ -52,10 +52,23 @@ ROUTES = {
     ("GET", "/v1/feedback"): None,
     ("GET", "/admin/feedback"): None,
     ("GET", "/admin/users"): None,
+    ("GET", "/admin/ingest"): None,
+    ("GET", "/admin/routing"): None,
+    ("GET", "/admin/status"): None,
+    # conversations kept per user (api/conversation_routes.py) and their page
+    ("GET", "/v1/conversations"): None,
+    ("POST", "/v1/conversations"): {},
+    ("GET", "/v1/conversations/{conversation_id}"): None,
+    ("PATCH", "/v1/conversations/{conversation_id}"): {"title": "renamed"},
+    ("DELETE", "/v1/conversations/{conversation_id}"): None,
+    ("POST", "/v1/conversations/{conversation_id}/messages"): {"question": "How many vacation days?"},
+    ("GET", "/ask/{conversation_id}"): None,
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/signin"), ("POST", "/signin")}  # the sign-in page is audited, though
+PUBLIC |= {("GET", "/signin/oidc"), ("GET", "/signin/oidc/callback")}  # the way to the identity provider and back
 ASK = {"/v1/search", "/v1/query", "/v1/models", "/v1/chat/completions", "/v1/documents"}
 ASK |= {"/ask", "/search", "/documents", "/passages/{chunk_id}"}
+CONVERSATIONS = {p for _, p in ROUTES if p.startswith(("/v1/conversations", "/ask/"))}  # every method: ask
 AUDIT = {p for _, p in ROUTES if p.startswith(("/v1/audit", "/audit"))}
 DOCS = {"/openapi.json", "/", "/signout"}  # every signed-in role
 
@@ -65,6 +78,8 @@ def allowed(role: str, method: str, path: str) -> bool:
         return True
     if path in AUDIT:
         return role == "auditor"
+    if path in CONVERSATIONS:
+        return role in ("employee", "admin")
     if (path in ASK and not (method == "PATCH")) or (method, path) == ("POST", "/v1/feedback"):
         return role in ("employee", "admin")
     return role == "admin"
@@ -141,7 +156,7 @@ def _code(r) -> str | None:
 
 
 def _call(client, method, path, body, headers):
-    path = path.format(job_id=1, name="employee1", key_id=999, document_id=1, seq=1, chunk_id=1)
+    path = path.format(job_id=1, name="employee1", key_id=999, document_id=1, seq=1, chunk_id=1, conversation_id=1)
     return client.request(method, path, json=body, headers=headers)
 
 

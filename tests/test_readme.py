@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 
-from .helpers import HANDBOOK, REPO, copy_tree
+from .helpers import HANDBOOK, REPO, copy_tree, free_port, wait_until_serving
 
 README = (REPO / "README.md").read_text()
 
@@ -30,9 +27,7 @@ def _examples() -> tuple[list[str], str, str]:
 @pytest.fixture
 def live_server(tmp_path):
     """`rag ingest` + `rag serve` as a user runs them (SQLite, extractive generator for speed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_DATA_DIR=str(tmp_path / "data"), RAG_GENERATOR="extractive", RAG_MODE="development")
     docs = copy_tree(HANDBOOK, tmp_path / "handbook")
@@ -49,15 +44,7 @@ def live_server(tmp_path):
         stderr=subprocess.PIPE,
     )
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None:
-                pytest.fail(server.stderr.read().decode()[-2000:])
-            time.sleep(0.5)
+        wait_until_serving(server, port, timeout_s=120, pause_s=0.5)
         yield port, env
     finally:
         server.terminate()

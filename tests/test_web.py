@@ -6,11 +6,17 @@ own (a real database on both backends, the real app, the fake embedder over the 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
 import re
+import secrets
+import time
+from urllib.parse import parse_qsl, urlsplit
 
+import httpx
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
@@ -165,7 +171,17 @@ def test_each_role_gets_only_its_pages(app_env):
     app, keys, factory = app_env
     allowed = {
         "alice": {"/ask", "/search", "/documents"},
-        "ada": {"/ask", "/search", "/documents", "/admin/documents", "/admin/users", "/admin/feedback"},
+        "ada": {
+            "/ask",
+            "/search",
+            "/documents",
+            "/admin/documents",
+            "/admin/ingest",
+            "/admin/routing",
+            "/admin/status",
+            "/admin/users",
+            "/admin/feedback",
+        },
         "audra": {"/audit"},
     }
     every = {
@@ -173,6 +189,9 @@ def test_each_role_gets_only_its_pages(app_env):
         "/search",
         "/documents",
         "/admin/documents",
+        "/admin/ingest",
+        "/admin/routing",
+        "/admin/status",
         "/admin/users",
         "/admin/feedback",
         "/audit",
@@ -328,3 +347,461 @@ def make_user_key(app_env, name: str) -> str:
     with factory() as s:
         _, key = users.create_user(s, name, "employee", ["everyone"], actor=users.OPERATOR, with_key=True)
     return key
+
+
+# --- conversations kept server-side -------------------------------------------------------------
+
+
+def _ask_in(client, conversation_id: int, question: str, **extra):
+    headers = {"X-CSRF-Token": client.csrf, "Origin": BASE}
+    return client.post(
+        f"/v1/conversations/{conversation_id}/messages", json={"question": question, **extra}, headers=headers
+    )
+
+
+def _write(client) -> dict[str, str]:
+    return {"X-CSRF-Token": client.csrf, "Origin": BASE}
+
+
+def test_a_conversation_is_kept_continued_renamed_and_deleted(app_env):
+    app, keys, factory = app_env
+    alice = signed_in(app, keys["alice"])
+    seen: list[dict] = []
+    answerer = app.state.services.answerer
+    real_stream = answerer.stream
+
+    def spy(question, **kwargs):  # the real answer path; only the history it is given is noted
+        seen.append({"question": question, "history": kwargs.get("history")})
+        return real_stream(question, **kwargs)
+
+    answerer.stream = spy
+    created = alice.post("/v1/conversations", json={}, headers=_write(alice))
+    assert created.status_code == 201 and created.json()["title"] == "New conversation"
+    cid = created.json()["id"]
+    first = _ask_in(alice, cid, "How many vacation days?")
+    assert first.status_code == 200 and first.json()["citations"]
+    streamed = _ask_in(alice, cid, "And for part-time staff?", stream=True)
+    assert streamed.status_code == 200 and "event: delta" in streamed.text and "event: final" in streamed.text
+    assert seen[0]["history"] == []
+    assert seen[1]["history"] == [
+        {"role": "user", "content": "How many vacation days?"},
+        {"role": "assistant", "content": first.json()["answer"]},
+    ]
+    # the answers are audited like /v1/query's, under the route's template
+    record = records(factory)[-1]
+    assert record.route == "/v1/conversations/{conversation_id}/messages" and record.principal == "alice"
+    assert record.question == "And for part-time staff?" and record.detail["citations"]
+    assert record.detail["target"] == {"conversation_id": cid}
+    # listed, with the first question as its title, and both turns kept with their request ids
+    listed = alice.get("/v1/conversations").json()
+    assert [(c["id"], c["title"], c["turns"]) for c in listed] == [(cid, "How many vacation days?", 2)]
+    opened = alice.get(f"/v1/conversations/{cid}").json()
+    assert [m["question"] for m in opened["messages"]] == ["How many vacation days?", "And for part-time staff?"]
+    assert opened["messages"][0]["request_id"] == first.json()["request_id"] == records(factory)[-4].request_id
+    assert opened["messages"][0]["result"]["citations"] == first.json()["citations"]
+    # its answers can be rated like any other
+    rate = {"request_id": first.json()["request_id"], "rating": "up"}
+    assert alice.post("/v1/feedback", json=rate, headers=_write(alice)).status_code == 201
+    # the page lists it and names it (escaped)
+    renamed = alice.patch(f"/v1/conversations/{cid}", json={"title": "<b>Leave</b> rules"}, headers=_write(alice))
+    assert renamed.status_code == 200 and renamed.json()["title"] == "<b>Leave</b> rules"
+    page = alice.get(f"/ask/{cid}", headers=HTML)
+    assert page.status_code == 200 and "&lt;b&gt;Leave&lt;/b&gt; rules" in page.text and "<b>Leave" not in page.text
+    assert f'href="/ask/{cid}" aria-current="page"' in page.text
+    # deleted: gone from the list, 404 afterwards, and the audit log still has the questions
+    assert alice.delete(f"/v1/conversations/{cid}", headers=_write(alice)).status_code == 204
+    assert alice.get(f"/v1/conversations/{cid}").status_code == 404
+    assert alice.get("/v1/conversations").json() == []
+    assert any(r.question == "How many vacation days?" for r in records(factory))
+
+
+def test_nobody_else_can_see_or_touch_a_conversation(app_env):
+    app, keys, factory = app_env
+    alice = signed_in(app, keys["alice"])
+    cid = alice.post("/v1/conversations", json={"title": "mine"}, headers=_write(alice)).json()["id"]
+    _ask_in(alice, cid, "How many vacation days?")
+    carol = TestClient(app, base_url=BASE, headers=bearer(make_user_key(app_env, "carol")))
+    ada = signed_in(app, keys["ada"])  # admins read every document, but not other people's conversations
+    missing = 999_999
+    for other in (carol, ada):
+        headers = _write(other) if other is ada else {}
+        for method, tail, body in (
+            ("GET", "", None),
+            ("PATCH", "", {"title": "stolen"}),
+            ("DELETE", "", None),
+            ("POST", "/messages", {"question": "How many vacation days?"}),
+        ):
+            r = other.request(method, f"/v1/conversations/{cid}{tail}", json=body, headers=headers)
+            gone = other.request(method, f"/v1/conversations/{missing}{tail}", json=body, headers=headers)
+            assert r.status_code == gone.status_code == 404, (method, tail)
+            assert r.json()["error"]["message"] == f"no conversation {cid}"
+            assert gone.json()["error"]["message"] == f"no conversation {missing}"
+        assert other.get("/v1/conversations").json() == []
+        assert other.get(f"/ask/{cid}", headers={**HTML, **headers}).status_code == 404
+    ada_page = ada.get("/ask", headers=HTML).text
+    assert "mine" not in ada_page and f"/ask/{cid}" not in ada_page
+    auditor = signed_in(app, keys["audra"])
+    assert auditor.get("/v1/conversations").status_code == 403  # the auditor role does not ask at all
+    opened = alice.get(f"/v1/conversations/{cid}").json()
+    assert opened["title"] == "mine" and len(opened["messages"]) == 1  # untouched
+    attempts = [r for r in records(factory) if r.principal in ("carol", "ada") and r.status == 404]
+    assert {r.principal for r in attempts if r.detail.get("target", {}).get("conversation_id") == cid} == {
+        "carol",
+        "ada",
+    }  # the attempts are on record
+
+
+def test_conversations_are_bounded_at_the_edge(app_env, monkeypatch):
+    app, keys, _ = app_env
+    alice = signed_in(app, keys["alice"])
+    w = _write(alice)
+    assert alice.post("/v1/conversations", json={"title": "x" * 201}, headers=w).status_code == 422
+    assert alice.post("/v1/conversations", json={"title": "a\u202eb"}, headers=w).status_code == 422
+    assert alice.post("/v1/conversations", json={"title": ""}, headers=w).status_code == 422
+    cid = alice.post("/v1/conversations", headers=w).json()["id"]  # no body: untitled
+    assert alice.patch(f"/v1/conversations/{cid}", json={"title": "tab\there"}, headers=w).status_code == 422
+    for bad in ("0", "-1", str(2**31), "abc"):
+        assert alice.get(f"/v1/conversations/{bad}").status_code == 422, bad
+    assert alice.get("/v1/conversations?limit=201").status_code == 422
+    assert _ask_in(alice, cid, "x" * 2001).status_code == 413
+    long_first = "Why " + "very " * 60 + "long?"
+    assert _ask_in(alice, cid, long_first).status_code == 200
+    assert len(alice.get(f"/v1/conversations/{cid}").json()["title"]) == 200
+    monkeypatch.setattr("rag.conversations.MAX_TURNS", 2)
+    assert _ask_in(alice, cid, "How many vacation days?").status_code == 200
+    full = _ask_in(alice, cid, "And sick days?")
+    assert full.status_code == 422 and "start a new one" in full.json()["error"]["message"]
+    monkeypatch.setattr("rag.conversations.MAX_CONVERSATIONS", 2)
+    assert alice.post("/v1/conversations", json={}, headers=w).status_code == 201
+    over = alice.post("/v1/conversations", json={}, headers=w)
+    assert over.status_code == 422 and "delete some" in over.json()["error"]["message"]
+
+
+def test_an_answer_the_audit_log_withheld_is_not_kept(app_env, monkeypatch):
+    from rag.errors import AuditUnavailableError
+
+    app, keys, _ = app_env
+    alice = signed_in(app, keys["alice"])
+    cid = alice.post("/v1/conversations", json={}, headers=_write(alice)).json()["id"]
+    real_append = app.state.audit_log.append
+
+    def failing(entry):
+        if entry.route.endswith("/messages"):
+            raise AuditUnavailableError("the audit log is unavailable; the answer was withheld")
+        return real_append(entry)
+
+    monkeypatch.setattr(app.state.audit_log, "append", failing)
+    r = _ask_in(alice, cid, "How many vacation days?")
+    assert r.status_code == 503 and "vacation" not in r.text
+    monkeypatch.setattr(app.state.audit_log, "append", real_append)
+    opened = alice.get(f"/v1/conversations/{cid}").json()
+    assert opened["messages"] == [] and opened["turns"] == 0  # stored, but never shown: never sent
+    assert _ask_in(alice, cid, "How many vacation days?").status_code == 200
+    assert len(alice.get(f"/v1/conversations/{cid}").json()["messages"]) == 1
+
+
+# --- ingestion and document pages ----------------------------------------------------------------
+
+
+@pytest.fixture
+def ingest_env(settings, db, fake_embedder, tmp_path):
+    """An ingest root holding the handbook and a folder whose access policy is invalid (its files fail)."""
+    root = tmp_path / "drive"
+    copy_tree(HANDBOOK, root / "handbook")
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "a <i onmouseover=x>bad name.md").write_text("# Zebra\n\nThe zebra policy is strict.\n")
+    (broken / ".rag-access.yaml").write_text("groups: [hr]\nowner: nobody\n")
+    s = settings.model_copy(update={"generator": "extractive", "ingest_roots": [root]})
+    run_job(s, db, fake_embedder, root, collection="drive", groups=["everyone"])
+    keys = {"alice": make_user(s, "alice", "employee", ("everyone",)), "ada": make_user(s, "ada", "admin", ())}
+    return create_app(s, embedder=fake_embedder), keys, db[1], root
+
+
+def test_admin_ingest_page_shows_jobs_counts_and_failed_files(ingest_env):
+    app, keys, factory, root = ingest_env
+    ada = signed_in(app, keys["ada"])
+    page = ada.get("/admin/ingest", headers=HTML)
+    assert page.status_code == 200
+    assert f'<option value="{root.resolve()}">' in page.text  # the configured root, to start a job from
+    job = re.search(r'<li class="result job" id="job-(\d+)"[^>]*data-state="succeeded"', page.text)
+    assert job, page.text
+    assert "invalid .rag-access.yaml in broken" in page.text and "1 failed" in page.text
+    assert "a &lt;i onmouseover=x&gt;bad name.md" in page.text and "<i onmouseover" not in page.text
+    assert "data-groups='[\"everyone\"]'" in page.text  # a retry keeps the job's options
+    assert 'class="retry"' in page.text
+    # the documents page lists the failure with its reason, and the filters narrow the list
+    docs = ada.get("/admin/documents", headers=HTML).text
+    assert "a &lt;i onmouseover=x&gt;bad name.md" in docs and "invalid .rag-access.yaml" in docs
+    narrowed = ada.get("/admin/documents?path=time-off&label=&group=&collection=", headers=HTML).text
+    assert "time-off.md" in narrowed and "expenses" not in narrowed and "bad" not in narrowed
+    assert "No file's latest ingestion failed among these" in narrowed
+    alice = signed_in(app, keys["alice"])
+    assert alice.get("/admin/ingest", headers=HTML).status_code == 403
+    # fixed and ingested again: the file is a document now and no longer listed as failed
+    (root / "broken" / ".rag-access.yaml").write_text("groups: [everyone]\n")
+    with factory() as s:
+        last = s.scalar(select(func.max(Document.id)))
+    api = TestClient(app, base_url=BASE, headers=bearer(keys["ada"]))
+    queued = api.post("/v1/ingest/jobs", json={"path": str(root), "collection": "drive", "groups": ["everyone"]})
+    assert queued.status_code == 202 and queued.json()["state"] == "queued"
+    assert f'id="job-{queued.json()["job_id"]}"' in ada.get("/admin/ingest").text
+    with factory() as s:
+        assert s.scalar(select(func.max(Document.id))) == last  # queued only; a worker runs it
+
+
+def test_document_lists_filter_by_label_group_and_path(app_env):
+    app, keys, factory = app_env
+    ada = signed_in(app, keys["ada"])
+    with factory() as s:
+        doc = s.scalars(select(Document).where(Document.path.like("%time-off.md"))).one()
+    headers = _write(ada)
+    assert ada.patch(f"/v1/documents/{doc.id}", json={"label": "confidential"}, headers=headers).status_code == 200
+    by_label = ada.get("/admin/documents?label=confidential").text
+    assert by_label.count('<tr id="doc-') == 1 and "time-off.md" in by_label
+    by_group = ada.get("/admin/documents?group=hr").text
+    assert by_group.count('<tr id="doc-') == 1 and "salaries.txt" in by_group
+    assert ada.get("/admin/documents?path=%25").text.count('<tr id="doc-') == 0  # LIKE wildcards are literal
+    assert ada.get("/admin/documents?label=secret", headers=HTML).status_code == 422
+    assert ada.get("/admin/documents?group=" + "g" * 201, headers=HTML).status_code == 422
+    # an employee's filters narrow what they may read; they never widen it
+    alice = signed_in(app, keys["alice"])
+    for query in ("group=hr", "path=salaries", "collection=hr"):
+        listed = alice.get(f"/documents?{query}").text
+        assert "salaries.txt" not in listed and "No documents you may read that match" in listed, query
+    mine = alice.get("/documents?path=time-off&label=confidential").text
+    assert "time-off.md" in mine and 'value="time-off"' in mine  # the form keeps the filters
+
+
+def test_status_and_routing_pages_show_the_live_index_and_the_users_to_explain_for(app_env):
+    app, keys, factory = app_env
+    ada = signed_in(app, keys["ada"])
+    page = ada.get("/admin/status", headers=HTML).text
+    with factory() as s:
+        chunks = s.scalar(select(func.count()).select_from(Chunk))
+    assert re.search(r'id="index-generation">\d+<', page)
+    assert f'id="index-chunks">{chunks}<' in page and "MiB" in page
+    assert "extractive" in page and keys["ada"] not in page
+    routing = ada.get("/admin/routing", headers=HTML).text
+    assert '<option value="alice">' in routing and '<option value="audra">' not in routing  # auditors never ask
+    # what the routing page's JS sends: the dry run for another user, audited under the admin's name
+    r = ada.post("/v1/route/explain", json={"question": "vacation days", "user": "alice"}, headers=_write(ada))
+    assert r.status_code == 200 and r.json()["user"]["name"] == "alice" and r.json()["passages"]
+    assert records(factory)[-1].principal == "ada" and records(factory)[-1].detail["explained_for"] == "alice"
+
+
+# --- sign-in through the identity provider (OIDC authorization code with PKCE) -------------------
+
+
+class LoopbackIdp:
+    """A small identity provider on loopback: discovery, JWKS, an authorize endpoint that signs in
+    `user` at once, and a token endpoint that checks the PKCE verifier and spends each code once."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        from .test_auth import jwks_of, rsa_key
+
+        self.key = rsa_key()
+        self.user = {"sub": "dana", "role": "employee", "groups": ["everyone"]}
+        self.codes: dict[str, dict] = {}
+        self.nonce_override: str | None = None
+        idp = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _send(self, status: int, body: dict | None = None, location: str | None = None) -> None:
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                payload = json.dumps(body or {}).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlencode, urlsplit
+
+                url = urlsplit(self.path)
+                if url.path == "/.well-known/openid-configuration":
+                    return self._send(
+                        200,
+                        {
+                            "issuer": idp.issuer,
+                            "authorization_endpoint": idp.issuer + "/authorize",
+                            "token_endpoint": idp.issuer + "/token",
+                            "jwks_uri": idp.issuer + "/jwks",
+                        },
+                    )
+                if url.path == "/jwks":
+                    return self._send(200, jwks_of(idp.key, "k1"))
+                if url.path == "/authorize":
+                    q = {k: v[0] for k, v in parse_qs(url.query).items()}
+                    assert q["response_type"] == "code" and q["code_challenge_method"] == "S256"
+                    code = secrets.token_urlsafe(16)
+                    idp.codes[code] = q
+                    return self._send(
+                        302, location=q["redirect_uri"] + "?" + urlencode({"code": code, "state": q["state"]})
+                    )
+                return self._send(404)
+
+            def do_POST(self):
+                from urllib.parse import parse_qs
+
+                form = {
+                    k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()
+                }
+                asked = idp.codes.pop(form.get("code", ""), None)  # a code is spent once
+                verifier = form.get("code_verifier", "")
+                challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+                if (
+                    asked is None
+                    or challenge != asked["code_challenge"]
+                    or form.get("redirect_uri") != asked["redirect_uri"]
+                    or form.get("client_id") != asked["client_id"]
+                ):
+                    return self._send(400, {"error": "invalid_grant"})
+                now = int(time.time())
+                claims = {
+                    "iss": idp.issuer,
+                    "aud": asked["client_id"],
+                    "iat": now,
+                    "exp": now + 300,
+                    "nonce": idp.nonce_override or asked["nonce"],
+                    **idp.user,
+                }
+                return self._send(
+                    200, {"id_token": jwt.encode(claims, idp.key, algorithm="RS256", headers={"kid": "k1"})}
+                )
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.issuer = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def oidc_env(settings, db, fake_embedder, tmp_path):
+    run_job(settings, db, fake_embedder, copy_tree(HANDBOOK, tmp_path / "handbook"), groups=["everyone"])
+    idp = LoopbackIdp()
+    s = settings.model_copy(
+        update={
+            "generator": "extractive",
+            "oidc_jwks": idp.issuer + "/jwks",
+            "oidc_issuer": idp.issuer,
+            "oidc_audience": "private-rag-web",
+            "oidc_algorithms": ["RS256"],
+        }
+    )
+    yield create_app(s, embedder=fake_embedder), idp, db[1]
+    idp.close()
+
+
+def _to_idp_and_back(client, idp_url: str) -> httpx.Response:
+    """What the browser does at the provider: follow /authorize, which sends it back with a code."""
+    back = httpx.get(idp_url, follow_redirects=False)
+    assert back.status_code == 302
+    location = back.headers["location"]
+    return client.get(location[location.index("/signin/oidc/callback") :], headers=HTML)
+
+
+def test_sign_in_through_the_identity_provider_with_pkce(oidc_env):
+    app, idp, factory = oidc_env
+    client = TestClient(app, base_url=BASE, follow_redirects=False)
+    assert 'href="/signin/oidc"' in client.get("/signin").text
+    out = client.get("/signin/oidc")
+    assert out.status_code == 303 and out.headers["location"].startswith(idp.issuer + "/authorize?")
+    sent = dict(parse_qsl(urlsplit(out.headers["location"]).query))
+    assert sent["client_id"] == "private-rag-web" and sent["code_challenge_method"] == "S256"
+    assert sent["redirect_uri"] == BASE + "/signin/oidc/callback" and "code_verifier" not in sent
+    login_cookie = out.headers["set-cookie"]
+    assert "HttpOnly" in login_cookie and "SameSite=lax" in login_cookie and "Path=/signin/oidc" in login_cookie
+    back = _to_idp_and_back(client, out.headers["location"])
+    assert back.status_code == 200 and 'http-equiv="refresh" content="0; url=/"' in back.text
+    assert "SameSite=strict" in back.headers["set-cookie"] and "rag_session" in client.cookies
+    page = client.get("/ask", headers=HTML)
+    assert page.status_code == 200 and "oidc:dana" in page.text  # the same name a bearer token would give
+    callback = [r for r in records(factory) if r.route == "/signin/oidc/callback"]
+    assert [(r.principal, r.status) for r in callback] == [("oidc:dana", 200)]
+    with factory() as s:
+        stored = s.scalars(select(WebSession)).one()
+    assert stored.via == "oidc" and stored.identity == {"name": "oidc:dana", "role": "employee", "groups": ["everyone"]}
+    # the session is a session like any other: CSRF-checked, and it may ask
+    client.csrf = re.search(r'name="csrf-token" content="([0-9a-f]{64})"', page.text).group(1)
+    asked = client.post("/v1/query", json={"question": "How many vacation days?"}, headers=_write(client))
+    assert asked.status_code == 200 and asked.json()["citations"]
+    assert client.get("/audit", headers=HTML).status_code == 403  # an employee's token gives an employee's pages
+    # the same callback again: the login cookie is gone and the code is spent
+    replay = client.get(back.request.url.path + "?" + back.request.url.query.decode(), headers=HTML)
+    assert replay.status_code == 401 and "start again" in replay.text
+
+
+def test_identity_provider_sign_ins_the_browser_did_not_start_are_refused(oidc_env):
+    app, idp, factory = oidc_env
+    browser = TestClient(app, base_url=BASE, follow_redirects=False)
+    # a callback with a state this browser never started (login CSRF): no login cookie
+    out = TestClient(app, base_url=BASE, follow_redirects=False).get("/signin/oidc")
+    stranger = _to_idp_and_back(browser, out.headers["location"])
+    assert stranger.status_code == 401 and "rag_session" not in browser.cookies
+    # a state that does not match this browser's own login
+    mine = browser.get("/signin/oidc").headers["location"]
+    code = httpx.get(mine, follow_redirects=False).headers["location"].split("code=")[1].split("&")[0]
+    swapped = browser.get(f"/signin/oidc/callback?code={code}&state=not-mine", headers=HTML)
+    assert swapped.status_code == 401 and "does not match" in swapped.text
+    # a tampered login cookie
+    location = browser.get("/signin/oidc").headers["location"]
+    sealed = browser.cookies.get("rag_oidc_login")
+    browser.cookies.clear()
+    browser.cookies.set("rag_oidc_login", sealed[:-4] + "0000", domain="127.0.0.1", path="/signin/oidc")
+    tampered = _to_idp_and_back(browser, location)
+    assert tampered.status_code == 401 and "start again" in tampered.text
+    # an ID token issued for another sign-in (nonce) or with a role it may not have
+    idp.nonce_override = "someone-elses"
+    fresh = TestClient(app, base_url=BASE, follow_redirects=False)
+    refused = _to_idp_and_back(fresh, fresh.get("/signin/oidc").headers["location"])
+    assert refused.status_code == 401 and "not issued for this sign-in" in refused.text
+    idp.nonce_override = None
+    idp.user = {"sub": "mallory", "role": "superuser", "groups": []}
+    refused = _to_idp_and_back(fresh, fresh.get("/signin/oidc").headers["location"])
+    assert refused.status_code == 401 and "unknown role" in refused.text and "rag_session" not in fresh.cookies
+    assert fresh.get("/signin/oidc/callback?error=access_denied", headers=HTML).status_code == 401
+    assert fresh.get("/signin/oidc/callback?code=" + "x" * 3000 + "&state=y", headers=HTML).status_code == 401
+    assert all(r.principal is None for r in records(factory) if r.route == "/signin/oidc/callback" and r.status == 401)
+
+
+def test_identity_provider_sign_in_is_absent_unless_configured(app_env):
+    app, _, _ = app_env
+    client = TestClient(app, base_url=BASE, follow_redirects=False)
+    assert "/signin/oidc" not in client.get("/signin").text
+    assert client.get("/signin/oidc", headers=HTML).status_code == 404
+    assert client.get("/signin/oidc/callback?code=a&state=b", headers=HTML).status_code == 404
+
+
+def test_an_admin_changes_roles_but_not_their_own_nor_to_or_from_auditor(app_env):
+    app, keys, factory = app_env
+    ada = signed_in(app, keys["ada"])
+    alice = signed_in(app, keys["alice"])
+    assert alice.get("/admin/users", headers=HTML).status_code == 403
+    w = _write(ada)
+    r = ada.patch("/v1/users/alice", json={"role": "admin"}, headers=w)
+    assert r.status_code == 200 and r.json()["role"] == "admin"
+    assert records(factory)[-1].detail["target"]["role"] == "admin"
+    assert alice.get("/admin/users", headers=HTML).status_code == 200  # her session's next request
+    assert ada.patch("/v1/users/alice", json={"role": "employee"}, headers=w).status_code == 200
+    assert alice.get("/admin/users", headers=HTML).status_code == 403
+    own = ada.patch("/v1/users/ada", json={"role": "employee"}, headers=w)
+    assert own.status_code == 403 and "your own role" in own.json()["error"]["message"]
+    assert (
+        ada.patch("/v1/users/ada", json={"role": "admin", "groups": ["x"]}, headers=w).status_code == 200
+    )  # unchanged
+    assert ada.patch("/v1/users/alice", json={"role": "auditor"}, headers=w).status_code == 403
+    assert ada.patch("/v1/users/audra", json={"role": "employee"}, headers=w).status_code == 403
+    assert ada.patch("/v1/users/alice", json={"role": "root"}, headers=w).status_code == 422
+    page = ada.get("/admin/users").text
+    assert re.search(r'<select id="role-\d+" name="role" disabled', page)  # their own row's role is fixed

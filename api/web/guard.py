@@ -22,13 +22,19 @@ SESSION_COOKIE = "rag_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SIGNIN = "/signin"
+OIDC_START = "/signin/oidc"
+OIDC_CALLBACK = "/signin/oidc/callback"
+OIDC_COOKIE = "rag_oidc_login"
 STATIC_PREFIX = "/static/"
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def is_public(request: Request) -> bool:
-    """Only the sign-in page is reachable without credentials (static assets skip the gate)."""
-    return request.url.path == SIGNIN and request.method in ("GET", "HEAD", "POST")
+    """Only the sign-in pages are reachable without credentials (static assets skip the gate): the
+    API-key form, and the way out to the identity provider and back."""
+    if request.url.path == SIGNIN:
+        return request.method in ("GET", "HEAD", "POST")
+    return request.url.path in (OIDC_START, OIDC_CALLBACK) and request.method in ("GET", "HEAD")
 
 
 def is_static(path: str) -> bool:

@@ -39,6 +39,9 @@ NAV = (  # (capability, path, label): each role sees the pages of its capabiliti
     ("ask", "/documents", "Documents"),
     ("audit", "/audit", "Audit log"),
     ("manage", "/admin/documents", "Manage documents"),
+    ("manage", "/admin/ingest", "Ingestion"),
+    ("manage", "/admin/routing", "Routing"),
+    ("manage", "/admin/status", "Status"),
     ("manage", "/admin/users", "Users and keys"),
     ("manage", "/admin/feedback", "Feedback"),
 )

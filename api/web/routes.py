@@ -7,6 +7,8 @@ of this runs. Pages read through the same core functions as the API; what the pa
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, urlencode
@@ -23,21 +25,25 @@ from starlette.concurrency import run_in_threadpool
 from api.admin_routes import document_out, key_out, user_out
 from api.audit_routes import AuditFilters, record_out
 from api.auth import require
+from api.ingest_routes import job_status
 from api.params import Cursor, Offset, QueryName, QueryText, RowId, Status
 from api.request_audit import note_target
-from api.web import pages
+from api.web import oidc_routes, pages, status
 from api.web.guard import SESSION_COOKIE, SIGNIN
-from rag import documents, feedback, users
+from rag import conversations, documents, feedback, jobs, users
 from rag.auth import sessions
 from rag.auth.principal import Principal
 from rag.db.models import AuditRecord
 from rag.errors import AuthenticationError, NotFoundError
+from rag.ingest_failures import latest_failures
 from rag.passages import readable_passage
 from rag.settings import Settings
-from rag.types import LABELS
+from rag.types import LABELS, Label
 
 HERE = Path(__file__).resolve().parent
 PAGE_SIZE = 50
+JOBS_SHOWN = 20
+FAILED_SHOWN = 50  # failed files listed per job on the page (the job API lists up to 1000)
 _MAX_KEY_CHARS = 300
 
 
@@ -70,6 +76,28 @@ def audit_filters(
     return AuditFilters(user=user, group=group, since=since, until=until, route=route, status=status, text=text)
 
 
+@dataclass(frozen=True)
+class DocumentFilters:
+    collection: str | None = None
+    label: str | None = None
+    group: str | None = None
+    path: str | None = None
+
+    def kept(self) -> dict[str, str]:
+        """The filters in use, for the form and the pager's links."""
+        return {k: v for k, v in vars(self).items() if v}
+
+
+def document_filters(
+    collection: _optional(QueryName) = None,
+    label: _optional(Label) = None,
+    group: _optional(QueryName) = None,
+    path: _optional(QueryText) = None,
+) -> DocumentFilters:
+    """The document lists' filters (bounded like the API's parameters); empty fields are unset."""
+    return DocumentFilters(collection=collection, label=label, group=group, path=path)
+
+
 ASK_PAGE = Depends(require("ask"))
 AUDIT_PAGE = Depends(require("audit"))
 MANAGE_PAGE = Depends(require("manage"))
@@ -82,16 +110,23 @@ def install(app: FastAPI, settings: Settings, factory: sessionmaker[Session]) ->
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes .html: document text is inert
     pages.install(app, templates)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(build_router(settings, factory, templates))
+    render = renderer(templates)
+    app.include_router(build_router(settings, factory, render))
+    app.include_router(oidc_routes.build_router(settings, factory, app.state.audit_log.key, render))
 
 
-def build_router(settings: Settings, factory: sessionmaker[Session], templates: Jinja2Templates) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-
+def renderer(templates: Jinja2Templates) -> Callable[..., HTMLResponse]:
     def render(request: Request, name: str, status_code: int = 200, **context: object) -> HTMLResponse:
         return templates.TemplateResponse(
             request, name, {**pages.base_context(request), **context}, status_code=status_code
         )
+
+    return render
+
+
+def build_router(settings: Settings, factory: sessionmaker[Session], render: Callable[..., HTMLResponse]) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    oidc = oidc_routes.configured(settings)
 
     @router.get("/")
     def home(principal: Principal = SIGNED_IN) -> RedirectResponse:
@@ -100,7 +135,7 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
 
     @router.get(SIGNIN, response_class=HTMLResponse)
     def signin_page(request: Request) -> HTMLResponse:
-        return render(request, "signin.html")
+        return render(request, "signin.html", oidc=oidc)
 
     @router.post(SIGNIN)
     async def signin(request: Request) -> Response:
@@ -124,7 +159,7 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
             entry = getattr(request.state, "audit", None)
             if entry is not None:
                 entry.detail["error"] = "unauthorized"
-            return render(request, "signin.html", 401, error="That key was not accepted.")
+            return render(request, "signin.html", 401, error="That key was not accepted.", oidc=oidc)
         with factory() as s:
             session_id = await run_in_threadpool(sessions.start, s, principal, settings.session_max_age_s)
         request.state.principal = principal  # the audit record names who signed in
@@ -153,27 +188,51 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
         return response
 
     def documents_listing(
-        request: Request, template: str, principal: Principal, collection: str | None, offset: int, **extra: object
+        request: Request, template: str, principal: Principal, filters: DocumentFilters, offset: int, **extra: object
     ) -> HTMLResponse:
         """One page of the documents the caller may read (the employee's list and the admin's alike)."""
         with factory() as s:
             docs = [
                 document_out(d)
-                for d in documents.readable(s, principal, collection=collection, limit=PAGE_SIZE + 1, offset=offset)
+                for d in documents.readable(
+                    s,
+                    principal,
+                    collection=filters.collection,
+                    label=filters.label,
+                    group=filters.group,
+                    path_contains=filters.path,
+                    limit=PAGE_SIZE + 1,
+                    offset=offset,
+                )
             ]
+        kept = filters.kept()
         return render(
             request,
             template,
             docs=docs[:PAGE_SIZE],
-            collection=collection or "",
-            offset=offset,
-            next_offset=offset + PAGE_SIZE if len(docs) > PAGE_SIZE else None,
+            filters=kept,
+            labels=LABELS,
+            previous_query=urlencode({**kept, "offset": max(offset - PAGE_SIZE, 0)}) if offset else None,
+            next_query=urlencode({**kept, "offset": offset + PAGE_SIZE}) if len(docs) > PAGE_SIZE else None,
             **extra,
         )
 
-    @router.get("/ask", response_class=HTMLResponse, dependencies=[ASK_PAGE])
-    def ask_page(request: Request) -> HTMLResponse:
-        return render(request, "ask.html")
+    def ask_view(request: Request, principal: Principal, conversation_id: int | None) -> HTMLResponse:
+        """The Ask page: the caller's conversations beside the open one (its turns load from the API)."""
+        with factory() as s:
+            current = conversations.opened(s, principal, conversation_id)[0] if conversation_id else None
+            mine = conversations.listed(s, principal, limit=PAGE_SIZE)
+        return render(request, "ask.html", conversation=current, conversations=mine)
+
+    @router.get("/ask", response_class=HTMLResponse)
+    def ask_page(request: Request, principal: Principal = ASK_PAGE) -> HTMLResponse:
+        return ask_view(request, principal, None)
+
+    @router.get("/ask/{conversation_id}", response_class=HTMLResponse)
+    def conversation_page(conversation_id: RowId, request: Request, principal: Principal = ASK_PAGE) -> HTMLResponse:
+        """One of the caller's conversations; anyone else's is a 404, as on the API."""
+        note_target(request, conversation_id=conversation_id)
+        return ask_view(request, principal, conversation_id)
 
     @router.get("/search", response_class=HTMLResponse, dependencies=[ASK_PAGE])
     def search_page(request: Request) -> HTMLResponse:
@@ -181,9 +240,12 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
 
     @router.get("/documents", response_class=HTMLResponse)
     def documents_page(
-        request: Request, collection: QueryName | None = None, offset: Offset = 0, principal: Principal = ASK_PAGE
+        request: Request,
+        filters: DocumentFilters = Depends(document_filters),
+        offset: Offset = 0,
+        principal: Principal = ASK_PAGE,
     ) -> HTMLResponse:
-        return documents_listing(request, "documents.html", principal, collection, offset)
+        return documents_listing(request, "documents.html", principal, filters, offset)
 
     @router.get("/passages/{chunk_id}")
     def passage(chunk_id: RowId, request: Request, principal: Principal = ASK_PAGE) -> dict:
@@ -250,11 +312,45 @@ def build_router(settings: Settings, factory: sessionmaker[Session], templates: 
     @router.get("/admin/documents", response_class=HTMLResponse)
     def admin_documents_page(
         request: Request,
-        collection: QueryName | None = None,
+        filters: DocumentFilters = Depends(document_filters),
         offset: Offset = 0,
         principal: Principal = MANAGE_PAGE,
     ) -> HTMLResponse:
-        return documents_listing(request, "admin_documents.html", principal, collection, offset, labels=LABELS)
+        """Every document (with the filters), and the files whose latest ingestion failed, with why."""
+        with factory() as s:
+            failures = latest_failures(s, collection=filters.collection, path_contains=filters.path, limit=PAGE_SIZE)
+        return documents_listing(request, "admin_documents.html", principal, filters, offset, failures=failures)
+
+    @router.get("/admin/ingest", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
+    def admin_ingest_page(request: Request) -> HTMLResponse:
+        """Start a job from a configured root; the recent jobs with their counts and failed files
+        (the page's JS follows the running ones through GET /v1/ingest/jobs/{id})."""
+        with factory() as s:
+            recent = [
+                (job_status(jobs.describe(s, job, failed_limit=FAILED_SHOWN)), job.groups, job.label)
+                for job in jobs.recent(s, limit=JOBS_SHOWN)
+            ]
+        return render(
+            request,
+            "admin_ingest.html",
+            roots=[str(root.resolve()) for root in settings.ingest_roots],
+            recent=recent,
+            labels=LABELS,
+            failed_shown=FAILED_SHOWN,
+        )
+
+    @router.get("/admin/routing", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
+    def admin_routing_page(request: Request) -> HTMLResponse:
+        """The escalation dry run for any user (the page's JS calls POST /v1/route/explain)."""
+        with factory() as s:
+            names = [u.name for u in users.list_users(s) if u.role != "auditor"]
+        return render(request, "admin_routing.html", users=names)
+
+    @router.get("/admin/status", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
+    def admin_status_page(request: Request) -> HTMLResponse:
+        """Index generation and size, models in use; readiness comes from /readyz in the page's JS."""
+        index = status.index_status(request.app.state.services)
+        return render(request, "admin_status.html", index=index, models=status.models_in_use(settings))
 
     @router.get("/admin/users", response_class=HTMLResponse, dependencies=[MANAGE_PAGE])
     def admin_users_page(request: Request) -> HTMLResponse:

@@ -1,4 +1,5 @@
-"""Web app sessions: an API key is exchanged once for a random session id kept in a cookie.
+"""Web app sessions: an API key (or an identity provider's sign-in) is exchanged once for a random
+session id kept in a cookie.
 
 Only a SHA-256 of the id is stored. A session ends at sign-out, after `idle_s` without a request,
 at `max_age_s` after sign-in whatever happens, and as soon as its user is disabled or the key it
@@ -46,12 +47,18 @@ def start(session: Session, principal: Principal, max_age_s: float) -> str:
             or_(WebSession.expires_at < now - dt.timedelta(days=1), WebSession.ended_at < now - dt.timedelta(days=1))
         )
     )
+    identity = (
+        {"name": principal.name, "role": principal.role, "groups": list(principal.groups)}
+        if principal.via == "oidc"
+        else None
+    )
     session.add(
         WebSession(
             id_hash=_hash(session_id),
             user_id=principal.user_id,
             key_id=principal.key_id,
             via=principal.via,
+            identity=identity,
             created_at=now,
             last_seen_at=now,
             expires_at=now + dt.timedelta(seconds=max_age_s),
@@ -61,9 +68,12 @@ def start(session: Session, principal: Principal, max_age_s: float) -> str:
     return session_id
 
 
-def resolve(session: Session, session_id: str, idle_s: float, *, bootstrap_open: bool) -> Principal | None:
+def resolve(
+    session: Session, session_id: str, idle_s: float, *, bootstrap_open: bool, oidc_open: bool = False
+) -> Principal | None:
     """The principal of a live session, or None (unknown, ended, idle too long, expired, user
-    disabled, key revoked, bootstrap key no longer configured)."""
+    disabled, key revoked, bootstrap key or identity provider no longer configured). A session made
+    through the identity provider keeps the name, role and groups of its ID token until it ends."""
     if not session_id or len(session_id) > MAX_ID_CHARS:
         return None
     row = session.scalars(select(WebSession).where(WebSession.id_hash == _hash(session_id))).first()
@@ -76,6 +86,13 @@ def resolve(session: Session, session_id: str, idle_s: float, *, bootstrap_open:
         if not bootstrap_open:
             return None
         principal = Principal(name="bootstrap-admin", role="admin", via="session")
+    elif row.via == "oidc":
+        if not oidc_open or not row.identity:
+            return None
+        identity = row.identity
+        principal = Principal(
+            name=identity["name"], role=identity["role"], groups=tuple(identity["groups"]), via="session"
+        )
     else:
         user = session.get(User, row.user_id) if row.user_id is not None else None
         key = session.get(ApiKey, row.key_id) if row.key_id is not None else None

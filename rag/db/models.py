@@ -219,7 +219,9 @@ class WebSession(Base):
     id_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
-    via: Mapped[str] = mapped_column(String(20))  # what signed in: api_key | bootstrap
+    via: Mapped[str] = mapped_column(String(20))  # what signed in: api_key | bootstrap | oidc
+    # oidc: the name, role and groups the identity provider's ID token gave at sign-in (no user row)
+    identity: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)  # the absolute limit
@@ -237,4 +239,31 @@ class Feedback(Base):
     principal: Mapped[str] = mapped_column(String(200))
     rating: Mapped[str] = mapped_column(String(10), index=True)  # up | down
     comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Conversation(Base):
+    """An employee's conversation in the web app (or over the REST routes): only its owner may list,
+    open, continue, rename or delete it; to anyone else it does not exist."""
+
+    __tablename__ = "conversations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)  # the principal's name, as audit records keep it
+    title: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConversationTurn(Base):
+    """One question and its answer, keyed by the answer's request id: a turn is shown only once the
+    audit record of that request exists, so an answer the audit log withheld is never replayed."""
+
+    __tablename__ = "conversation_turns"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    result: Mapped[dict] = mapped_column(JSON, default=dict)  # the query's JSON answer: citations, status, route
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

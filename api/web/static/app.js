@@ -183,11 +183,94 @@
     }
   }
 
+  function newTurn(thread, question) {
+    const empty = document.getElementById("thread-empty");
+    if (empty) empty.hidden = true;
+    thread.appendChild(el("div", "turn question", question));
+    const box = el("article", "turn answer-box");
+    box.setAttribute("aria-busy", "true");
+    const answer = el("p", "answer");
+    box.appendChild(answer);
+    thread.appendChild(box);
+    const turn = { box: box, answer: answer, citations: {} };
+    turn.open = function (n) { if (turn.citations[n]) openPassage(turn.citations[n]); };
+    return turn;
+  }
+
+  function finishTurn(turn, final) {
+    if (!turn.answer.textContent) appendWithChips(turn.answer, final.answer, turn.open);
+    renderFinal(turn, final);
+    turn.box.dataset.requestId = final.request_id;
+    turn.box.setAttribute("aria-busy", "false");
+  }
+
+  function conversationEntry(summary) {
+    const list = document.getElementById("conversation-list");
+    const none = document.getElementById("no-conversations");
+    if (none) none.remove();
+    let item = list.querySelector('li[data-conversation="' + summary.id + '"]');
+    if (!item) {
+      item = el("li");
+      item.dataset.conversation = String(summary.id);
+      const link = el("a", "", summary.title);
+      link.href = "/ask/" + summary.id;
+      link.setAttribute("aria-current", "page");
+      item.appendChild(link);
+      item.appendChild(el("span", "muted", ""));
+      list.prepend(item);
+    }
+    item.querySelector("a").textContent = summary.title;
+    item.querySelector(".muted").textContent = summary.turns + (summary.turns === 1 ? " question" : " questions");
+    return item;
+  }
+
+  function showTitle(title) {
+    const heading = document.getElementById("conversation-title");
+    heading.textContent = title;
+    heading.classList.remove("visually-hidden");
+    document.getElementById("rename-title").value = title;
+    document.getElementById("conversation-tools").hidden = false;
+    document.title = title + " · private-rag";
+  }
+
+  async function loadConversation(chat, thread) {
+    const id = chat.dataset.conversation;
+    if (!id) return;
+    const response = await api("/v1/conversations/" + id, "GET");
+    if (!response.ok) { thread.appendChild(el("p", "error", await errorText(response))); return; }
+    const conversation = await response.json();
+    conversation.messages.forEach(function (m) { finishTurn(newTurn(thread, m.question), m.result); });
+    return conversation;
+  }
+
+  function initConversationTools(chat) {
+    const status = document.getElementById("conversation-status");
+    document.getElementById("rename-form").addEventListener("submit", async function (e) {
+      e.preventDefault();
+      const title = document.getElementById("rename-title").value.trim();
+      const response = await api("/v1/conversations/" + chat.dataset.conversation, "PATCH", { title: title });
+      if (!response.ok) { status.textContent = await errorText(response); return; }
+      const summary = await response.json();
+      showTitle(summary.title);
+      conversationEntry(summary);
+      status.textContent = "Renamed.";
+    });
+    document.getElementById("delete-conversation").addEventListener("click", async function () {
+      if (!window.confirm("Delete this conversation and its answers?")) return;
+      const response = await api("/v1/conversations/" + chat.dataset.conversation, "DELETE");
+      if (!response.ok) { status.textContent = await errorText(response); return; }
+      window.location.assign("/ask");
+    });
+  }
+
   function initAsk() {
     const form = document.getElementById("ask-form");
     const input = document.getElementById("question");
     const thread = document.getElementById("thread");
     const submit = document.getElementById("ask-submit");
+    const chat = document.getElementById("chat");
+    initConversationTools(chat);
+    loadConversation(chat, thread);
     input.addEventListener("keydown", function (e) {
       if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }
     });
@@ -195,44 +278,46 @@
       e.preventDefault();
       const question = input.value.trim();
       if (!question) return;
-      const empty = document.getElementById("thread-empty");
-      if (empty) empty.remove();
-      thread.appendChild(el("div", "turn question", question));
-      const box = el("article", "turn answer-box");
-      box.setAttribute("aria-busy", "true");
-      const answer = el("p", "answer");
+      const turn = newTurn(thread, question);
       const status = el("p", "muted thinking", "Searching the documents…");
-      box.appendChild(status);
-      box.appendChild(answer);
-      thread.appendChild(box);
-      const turn = { box: box, answer: answer, citations: {} };
-      const open = function (n) { if (turn.citations[n]) openPassage(turn.citations[n]); };
+      turn.box.prepend(status);
       input.value = "";
       submit.disabled = true;
       try {
-        const response = await api("/v1/query", "POST", { question: question, stream: true }, "text/event-stream");
-        if (!response.ok) { status.textContent = ""; answer.appendChild(el("span", "error", await errorText(response))); return; }
+        if (!chat.dataset.conversation) { // the first question starts a conversation, kept server-side
+          const created = await api("/v1/conversations", "POST", {});
+          if (!created.ok) { status.remove(); turn.answer.appendChild(el("span", "error", await errorText(created))); return; }
+          chat.dataset.conversation = String((await created.json()).id);
+          window.history.replaceState(null, "", "/ask/" + chat.dataset.conversation);
+        }
+        const response = await api("/v1/conversations/" + chat.dataset.conversation + "/messages", "POST",
+          { question: question, stream: true }, "text/event-stream");
+        if (!response.ok) { status.remove(); turn.answer.appendChild(el("span", "error", await errorText(response))); return; }
         await readEvents(response, async function (event, data) {
           if (event === "delta") {
             status.remove();
             const sentence = el("span", "sentence");
-            appendWithChips(sentence, data.text, open);
-            answer.appendChild(sentence);
+            appendWithChips(sentence, data.text, turn.open);
+            turn.answer.appendChild(sentence);
             await new Promise(function (r) { window.requestAnimationFrame(r); }); // paint each sentence
           } else if (event === "final") {
             status.remove();
-            if (!answer.textContent) appendWithChips(answer, data.answer, open);
-            renderFinal(turn, data);
-            box.dataset.requestId = data.request_id;
+            finishTurn(turn, data);
           } else if (event === "error") {
             status.remove();
-            answer.appendChild(el("span", "error", data.error ? data.error.message : "the answer failed"));
+            turn.answer.appendChild(el("span", "error", data.error ? data.error.message : "the answer failed"));
           }
         });
+        const listed = await api("/v1/conversations/" + chat.dataset.conversation, "GET");
+        if (listed.ok) {
+          const summary = await listed.json();
+          conversationEntry(summary);
+          showTitle(summary.title);
+        }
       } catch (err) {
-        answer.appendChild(el("span", "error", "The connection failed: " + err.message));
+        turn.answer.appendChild(el("span", "error", "The connection failed: " + err.message));
       } finally {
-        box.setAttribute("aria-busy", "false");
+        turn.box.setAttribute("aria-busy", "false");
         submit.disabled = false;
         input.focus();
       }
@@ -291,6 +376,184 @@
     });
   }
 
+  // ---- Admin: ingestion -----------------------------------------------------------------------
+  const ACTIVE = { queued: true, running: true };
+
+  function jobItem(job, meta) {
+    const item = el("li", "result job");
+    item.id = "job-" + job.job_id;
+    item.dataset.job = String(job.job_id);
+    item.dataset.path = job.path;
+    item.dataset.collection = job.collection;
+    item.dataset.groups = JSON.stringify(meta.groups === undefined ? null : meta.groups);
+    item.dataset.label = meta.label || "";
+    const head = el("div", "result-head");
+    head.appendChild(el("strong", "", "Job " + job.job_id));
+    head.appendChild(el("span", "state"));
+    head.appendChild(el("span", "muted", job.collection));
+    item.appendChild(head);
+    item.appendChild(el("div", "path", job.path));
+    const bar = el("progress", "job-progress");
+    bar.setAttribute("aria-label", "Progress of job " + job.job_id);
+    item.appendChild(bar);
+    item.appendChild(el("p", "counts"));
+    item.appendChild(el("ul", "failures"));
+    return item;
+  }
+
+  function showJob(item, job) {
+    item.dataset.state = job.state;
+    const state = item.querySelector(".state");
+    state.textContent = job.state;
+    state.className = "state state-" + job.state;
+    const bar = item.querySelector(".job-progress");
+    bar.max = Math.max(job.files_total, 1);
+    bar.value = job.files_seen;
+    item.querySelector(".counts").textContent = job.files_seen + " of " + job.files_total + " files: " +
+      job.files_indexed + " indexed, " + job.files_unchanged + " unchanged, " + job.files_deleted + " deleted, " +
+      job.files_failed + " failed; " + job.chunks_added + " chunks added";
+    let error = item.querySelector(".job-error");
+    if (job.error && !error) { error = el("p", "error job-error"); item.querySelector(".counts").after(error); }
+    if (error) error.textContent = job.error || "";
+    const failures = item.querySelector(".failures");
+    failures.textContent = "";
+    const shown = Number(document.getElementById("jobs").dataset.failedShown || 50);
+    job.errors.slice(0, shown).forEach(function (e) {
+      const line = el("li");
+      line.appendChild(el("span", "path", e.path));
+      line.appendChild(document.createTextNode(": "));
+      line.appendChild(el("span", "error", e.error));
+      failures.appendChild(line);
+    });
+    if (job.files_failed && !ACTIVE[job.state] && !item.querySelector("button.retry")) {
+      const retry = el("button", "retry", "Retry failed files");
+      retry.type = "button";
+      retry.dataset.job = String(job.job_id);
+      item.appendChild(retry);
+    }
+  }
+
+  // every poll is an audited request: poll each second while a job moves, back off to 15 s while it
+  // does not (a queued job with no worker running), and not at all while the tab is hidden
+  async function follow(item) {
+    let delay = 1000, last = "";
+    while (ACTIVE[item.dataset.state]) {
+      await new Promise(function (r) { window.setTimeout(r, delay); });
+      if (document.hidden) continue;
+      const response = await api("/v1/ingest/jobs/" + item.dataset.job, "GET");
+      if (!response.ok) { item.querySelector(".counts").textContent = await errorText(response); return; }
+      const job = await response.json();
+      const now = job.state + ":" + job.files_seen;
+      delay = now === last ? Math.min(delay * 1.5, 15000) : 1000;
+      last = now;
+      showJob(item, job);
+    }
+  }
+
+  function initAdminIngest() {
+    const list = document.getElementById("jobs");
+    const status = document.getElementById("ingest-status");
+
+    async function start(body, note) {
+      const response = await api("/v1/ingest/jobs", "POST", body);
+      if (!response.ok) { status.textContent = await errorText(response); return; }
+      const job = await response.json();
+      const none = document.getElementById("no-jobs");
+      if (none) none.remove();
+      const item = jobItem(job, body);
+      list.prepend(item);
+      showJob(item, job);
+      status.textContent = note(job);
+      follow(item);
+    }
+
+    const form = document.getElementById("ingest-form");
+    if (form) {
+      form.addEventListener("submit", function (e) {
+        e.preventDefault();
+        const sub = form.elements.namedItem("sub").value.trim().replace(/^\/+/, "");
+        const groups = groupList(form.elements.namedItem("groups").value);
+        start({
+          path: form.elements.namedItem("root").value + (sub ? "/" + sub : ""),
+          collection: form.elements.namedItem("collection").value.trim(),
+          groups: groups.length ? groups : null,
+          label: form.elements.namedItem("label").value || null,
+        }, function (job) { return "Started job " + job.job_id + "."; });
+      });
+    }
+    // a retry runs the job's path again with its options: files ingested since are unchanged (their
+    // content hash) and skipped, the failed ones are tried again, and folder policies apply as before
+    list.addEventListener("click", function (e) {
+      const button = e.target.closest("button.retry");
+      if (!button) return;
+      const item = button.closest("li.job");
+      button.disabled = true;
+      start({
+        path: item.dataset.path,
+        collection: item.dataset.collection,
+        groups: JSON.parse(item.dataset.groups || "null"),
+        label: item.dataset.label || null,
+      }, function (job) { return "Retrying the failed files of job " + item.dataset.job + " as job " + job.job_id + "."; });
+    });
+    list.querySelectorAll("li.job").forEach(function (item) { follow(item); });
+  }
+
+  // ---- Admin: routing and status ---------------------------------------------------------------
+  function initAdminRouting() {
+    const form = document.getElementById("explain-form");
+    const status = document.getElementById("explain-status");
+    const result = document.getElementById("explain-result");
+    form.addEventListener("submit", async function (e) {
+      e.preventDefault();
+      const body = { question: form.elements.namedItem("question").value };
+      const user = form.elements.namedItem("user").value;
+      if (user) body.user = user;
+      status.textContent = "Retrieving as " + (user || "you") + "…";
+      const response = await api("/v1/route/explain", "POST", body);
+      if (!response.ok) { status.textContent = await errorText(response); result.hidden = true; return; }
+      const data = await response.json();
+      const route = data.route;
+      const set = function (id, text) { document.getElementById(id).textContent = text; };
+      set("explain-target", route.target + (route.model ? " (" + route.model + ")" : ""));
+      set("explain-rule", route.rule || "—");
+      set("explain-reason", route.reason || "—");
+      set("explain-detectors", (route.detectors || []).join(", ") || "none");
+      const counts = function (map) {
+        return Object.keys(map || {}).map(function (k) { return k + ": " + map[k]; }).join(", ") || "none";
+      };
+      set("explain-labels", counts(route.labels) + (route.withheld ? " · withheld " + counts(route.withheld) : ""));
+      set("explain-for", data.user.name + " (" + data.user.role + "; groups " + (data.user.groups.join(", ") || "none") + ")" +
+        (data.escalation_enabled ? "" : " · escalation is off"));
+      const rows = document.querySelector("#explain-passages tbody");
+      rows.textContent = "";
+      data.passages.forEach(function (p) {
+        const row = el("tr");
+        row.appendChild(el("td", "", p.rank));
+        row.appendChild(el("td", "path", p.path));
+        row.appendChild(el("td", "", p.label));
+        row.appendChild(el("td", "", p.would_send ? "yes" : "no"));
+        rows.appendChild(row);
+      });
+      status.textContent = data.passages.length + " passages; request " + data.request_id;
+      result.hidden = false;
+    });
+  }
+
+  async function initAdminStatus() {
+    const state = document.getElementById("ready-state");
+    const checks = document.getElementById("ready-checks");
+    const response = await api("/readyz", "GET");
+    let data;
+    try { data = await response.json(); } catch (e) { state.textContent = await errorText(response); return; }
+    if (!data.checks) { state.textContent = data.error ? data.error.message : "unknown"; return; }
+    state.textContent = data.status === "ready" ? "Ready" : "Not ready";
+    state.className = data.status === "ready" ? "ok" : "error";
+    Object.keys(data.checks).forEach(function (name) {
+      checks.appendChild(el("dt", "", name));
+      checks.appendChild(el("dd", "", data.checks[name]));
+    });
+  }
+
   // ---- Audit: chain verification -------------------------------------------------------------
   function initAudit() {
     const button = document.getElementById("verify-chain");
@@ -332,12 +595,15 @@
       form.addEventListener("submit", async function (e) {
         e.preventDefault();
         const name = form.dataset.user;
-        const response = await api("/v1/users/" + encodeURIComponent(name), "PATCH",
-          { groups: groupList(form.groups.value), disabled: form.disabled.checked });
+        const body = { groups: groupList(form.groups.value), disabled: form.disabled.checked };
+        if (!form.role.disabled) body.role = form.role.value;
+        const response = await api("/v1/users/" + encodeURIComponent(name), "PATCH", body);
         if (!response.ok) { status.textContent = name + ": " + await errorText(response); return; }
         const user = await response.json();
-        document.getElementById("user-" + name).querySelector(".groups").textContent = user.groups.join(", ");
-        status.textContent = "Saved " + name + ": groups " + (user.groups.join(", ") || "none") +
+        const row = document.getElementById("user-" + name);
+        row.querySelector(".groups").textContent = user.groups.join(", ");
+        row.querySelector(".user-role").textContent = user.role;
+        status.textContent = "Saved " + name + ": role " + user.role + ", groups " + (user.groups.join(", ") || "none") +
           (user.disabled ? ", disabled" : "");
       });
     });
@@ -367,7 +633,8 @@
   }
 
   const inits = { "ask": initAsk, "search": initSearch, "admin-documents": initAdminDocuments, "audit": initAudit,
-    "admin-users": initAdminUsers };
+    "admin-users": initAdminUsers, "admin-ingest": initAdminIngest, "admin-routing": initAdminRouting,
+    "admin-status": initAdminStatus };
   document.addEventListener("DOMContentLoaded", function () {
     const init = inits[document.body.dataset.page];
     if (init) init();
