@@ -150,7 +150,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     app.include_router(ingest_routes.build_router(settings, factory), responses=GATE)
     app.include_router(admin_routes.build_router(factory), responses=GATE)
     app.include_router(routing_routes.build_router(settings, services, factory), responses=GATE)
-    app.include_router(audit_routes.build_router(factory, audit_log), responses=GATE)
+    app.include_router(audit_routes.build_router(factory, audit_log, settings.audit_checkpoint_file), responses=GATE)
     app.include_router(feedback_routes.build_router(factory), responses=GATE)
     app.include_router(conversation_routes.build_router(settings, services, metrics, factory), responses=GATE)
     web_routes.install(app, settings, factory)  # the web app at /; its middleware wraps the request gate

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -17,8 +18,9 @@ from api.auth import require
 from api.params import Cursor, QueryName, QueryText, Seq, Status
 from api.responses import NOT_FOUND
 from api.schemas import AuditPage, AuditRecordOut
+from rag.audit import read_checkpoint
 from rag.db.models import AuditRecord
-from rag.errors import NotFoundError
+from rag.errors import ConfigError, NotFoundError
 from rag.protocols import AuditLog
 
 EXPORT_FIELDS = list(AuditRecordOut.model_fields)
@@ -86,7 +88,7 @@ class AuditFilters:
         return query
 
 
-def build_router(factory: sessionmaker[Session], audit_log: AuditLog) -> APIRouter:
+def build_router(factory: sessionmaker[Session], audit_log: AuditLog, checkpoint_file: Path | None = None) -> APIRouter:
     router = APIRouter(tags=["audit"], dependencies=[Depends(require("audit"))])
 
     @router.get("/v1/audit/records", response_model=AuditPage)
@@ -158,7 +160,16 @@ def build_router(factory: sessionmaker[Session], audit_log: AuditLog) -> APIRout
 
     @router.get("/v1/audit/verify")
     def verify() -> dict:
-        """Re-checks the whole chain; names the first record that fails and why."""
-        return audit_log.verify().as_json()
+        """Re-checks the whole chain; names the first record that fails and why. With the operator's
+        checkpoint file configured (RAG_AUDIT_CHECKPOINT_FILE) it also checks the log against it, which
+        exposes a truncated log; a configured file that cannot be read fails the verification."""
+        if checkpoint_file is None:
+            return audit_log.verify().as_json()
+        try:
+            checkpoint = read_checkpoint(checkpoint_file)
+        except ConfigError as exc:
+            result = audit_log.verify()
+            return {**result.as_json(), "ok": False, "first_bad": {"seq": None, "reason": str(exc)}}
+        return audit_log.verify(checkpoint).as_json()
 
     return router

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from cli.runtime import Runtime, fail
+from rag.audit import read_checkpoint
 from rag.errors import RagError
 
 
@@ -21,19 +22,21 @@ def audit() -> None:
 @click.option(
     "--checkpoint",
     "checkpoint_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A checkpoint from `rag audit checkpoint`: also detects truncation and rewrites.",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A checkpoint from `rag audit checkpoint`: also detects truncation and rewrites "
+    "(default: RAG_AUDIT_CHECKPOINT_FILE, when set).",
 )
 @click.option("--json", "as_json", is_flag=True)
 def audit_verify(checkpoint_file: Path | None, as_json: bool) -> None:
     """Check the whole chain; exit 1 naming the first bad record."""
     rt = Runtime()
+    checkpoint_file = checkpoint_file or rt.settings.audit_checkpoint_file
     checkpoint = None
     if checkpoint_file is not None:
         try:
-            checkpoint = json.loads(checkpoint_file.read_text())
-        except ValueError:
-            fail("checkpoint file is not JSON", code=1)
+            checkpoint = read_checkpoint(checkpoint_file)
+        except RagError as exc:
+            fail(str(exc), code=1)
     result = rt.audit_log().verify(checkpoint)
     if as_json:
         click.echo(json.dumps(result.as_json()))
@@ -45,12 +48,21 @@ def audit_verify(checkpoint_file: Path | None, as_json: bool) -> None:
 
 
 @audit.command(name="checkpoint")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def audit_checkpoint(out: Path) -> None:
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write it (default: RAG_AUDIT_CHECKPOINT_FILE); the file is replaced atomically.",
+)
+def audit_checkpoint(out: Path | None) -> None:
     """Write the signed (size, head hash) of the log to FILE; keep it outside the database."""
     rt = Runtime()
-    checkpoint = rt.audit_log().checkpoint()
-    out.write_text(json.dumps(checkpoint, indent=2) + "\n")
+    out = out or rt.settings.audit_checkpoint_file
+    if out is None:
+        fail("say where: --out FILE, or set RAG_AUDIT_CHECKPOINT_FILE", code=2)
+    try:
+        checkpoint = rt.audit_log().write_checkpoint(out)
+    except RagError as exc:
+        fail(str(exc), code=1)
     click.echo(f"ok: checkpoint at record {checkpoint['head_seq']} written to {out}")
 
 

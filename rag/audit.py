@@ -168,6 +168,20 @@ def record_answer(entry: AuditEntry, answer: Answer) -> None:
     )
 
 
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint file as `rag audit checkpoint` wrote it; a missing or unreadable one is an error, never
+    a silent "no checkpoint" (that would hide a deleted checkpoint along with a truncated log)."""
+    try:
+        checkpoint = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"audit checkpoint {path.name} unreadable: {exc.strerror or exc}") from exc
+    except ValueError:
+        raise ConfigError(f"audit checkpoint {path.name} is not JSON") from None
+    if not isinstance(checkpoint, dict):
+        raise ConfigError(f"audit checkpoint {path.name} is not a checkpoint")
+    return checkpoint
+
+
 @dataclass
 class VerifyResult:
     ok: bool
@@ -177,6 +191,8 @@ class VerifyResult:
     first_bad_seq: int | None = None
     reason: str | None = None
 
+    checkpoint: dict | None = None  # the checkpoint checked against: head_seq, head_hash, created_at
+
     def as_json(self) -> dict:
         return {
             "ok": self.ok,
@@ -184,6 +200,7 @@ class VerifyResult:
             "head_seq": self.head_seq,
             "head_hash": self.head_hash,
             "first_bad": None if self.ok else {"seq": self.first_bad_seq, "reason": self.reason},
+            "checkpoint": self.checkpoint,
         }
 
 
@@ -309,7 +326,10 @@ class HashChainAuditLog:
                         False, count, first_bad_seq=record.seq, reason="MAC does not match (hash recomputed)"
                     )
                 prev_hash, prev_seq, head = record.hash, record.seq, record
-        result = VerifyResult(True, count, head.seq if head else 0, head.hash if head else GENESIS)
+        shown = None
+        if checkpoint is not None:
+            shown = {k: checkpoint.get(k) for k in ("head_seq", "head_hash", "created_at")}
+        result = VerifyResult(True, count, head.seq if head else 0, head.hash if head else GENESIS, checkpoint=shown)
         if checkpoint is not None:
             problem = self._check_checkpoint(checkpoint, result)
             if problem:
@@ -320,6 +340,7 @@ class HashChainAuditLog:
                     result.head_hash,
                     first_bad_seq=checkpoint.get("head_seq"),
                     reason=problem,
+                    checkpoint=shown,
                 )
         return result
 
@@ -344,6 +365,18 @@ class HashChainAuditLog:
             "created_at": dt.datetime.now(dt.UTC).isoformat(),
         }
         return {**body, "signature": self._sign(body)}
+
+    def write_checkpoint(self, path: Path) -> dict:
+        """A new checkpoint, replacing the file atomically (a crash never leaves half a checkpoint)."""
+        checkpoint = self.checkpoint()
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(checkpoint, indent=2) + "\n")
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ConfigError(f"cannot write the audit checkpoint {path.name}: {exc.strerror or exc}") from exc
+        return checkpoint
 
     def _sign(self, body: dict) -> str:
         payload = json.dumps({k: body[k] for k in ("head_seq", "head_hash", "created_at")}, sort_keys=True).encode()

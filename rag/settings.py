@@ -183,6 +183,12 @@ class Settings(BaseSettings):
     session_max_age_s: float = Field(
         default=43200.0, gt=0, le=30 * 86400, description="a web app session ends this long after sign-in"
     )
+    audit_checkpoint_file: Path | None = Field(
+        default=None,
+        description="where the operator keeps the latest `rag audit checkpoint` (outside the database, e.g. on "
+        "write-once storage): `rag audit checkpoint` writes it, and `rag audit verify`, GET /v1/audit/verify and "
+        "the auditor page check the chain against it, which exposes a truncated log",
+    )
     audit_retention_days: int = Field(
         default=0, ge=0, description="`rag audit archive` moves older records out; 0 = keep all"
     )

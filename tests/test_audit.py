@@ -303,6 +303,42 @@ def test_cli_verify_and_checkpoint(app_and_keys, cli_env, tmp_path):
     assert bad.returncode == 1 and "signature" in bad.stderr
 
 
+def test_the_configured_checkpoint_file_is_written_by_the_cli_and_checked_by_the_api(
+    settings, db, fake_embedder, cli_env, tmp_path
+):
+    cp = tmp_path / "worm" / "audit-checkpoint.json"
+    cp.parent.mkdir()
+    s = settings.model_copy(update={"generator": "extractive", "audit_checkpoint_file": cp})
+    client = TestClient(create_app(s, embedder=fake_embedder))
+    keys = {r: make_user(s, f"{r}1", r) for r in ("employee", "auditor")}
+    aud = bearer(keys["auditor"])
+    missing = client.get("/v1/audit/verify", headers=aud).json()  # configured but not written yet: not ok
+    assert not missing["ok"] and "unreadable" in missing["first_bad"]["reason"]
+    for _ in range(3):
+        client.post("/v1/search", json={"query": "vacation"}, headers=bearer(keys["employee"]))
+    env = {**cli_env, "RAG_AUDIT_CHECKPOINT_FILE": str(cp)}
+    rag = [sys.executable, "-m", "cli", "audit"]
+    written = subprocess.run([*rag, "checkpoint"], env=env, capture_output=True, text=True)
+    assert written.returncode == 0, written.stderr
+    head = json.loads(cp.read_text())
+    assert head["head_seq"] == len(_records(db)) and not list(cp.parent.glob(".*tmp*"))
+    verdict = client.get("/v1/audit/verify", headers=aud).json()
+    assert verdict["ok"] and verdict["checkpoint"] == {k: head[k] for k in ("head_seq", "head_hash", "created_at")}
+    assert subprocess.run([*rag, "verify"], env=env, capture_output=True).returncode == 0
+    # the newest records removed: the chain itself still links, only the checkpoint exposes it
+    engine, _ = db
+    unlock, lock = _unlocked(engine)
+    with engine.begin() as conn:
+        for statement in [*unlock, f"DELETE FROM audit_records WHERE seq >= {head['head_seq'] - 1}", *lock]:
+            conn.execute(text(statement))
+    truncated = client.get("/v1/audit/verify", headers=aud).json()
+    assert not truncated["ok"] and truncated["checkpoint"]["head_seq"] == head["head_seq"]
+    bad = subprocess.run([*rag, "verify"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: record")
+    nowhere = subprocess.run([*rag, "checkpoint"], env=cli_env, capture_output=True, text=True)
+    assert nowhere.returncode == 2 and "RAG_AUDIT_CHECKPOINT_FILE" in nowhere.stderr
+
+
 def test_archiving_moves_old_records_out_and_is_itself_recorded(db, tmp_path):
     _, factory = db
     log = HashChainAuditLog(factory, b"k" * 32)

@@ -9,6 +9,7 @@ output. Skipped when chromium is missing, unless RAG_REQUIRE_BROWSER=1.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def _product_env(data: Path, db_url: str, drive: Path) -> dict[str, str]:
         RAG_GENERATOR="extractive",
         RAG_MODE="development",
         RAG_INGEST_ROOTS=str(drive),
+        RAG_AUDIT_CHECKPOINT_FILE=str(data.parent / "audit-checkpoint.json"),  # the operator's, outside the DB
     )
     return env
 
@@ -104,9 +106,9 @@ class Worker(threading.Thread):
 class App:
     """A live server with four users: employees alice and bob, admin ada, auditor audra."""
 
-    def __init__(self, port: int, keys: dict[str, str], shots: Path, kind: str, drive: Path) -> None:
+    def __init__(self, port: int, keys: dict[str, str], shots: Path, kind: str, drive: Path, env: dict) -> None:
         self.base = f"http://127.0.0.1:{port}"
-        self.keys, self.shots, self.kind, self.drive = keys, shots, kind, drive
+        self.keys, self.shots, self.kind, self.drive, self.env = keys, shots, kind, drive, env
 
 
 @pytest.fixture(scope="module", params=DB_KINDS)
@@ -165,7 +167,7 @@ def app(request, tmp_path_factory, real_embedder):
         try:
             wait_until_serving(server, port)
             print(f"ingest + serve ready in {time.perf_counter() - started:.1f} s ({request.param})")
-            yield App(port, keys, shots, request.param, drive)
+            yield App(port, keys, shots, request.param, drive, env)
         finally:
             server.terminate()
             server.wait(30)
@@ -499,9 +501,15 @@ def test_auditor_finds_the_question_and_opens_its_record(app, browser):
     wait(driver).until(lambda d: "text=vacation" in d.current_url)
     rows = driver.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr")
     assert rows and all("alice" in row.text and ASK_ROUTE in row.text for row in rows)
+    checkpoint = subprocess.run(  # the operator's `rag audit checkpoint`, as cron would run it
+        [sys.executable, "-m", "cli", "audit", "checkpoint"], env=app.env, capture_output=True, text=True
+    )
+    assert checkpoint.returncode == 0, checkpoint.stderr
+    head = json.loads(Path(app.env["RAG_AUDIT_CHECKPOINT_FILE"]).read_text())["head_seq"]
     driver.find_element(By.ID, "verify-chain").click()
     wait(driver).until(lambda d: d.find_element(By.ID, "verify-result").text.startswith("Chain"))
-    assert driver.find_element(By.ID, "verify-result").text.startswith("Chain intact: ")
+    verdict = driver.find_element(By.ID, "verify-result").text
+    assert verdict.startswith("Chain intact: ") and f"last checkpoint #{head} " in verdict, verdict
     shoot(driver, app, "audit")
     csv_link = driver.find_element(By.ID, "export-csv").get_attribute("href")
     rows[0].find_element(By.CSS_SELECTOR, ".record-link").click()

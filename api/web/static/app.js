@@ -566,9 +566,14 @@
         if (!response.ok) { out.textContent = await errorText(response); return; }
         const v = await response.json();
         out.className = v.ok ? "ok" : "error";
-        out.textContent = v.ok
+        const cp = v.checkpoint;
+        const against = cp
+          ? "; last checkpoint #" + cp.head_seq + " " + String(cp.head_hash || "").slice(0, 16) + "… of " + cp.created_at
+          : "; no checkpoint configured (RAG_AUDIT_CHECKPOINT_FILE), so a truncated log would not show";
+        out.textContent = (v.ok
           ? "Chain intact: " + v.records + " records, head #" + v.head_seq + " " + v.head_hash.slice(0, 16) + "…"
-          : "Chain broken at record " + v.first_bad.seq + ": " + v.first_bad.reason;
+          : "Chain broken at record " + (v.first_bad.seq === null ? "?" : v.first_bad.seq) + ": " + v.first_bad.reason)
+          + against;
         out.title = v.head_hash;
       } finally { button.disabled = false; }
     });
