@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import pickle
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -32,7 +33,7 @@ sys.path.insert(0, str(REPO))
 GRID_K = [10, 30, 60, 100]
 GRID_KEYWORD_WEIGHT = [0.5, 0.75, 1.0, 1.5]
 GRID_DEPTH = [50, 100, 300]
-GRID_ALPHA = [0.3, 0.4, 0.5, 0.6, 0.7]
+GRID_ALPHA = [0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.8]
 MAX_DEPTH = max(GRID_DEPTH)
 
 
@@ -54,6 +55,9 @@ def main() -> None:
     )
     parser.add_argument("--cache", type=Path, help="embedding cache file of bench/embed_cache.py")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--rankings", type=Path, help="folder keeping each collection's dense and BM25 rankings between runs"
+    )
     args = parser.parse_args()
 
     from sqlalchemy import select
@@ -82,9 +86,24 @@ def main() -> None:
                 doc = json.loads(line)
                 if doc["_id"] in queries:
                     texts[doc["_id"]] = doc["text"]
-        return sum(texts.get(q) == t for q, t in queries.items()) > len(queries) / 2
+        present = [q for q in queries if q in texts]  # a sample keeps only some of them
+        return sum(texts[q] == queries[q] for q in present) > len(present) / 2
 
-    def load(folder: Path, work: str, split_halves: bool = True) -> dict:
+    def rankings(snapshot, queries: dict[str, str], qids: list[str]) -> tuple[dict, dict]:
+        """Each query's dense and BM25 chunk rankings, MAX_DEPTH deep: computed once, fused offline."""
+        vectors = embedder.embed([queries[q] for q in qids])
+        scores, ids = snapshot.vector.search(vectors, MAX_DEPTH)
+        dense = {
+            q: [(int(i), float(s)) for i, s in zip(ids[n], scores[n], strict=True) if i >= 0]
+            for n, q in enumerate(qids)
+        }
+        keyword = {}
+        for q in qids:
+            kscores, kids = snapshot.keyword.search(queries[q], MAX_DEPTH, None)
+            keyword[q] = list(zip(kids.tolist(), kscores.tolist(), strict=True))
+        return dense, keyword
+
+    def load(folder: Path, work: str) -> dict:
         work_dir = Path(work) if work else base.data_dir / "eval" / folder.resolve().name
         settings = base.model_copy(update={"data_dir": work_dir, "database_url": None})
         factory = make_sessionmaker(make_engine(settings))
@@ -104,16 +123,17 @@ def main() -> None:
             tune_ids, report_ids = halves(list(test.queries))
             queries, qrels = test.queries, test.qrels
         qids = list(queries)
-        vectors = embedder.embed([queries[q] for q in qids])
-        scores, ids = snapshot.vector.search(vectors, MAX_DEPTH)
-        dense = {
-            q: [(int(i), float(s)) for i, s in zip(ids[n], scores[n], strict=True) if i >= 0]
-            for n, q in enumerate(qids)
-        }
-        keyword = {}
-        for q in qids:
-            kscores, kids = snapshot.keyword.search(queries[q], MAX_DEPTH, None)
-            keyword[q] = list(zip(kids.tolist(), kscores.tolist(), strict=True))
+        key = hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:16]
+        kept = args.rankings / f"{folder.resolve().name}-{key}.pkl" if args.rankings else None
+        if kept and kept.is_file():
+            with open(kept, "rb") as f:
+                dense, keyword = pickle.load(f)
+        else:
+            dense, keyword = rankings(snapshot, queries, qids)
+            if kept:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                with open(kept, "wb") as f:
+                    pickle.dump((dense, keyword), f)
         return {
             "doc_of_chunk": doc_of_chunk,
             "dense": dense,
@@ -160,6 +180,7 @@ def main() -> None:
     grid += [FusionParams(method="convex", alpha=a, depth=d) for a, d in itertools.product(GRID_ALPHA, GRID_DEPTH)]
     grid += [FusionParams(method="zscore", alpha=a, depth=d) for a, d in itertools.product(GRID_ALPHA, GRID_DEPTH)]
     grid += [FusionParams(method="adaptive", alpha=a, depth=d) for a, d in itertools.product(GRID_ALPHA, GRID_DEPTH)]
+    grid += [FusionParams(method="tmm", alpha=a, depth=d) for a, d in itertools.product(GRID_ALPHA, GRID_DEPTH)]
     results = []
     for params in grid:
         per = {n: run(c, c["tune"], fused(c, params))["ndcg@10"] for n, c in collections.items()}
@@ -206,7 +227,7 @@ def main() -> None:
         "held_out_ndcg@10_of_runners_up": [
             (asdict(p), {n: round(run(c, c["report"], fused(c, p))["ndcg@10"], 4) for n, c in collections.items()})
             for p in [p for _, _, p in results[:5]]
-            + [next(p for _, _, p in results if p.method == m) for m in ("convex", "zscore", "adaptive", "rrf")]
+            + [next(p for _, _, p in results if p.method == m) for m in ("convex", "zscore", "adaptive", "tmm", "rrf")]
         ],
         "grid": len(grid),
     }
