@@ -2,6 +2,9 @@
 
 from rag.retrieval import FusionParams, adaptive_alpha, fuse, fuse_tmm, fuse_zscore
 
+# what bench/tune_fusion.py chose on the tuning halves and the README reports (issue 18)
+DEFAULT_METHOD, DEFAULT_ALPHA = "convex", 0.5
+
 
 def test_zscore_ranks_by_standardised_scores_and_floors_missing_candidates():
     dense = [(1, 0.9), (2, 0.5), (3, 0.4)]
@@ -51,3 +54,43 @@ def test_tmm_edges():
     # all-zero BM25 scores (no query term anywhere) contribute nothing rather than dividing by zero
     assert [h.chunk_id for h in fuse_tmm([(1, 0.3), (2, 0.2)], [(2, 0.0)], 0.5, 10)] == [1, 2]
     assert [h.chunk_id for h in fuse_tmm([(5, 0.3)], [(4, 1.0)], 0.5, 1)] == [4]  # ties broken by id
+
+
+def test_rag_eval_beir_fuses_with_the_shipped_default(tmp_path, monkeypatch):
+    """The table in the README is `rag eval beir`'s: the command must fuse with the settings' default
+    (the value bench/tune_fusion.py chose), not a setting of its own."""
+    import json
+
+    from click.testing import CliRunner
+
+    import cli.runtime
+    import rag.retrieval
+    from cli.main import main
+    from rag.service import fusion_params
+    from rag.settings import Settings
+    from tests.fakes import FakeEmbedder
+
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    docs = {"d1": "Vitamin D deficiency and bone density.", "d2": "Sea ice extent in the Arctic.", "d3": "Bone loss."}
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in docs.items())
+    )
+    (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "vitamin D and bone"}) + "\n")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(cli.runtime.Runtime, "embedder", property(lambda self: FakeEmbedder()))
+    used = []
+    real_fuse = rag.retrieval.fuse
+
+    def recording_fuse(dense, keyword, params, top_k):
+        used.append(params)
+        return real_fuse(dense, keyword, params, top_k)
+
+    monkeypatch.setattr(rag.retrieval, "fuse", recording_fuse)
+    out = CliRunner().invoke(main, ["eval", "beir", str(folder), "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output.splitlines()[-1])["queries"] == 1
+    default = fusion_params(Settings(_env_file=None))
+    assert used == [default]
+    assert (default.method, default.alpha) == (DEFAULT_METHOD, DEFAULT_ALPHA)
