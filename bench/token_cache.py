@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import embed_cache  # noqa: E402
+import embed_cache
 
 
 class TokenCachingEmbedder(embed_cache.CachingEmbedder):

@@ -96,7 +96,9 @@ def pdf_heading_lines(path: Path) -> frozenset[str] | None:
     return frozenset(
         text
         for text, size, bold in lines
-        if text and len(text.split()) <= HEADING_MAX_WORDS and (size >= HEADING_SIZE_RATIO * body or (bold and size >= body))
+        if text
+        and len(text.split()) <= HEADING_MAX_WORDS
+        and (size >= HEADING_SIZE_RATIO * body or (bold and size >= body))
     )
 
 
@@ -122,9 +124,7 @@ def _split_headings(element: Element, headings: frozenset[str]) -> list[Element]
     return [Element(text=element.text, category=category, page=element.page)]
 
 
-def normalise(
-    elements: Sequence[Element], suffix: str, pdf_headings: frozenset[str] | None = None
-) -> list[Element]:
+def normalise(elements: Sequence[Element], suffix: str, pdf_headings: frozenset[str] | None = None) -> list[Element]:
     """Elements of one document with guessed headings demoted and cut paragraphs joined. `pdf_headings`
     (a PDF's `pdf_heading_lines`) makes its layout the only judge of what is a heading."""
     trust_titles = suffix in MARKUP_HEADINGS

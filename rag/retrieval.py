@@ -120,9 +120,7 @@ def _theoretical(scores: list[float], floor: float) -> list[float]:
     return [max(0.0, s - floor) / span if span > 0 else 0.0 for s in scores]
 
 
-def fuse_tmm(
-    dense: list[tuple[int, float]], keyword: list[tuple[int, float]], alpha: float, top_k: int
-) -> list[Hit]:
+def fuse_tmm(dense: list[tuple[int, float]], keyword: list[tuple[int, float]], alpha: float, top_k: int) -> list[Hit]:
     """Convex fusion with each score scaled from its retriever's *theoretical* floor to the query's best
     (Bruch et al., 2023, TMM), not from the worst candidate. Min-max stretches any ranking to 0-1, so
     a dense ranking whose candidates all sit at nearly the same cosine (a collection or query where the
