@@ -1,6 +1,7 @@
 """Choose the hybrid fusion on several collections at once; report it on each one's held-out queries.
 
-    python bench/tune_fusion.py ../shared/eval/scifact=DIR ../shared/eval/med=DIR ... [--cache FILE] [--json]
+    python bench/tune_fusion.py ../shared/eval/scifact=DIR ../shared/eval/med=DIR ... [--cache FILE]
+        [--cache-by-tokens] [--rankings DIR] [--json]
 
 Each FOLDER=WORK_DIR pair names a BEIR folder and the work dir where `rag eval beir FOLDER --work-dir
 WORK_DIR` ingested it (FOLDER alone: DATA_DIR/eval/<name>). A collection with a train split is tuned on
@@ -13,7 +14,8 @@ scored only for the report: dense alone, BM25 alone, plain RRF (k=60, top-100 of
 default and the chosen setting. A hit whose id is the query's own is dropped where the queries are
 corpus documents (ArguAna; detected from the texts). `--score LABEL:FOLDER=WORK_DIR` adds folders
 (main's chunker, a wrapped copy) scored on their whole test split with the same rows, for a
-before/after table; for test-only collections that split includes the tuning half.
+before/after table; for test-only collections that split includes the tuning half. `--rankings DIR`
+keeps each collection's rankings (by work dir) so a second run embeds and searches nothing.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def main() -> None:
         help="also score this ingested folder on its whole test split (not used for tuning): e.g. main's chunker",
     )
     parser.add_argument("--cache", type=Path, help="embedding cache file of bench/embed_cache.py")
+    parser.add_argument(
+        "--cache-by-tokens", action="store_true", help="the cache is bench/token_cache.py's (keyed by token ids)"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--rankings", type=Path, help="folder keeping each collection's dense and BM25 rankings between runs"
@@ -74,8 +79,9 @@ def main() -> None:
     embedder = load_embedder(base)
     if args.cache:
         from embed_cache import CachingEmbedder
+        from token_cache import TokenCachingEmbedder
 
-        embedder = CachingEmbedder(embedder, args.cache)
+        embedder = (TokenCachingEmbedder if args.cache_by_tokens else CachingEmbedder)(embedder, args.cache)
 
     def own_ids(folder: Path, queries: dict[str, str]) -> bool:
         """ArguAna's rule: queries that are corpus documents (same id, same text) never retrieve themselves.
