@@ -3,7 +3,7 @@
 from rag.retrieval import FusionParams, adaptive_alpha, fuse, fuse_tmm, fuse_zscore
 
 # what bench/tune_fusion.py chose on the tuning halves and the README reports (issue 18)
-DEFAULT_METHOD, DEFAULT_ALPHA = "convex", 0.5
+DEFAULT_METHOD, DEFAULT_ALPHA = "tmm", 0.65
 
 
 def test_zscore_ranks_by_standardised_scores_and_floors_missing_candidates():
