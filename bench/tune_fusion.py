@@ -10,12 +10,13 @@ train and reported on test; one with only a test split is cut in two halves by a
 vectors through the embedding cache of bench/embed_cache.py when --cache is given); the grid is then
 fused offline. The setting chosen is the one with the best mean nDCG@10 over the collections' tuning
 halves (each collection weighs the same), so no single collection decides it. The held-out halves are
-scored only for the report: dense alone, BM25 alone, plain RRF (k=60, top-100 of each), the shipped
-default and the chosen setting. A hit whose id is the query's own is dropped where the queries are
-corpus documents (ArguAna; detected from the texts). `--score LABEL:FOLDER=WORK_DIR` adds folders
-(main's chunker, a wrapped copy) scored on their whole test split with the same rows, for a
-before/after table; for test-only collections that split includes the tuning half. `--rankings DIR`
-keeps each collection's rankings (by work dir) so a second run embeds and searches nothing.
+scored only for the report: dense alone, BM25 alone, plain RRF (k=60, top-100 of each), main's
+default before issue 18 (convex 0.5), the settings' default now and the chosen setting. A hit whose
+id is the query's own is dropped where the queries are corpus documents (ArguAna; detected from the
+texts). `--score LABEL:FOLDER=WORK_DIR` adds folders (main's chunker, a wrapped copy) scored on
+their whole test split with the same rows, for a before/after table; for test-only collections that
+split includes the tuning half. `--rankings DIR` keeps each collection's rankings (by work dir) so a
+second run embeds and searches nothing.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def main() -> None:
     from rag.embedder import load_embedder
     from rag.evaluation import documents_of, load_beir, score
     from rag.retrieval import FusionParams, fuse
+    from rag.service import fusion_params
     from rag.settings import Settings
 
     base = Settings()
@@ -195,6 +197,7 @@ def main() -> None:
     _, chosen_tune, chosen = results[0]
     shipped = FusionParams(method="convex", alpha=0.5, depth=300)  # main's default before issue 18
     rrf60 = FusionParams(method="rrf", rrf_k=60, depth=100)
+    default = fusion_params(base)  # what the settings ship now: what `rag eval beir` fuses with
     table = {}
     for n, c in collections.items():
         rows = {
@@ -202,6 +205,7 @@ def main() -> None:
             "bm25": run(c, c["report"], single(c, "keyword")),
             "rrf60": run(c, c["report"], fused(c, rrf60)),
             "convex0.5": run(c, c["report"], fused(c, shipped)),
+            "default": run(c, c["report"], fused(c, default)),
             "chosen": run(c, c["report"], fused(c, params=chosen)),
         }
         table[n] = {
@@ -218,6 +222,7 @@ def main() -> None:
                 ("bm25", single(c, "keyword")),
                 ("rrf60", fused(c, rrf60)),
                 ("convex0.5", fused(c, shipped)),
+                ("default", fused(c, default)),
                 ("chosen", fused(c, chosen)),
             )
         }
@@ -225,6 +230,7 @@ def main() -> None:
         "chosen": asdict(chosen),
         "chosen_tune_ndcg@10": {n: round(v, 4) for n, v in chosen_tune.items()},
         "main_default": asdict(shipped),
+        "settings_default": asdict(default),
         "held_out": table,
         "whole_test_split": whole,
         "top5_tune": [(round(s, 4), asdict(p)) for s, _, p in results[:5]],
