@@ -1,6 +1,7 @@
 """Choose the hybrid fusion on several collections at once; report it on each one's held-out queries.
 
-    python bench/tune_fusion.py ../shared/eval/scifact=DIR ../shared/eval/med=DIR ... [--cache FILE] [--json]
+    python bench/tune_fusion.py ../shared/eval/scifact=DIR ../shared/eval/med=DIR ... [--cache FILE]
+        [--cache-by-tokens] [--rankings DIR] [--json]
 
 Each FOLDER=WORK_DIR pair names a BEIR folder and the work dir where `rag eval beir FOLDER --work-dir
 WORK_DIR` ingested it (FOLDER alone: DATA_DIR/eval/<name>). A collection with a train split is tuned on
@@ -9,11 +10,13 @@ train and reported on test; one with only a test split is cut in two halves by a
 vectors through the embedding cache of bench/embed_cache.py when --cache is given); the grid is then
 fused offline. The setting chosen is the one with the best mean nDCG@10 over the collections' tuning
 halves (each collection weighs the same), so no single collection decides it. The held-out halves are
-scored only for the report: dense alone, BM25 alone, plain RRF (k=60, top-100 of each), the shipped
-default and the chosen setting. A hit whose id is the query's own is dropped where the queries are
-corpus documents (ArguAna; detected from the texts). `--score LABEL:FOLDER=WORK_DIR` adds folders
-(main's chunker, a wrapped copy) scored on their whole test split with the same rows, for a
-before/after table; for test-only collections that split includes the tuning half.
+scored only for the report: dense alone, BM25 alone, plain RRF (k=60, top-100 of each), main's
+default before issue 18 (convex 0.5), the settings' default now and the chosen setting. A hit whose
+id is the query's own is dropped where the queries are corpus documents (ArguAna; detected from the
+texts). `--score LABEL:FOLDER=WORK_DIR` adds folders (main's chunker, a wrapped copy) scored on
+their whole test split with the same rows, for a before/after table; for test-only collections that
+split includes the tuning half. `--rankings DIR` keeps each collection's rankings (by work dir) so a
+second run embeds and searches nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import pickle
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -32,7 +36,7 @@ sys.path.insert(0, str(REPO))
 GRID_K = [10, 30, 60, 100]
 GRID_KEYWORD_WEIGHT = [0.5, 0.75, 1.0, 1.5]
 GRID_DEPTH = [50, 100, 300]
-GRID_ALPHA = [0.3, 0.4, 0.5, 0.6, 0.7]
+GRID_ALPHA = [0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.8]
 MAX_DEPTH = max(GRID_DEPTH)
 
 
@@ -53,7 +57,13 @@ def main() -> None:
         help="also score this ingested folder on its whole test split (not used for tuning): e.g. main's chunker",
     )
     parser.add_argument("--cache", type=Path, help="embedding cache file of bench/embed_cache.py")
+    parser.add_argument(
+        "--cache-by-tokens", action="store_true", help="the cache is bench/token_cache.py's (keyed by token ids)"
+    )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--rankings", type=Path, help="folder keeping each collection's dense and BM25 rankings between runs"
+    )
     args = parser.parse_args()
 
     from sqlalchemy import select
@@ -64,14 +74,16 @@ def main() -> None:
     from rag.embedder import load_embedder
     from rag.evaluation import documents_of, load_beir, score
     from rag.retrieval import FusionParams, fuse
+    from rag.service import fusion_params
     from rag.settings import Settings
 
     base = Settings()
     embedder = load_embedder(base)
     if args.cache:
         from embed_cache import CachingEmbedder
+        from token_cache import TokenCachingEmbedder
 
-        embedder = CachingEmbedder(embedder, args.cache)
+        embedder = (TokenCachingEmbedder if args.cache_by_tokens else CachingEmbedder)(embedder, args.cache)
 
     def own_ids(folder: Path, queries: dict[str, str]) -> bool:
         """ArguAna's rule: queries that are corpus documents (same id, same text) never retrieve themselves.
@@ -82,9 +94,24 @@ def main() -> None:
                 doc = json.loads(line)
                 if doc["_id"] in queries:
                     texts[doc["_id"]] = doc["text"]
-        return sum(texts.get(q) == t for q, t in queries.items()) > len(queries) / 2
+        present = [q for q in queries if q in texts]  # a sample keeps only some of them
+        return sum(texts[q] == queries[q] for q in present) > len(present) / 2
 
-    def load(folder: Path, work: str, split_halves: bool = True) -> dict:
+    def rankings(snapshot, queries: dict[str, str], qids: list[str]) -> tuple[dict, dict]:
+        """Each query's dense and BM25 chunk rankings, MAX_DEPTH deep: computed once, fused offline."""
+        vectors = embedder.embed([queries[q] for q in qids])
+        scores, ids = snapshot.vector.search(vectors, MAX_DEPTH)
+        dense = {
+            q: [(int(i), float(s)) for i, s in zip(ids[n], scores[n], strict=True) if i >= 0]
+            for n, q in enumerate(qids)
+        }
+        keyword = {}
+        for q in qids:
+            kscores, kids = snapshot.keyword.search(queries[q], MAX_DEPTH, None)
+            keyword[q] = list(zip(kids.tolist(), kscores.tolist(), strict=True))
+        return dense, keyword
+
+    def load(folder: Path, work: str) -> dict:
         work_dir = Path(work) if work else base.data_dir / "eval" / folder.resolve().name
         settings = base.model_copy(update={"data_dir": work_dir, "database_url": None})
         factory = make_sessionmaker(make_engine(settings))
@@ -104,16 +131,17 @@ def main() -> None:
             tune_ids, report_ids = halves(list(test.queries))
             queries, qrels = test.queries, test.qrels
         qids = list(queries)
-        vectors = embedder.embed([queries[q] for q in qids])
-        scores, ids = snapshot.vector.search(vectors, MAX_DEPTH)
-        dense = {
-            q: [(int(i), float(s)) for i, s in zip(ids[n], scores[n], strict=True) if i >= 0]
-            for n, q in enumerate(qids)
-        }
-        keyword = {}
-        for q in qids:
-            kscores, kids = snapshot.keyword.search(queries[q], MAX_DEPTH, None)
-            keyword[q] = list(zip(kids.tolist(), kscores.tolist(), strict=True))
+        key = hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:16]
+        kept = args.rankings / f"{folder.resolve().name}-{key}.pkl" if args.rankings else None
+        if kept and kept.is_file():
+            with open(kept, "rb") as f:
+                dense, keyword = pickle.load(f)
+        else:
+            dense, keyword = rankings(snapshot, queries, qids)
+            if kept:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                with open(kept, "wb") as f:
+                    pickle.dump((dense, keyword), f)
         return {
             "doc_of_chunk": doc_of_chunk,
             "dense": dense,
@@ -160,6 +188,7 @@ def main() -> None:
     grid += [FusionParams(method="convex", alpha=a, depth=d) for a, d in itertools.product(GRID_ALPHA, GRID_DEPTH)]
     grid += [FusionParams(method="zscore", alpha=a, depth=d) for a, d in itertools.product(GRID_ALPHA, GRID_DEPTH)]
     grid += [FusionParams(method="adaptive", alpha=a, depth=d) for a, d in itertools.product(GRID_ALPHA, GRID_DEPTH)]
+    grid += [FusionParams(method="tmm", alpha=a, depth=d) for a, d in itertools.product(GRID_ALPHA, GRID_DEPTH)]
     results = []
     for params in grid:
         per = {n: run(c, c["tune"], fused(c, params))["ndcg@10"] for n, c in collections.items()}
@@ -168,6 +197,7 @@ def main() -> None:
     _, chosen_tune, chosen = results[0]
     shipped = FusionParams(method="convex", alpha=0.5, depth=300)  # main's default before issue 18
     rrf60 = FusionParams(method="rrf", rrf_k=60, depth=100)
+    default = fusion_params(base)  # what the settings ship now: what `rag eval beir` fuses with
     table = {}
     for n, c in collections.items():
         rows = {
@@ -175,6 +205,7 @@ def main() -> None:
             "bm25": run(c, c["report"], single(c, "keyword")),
             "rrf60": run(c, c["report"], fused(c, rrf60)),
             "convex0.5": run(c, c["report"], fused(c, shipped)),
+            "default": run(c, c["report"], fused(c, default)),
             "chosen": run(c, c["report"], fused(c, params=chosen)),
         }
         table[n] = {
@@ -191,6 +222,7 @@ def main() -> None:
                 ("bm25", single(c, "keyword")),
                 ("rrf60", fused(c, rrf60)),
                 ("convex0.5", fused(c, shipped)),
+                ("default", fused(c, default)),
                 ("chosen", fused(c, chosen)),
             )
         }
@@ -198,6 +230,7 @@ def main() -> None:
         "chosen": asdict(chosen),
         "chosen_tune_ndcg@10": {n: round(v, 4) for n, v in chosen_tune.items()},
         "main_default": asdict(shipped),
+        "settings_default": asdict(default),
         "held_out": table,
         "whole_test_split": whole,
         "top5_tune": [(round(s, 4), asdict(p)) for s, _, p in results[:5]],
@@ -206,7 +239,7 @@ def main() -> None:
         "held_out_ndcg@10_of_runners_up": [
             (asdict(p), {n: round(run(c, c["report"], fused(c, p))["ndcg@10"], 4) for n, c in collections.items()})
             for p in [p for _, _, p in results[:5]]
-            + [next(p for _, _, p in results if p.method == m) for m in ("convex", "zscore", "adaptive", "rrf")]
+            + [next(p for _, _, p in results if p.method == m) for m in ("convex", "zscore", "adaptive", "tmm", "rrf")]
         ],
         "grid": len(grid),
     }

@@ -139,15 +139,19 @@ def parse_file(path: Path, *, max_bytes: int, ocr: str = "auto") -> list[Element
     except Exception as exc:  # noqa: BLE001 - any parser failure is this file's failure only
         raise ParseError(_describe(exc)) from None
 
+    # A PDF's headings are the lines its fonts set apart (issue 18), not the short lines unstructured guesses.
+    headings = structure.pdf_heading_lines(path) if suffix == ".pdf" else None
     result = []
     for e in elements:
         category = getattr(e, "category", "Text")
         text = _table_text(e) if category == "Table" else getattr(e, "text", "") or ""
         text = _CONTROL.sub("", text).strip()
+        if text and category in _SKIPPED_CATEGORIES and headings and " ".join(text.split()) in headings:
+            category = "Title"  # a title at the top of a page is not a running header when its font says so
         if not text or category in _SKIPPED_CATEGORIES:
             continue
         result.append(Element(text=text, category=category, page=getattr(e.metadata, "page_number", None)))
-    result = structure.normalise(result, suffix)
+    result = structure.normalise(result, suffix, headings)
     if not result:
         hint = (
             "" if ocr_available() or suffix != ".pdf" else " (scanned? install tesseract-ocr and poppler-utils for OCR)"
