@@ -112,18 +112,32 @@ def check() -> None:
 def reindex() -> None:
     """Rebuild the indexes from the database (stored embeddings: nothing is re-embedded)."""
     from ingest.indexing import ann_policy, publish, stored_dim
+    from ingest.vectors import plan_for
+    from rag import model_registry as registry
+    from rag.model_loader import ModelEmbedders
 
     rt = Runtime()
     dim = stored_dim(rt.factory) or rt.embedder.dim
-    result = publish(
-        rt.engine,
-        rt.factory,
-        rt.settings.index_dir,
-        dim,
-        keep=rt.settings.keep_generations,
-        rebuild=True,
-        ann=ann_policy(rt.settings),
-    )
+    models = ModelEmbedders(rt.settings, rt.factory)  # the serving model's vectors, pinned as before
+
+    def protect() -> frozenset[str]:
+        with rt.factory() as session:
+            return registry.protected_generations(session)
+
+    try:
+        result = publish(
+            rt.engine,
+            rt.factory,
+            rt.settings.index_dir,
+            dim,
+            keep=rt.settings.keep_generations,
+            rebuild=True,
+            ann=ann_policy(rt.settings),
+            vectors=lambda manifest: plan_for(rt.settings, rt.factory, models, manifest),
+            protect=protect,
+        )
+    except RagError as exc:
+        fail(str(exc))
     gen = result.manifest.generation if result.manifest else 0
     click.echo(f"ok: generation {gen} with {result.added} chunks")
 

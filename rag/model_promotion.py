@@ -15,7 +15,14 @@ from rag.settings import Settings
 
 
 def request_promotion(
-    session: Session, settings: Settings, model_id: int, actor: str, *, force: bool, state: str = jobs.QUEUED
+    session: Session,
+    settings: Settings,
+    model_id: int,
+    actor: str,
+    *,
+    force: bool,
+    state: str = jobs.QUEUED,
+    worker_id: str | None = None,
 ) -> IngestionJob:
     """Checks the gate now (so a refusal says why at once) and queues the re-embedding job; the job
     checks again when it runs. One promotion at a time."""
@@ -29,7 +36,7 @@ def request_promotion(
         jobs.REEMBED,
         {"model_id": model.id, "actor": actor, "force": force},
         state=state,  # type: ignore[arg-type]
-        worker_id=None,
+        worker_id=worker_id,
     )
 
 

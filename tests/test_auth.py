@@ -52,6 +52,11 @@ ROUTES = {
     ("GET", "/v1/feedback"): None,
     ("GET", "/admin/feedback"): None,
     ("GET", "/admin/users"): None,
+    ("GET", "/v1/embedders"): None,
+    ("GET", "/v1/embedders/{model_id}"): None,
+    ("POST", "/v1/embedders/{model_id}/promote"): {},
+    ("POST", "/v1/embedders/rollback"): None,
+    ("POST", "/v1/embedders/{model_id}/retire"): None,
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/signin"), ("POST", "/signin")}  # the sign-in page is audited, though
 ASK = {"/v1/search", "/v1/query", "/v1/models", "/v1/chat/completions", "/v1/documents"}
@@ -141,7 +146,7 @@ def _code(r) -> str | None:
 
 
 def _call(client, method, path, body, headers):
-    path = path.format(job_id=1, name="employee1", key_id=999, document_id=1, seq=1, chunk_id=1)
+    path = path.format(job_id=1, name="employee1", key_id=999, document_id=1, seq=1, chunk_id=1, model_id=999)
     return client.request(method, path, json=body, headers=headers)
 
 
