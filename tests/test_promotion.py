@@ -222,7 +222,7 @@ def test_kill_during_reembedding_resumes_to_the_same_result(settings, db, cli_en
     _, factory = db
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    for n in range(40):
+    for n in range(100):
         (corpus / f"doc-{n:02d}.md").write_text(
             f"# Chapter {n}\n\n" + "\n\n".join(fixtures.paragraphs(900 + n, 12)), encoding="utf-8"
         )
