@@ -25,7 +25,21 @@ def main(verbose: bool) -> None:
 
 
 for command in (
-    ingest, worker, check, reindex, jobs, serve, ask, search, route, users, audit, llm, eval_group, models, tune
+    ingest,
+    worker,
+    check,
+    reindex,
+    jobs,
+    serve,
+    ask,
+    search,
+    route,
+    users,
+    audit,
+    llm,
+    eval_group,
+    models,
+    tune,
 ):
     main.add_command(command)
 

@@ -50,8 +50,12 @@ def _audit(rt: Runtime, action: str, status: int, target: dict, error: str | Non
         detail["error"] = error
     rt.audit_log().append(
         AuditEntry(
-            request_id=uuid.uuid4().hex, route=f"cli:models {action}", status=status, principal="operator",
-            role="admin", detail=detail,
+            request_id=uuid.uuid4().hex,
+            route=f"cli:models {action}",
+            status=status,
+            principal="operator",
+            role="admin",
+            detail=detail,
         )
     )
 
@@ -117,7 +121,9 @@ def models_show(model_id: int, as_json: bool) -> None:
 @models.command(name="evaluate")
 @click.argument("model_id", type=MODEL_ID)
 @click.option(
-    "--beir", "beir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+    "--beir",
+    "beir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A labelled BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) to score on as well.",
 )
 @click.option("--split", default="test", show_default=True, help="qrels split of --beir.")
@@ -177,14 +183,22 @@ def models_promote(model_id: int, force: bool, queue: bool, as_json: bool) -> No
     with rt.factory() as session:
         resumable = jobs.active_model_job(session, jobs.REEMBED)
         try:
-            if resumable is not None and resumable.state == jobs.RUNNING and (resumable.params or {}).get(
-                "model_id"
-            ) == model_id and (resumable.worker_id or "").startswith("cli:"):
+            if (
+                resumable is not None
+                and resumable.state == jobs.RUNNING
+                and (resumable.params or {}).get("model_id") == model_id
+                and (resumable.worker_id or "").startswith("cli:")
+            ):
                 job = resumable  # a promotion from the CLI that was killed: resume it
             else:
                 job = request_promotion(
-                    session, rt.settings, model_id, "operator", force=force,
-                    state=jobs.QUEUED if queue else jobs.RUNNING, worker_id=None if queue else _worker_id(),
+                    session,
+                    rt.settings,
+                    model_id,
+                    "operator",
+                    force=force,
+                    state=jobs.QUEUED if queue else jobs.RUNNING,
+                    worker_id=None if queue else _worker_id(),
                 )
         except RagError as exc:
             _audit(rt, "promote", 422, target, str(exc))
@@ -230,7 +244,9 @@ def models_rollback(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(out))
     else:
-        click.echo(f"model {out['to_id']} is active again (generation {out['generation']}); model {out['from_id']} retired")
+        click.echo(
+            f"model {out['to_id']} is active again (generation {out['generation']}); model {out['from_id']} retired"
+        )
 
 
 @models.command(name="retire")
@@ -258,7 +274,9 @@ def tune() -> None:
 
 @tune.command(name="embedder")
 @click.option("--collection", help="Train on this collection's chunks only (default: all).")
-@click.option("--max-minutes", type=click.FloatRange(0.1, 24 * 60), help="Bound on training time (default RAG_TUNE_MAX_MINUTES).")
+@click.option(
+    "--max-minutes", type=click.FloatRange(0.1, 24 * 60), help="Bound on training time (default RAG_TUNE_MAX_MINUTES)."
+)
 @click.option("--queue", is_flag=True, help="Only enqueue the tuning job for `rag worker`.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: model_id, sha256, heldout, completed.")
 def tune_embedder_command(collection: str | None, max_minutes: float | None, queue: bool, as_json: bool) -> None:
@@ -272,8 +290,12 @@ def tune_embedder_command(collection: str | None, max_minutes: float | None, que
     params = {"collection": collection, "max_minutes": max_minutes or rt.settings.tune_max_minutes, "actor": "operator"}
     with rt.factory() as session:
         job = jobs.create_model_job(
-            session, jobs.TUNE, params, collection=collection or "",
-            state=jobs.QUEUED if queue else jobs.RUNNING, worker_id=None if queue else _worker_id(),
+            session,
+            jobs.TUNE,
+            params,
+            collection=collection or "",
+            state=jobs.QUEUED if queue else jobs.RUNNING,
+            worker_id=None if queue else _worker_id(),
         )
         job_id = job.id
     if queue:

@@ -221,7 +221,11 @@ def publish(
                 to_add, to_remove = db_ids, have
                 if kind == "ivf":
                     vector = FaissVectorIndex.build_ivf(
-                        dim, db_ids, _embeddings(session, db_ids, dim, plan, factory), nlist=ann.nlist, nprobe=ann.nprobe
+                        dim,
+                        db_ids,
+                        _embeddings(session, db_ids, dim, plan, factory),
+                        nlist=ann.nlist,
+                        nprobe=ann.nprobe,
                     )
                 else:
                     vector = FaissVectorIndex(dim)

@@ -43,9 +43,11 @@ def _corpus(settings: Settings, embedder: Embedder, folder: Path, work: Path):
 
 
 def _score(embedder: Embedder, texts: list[str], ids: np.ndarray, keyword, beir, doc_of_chunk, settings) -> dict:
-    vectors = np.concatenate(
-        [embedder.embed(texts[i : i + _EMBED_BATCH]) for i in range(0, len(texts), _EMBED_BATCH)]
-    ) if texts else np.zeros((0, embedder.dim), dtype=np.float32)
+    vectors = (
+        np.concatenate([embedder.embed(texts[i : i + _EMBED_BATCH]) for i in range(0, len(texts), _EMBED_BATCH)])
+        if texts
+        else np.zeros((0, embedder.dim), dtype=np.float32)
+    )
     index = FaissVectorIndex(embedder.dim)
     index.add(ids, vectors)
     search = HybridRetriever(embedder, index, keyword, fusion_params(settings))

@@ -20,9 +20,9 @@ from ingest.chunking import CHUNKER_VERSION
 from ingest.discovery import discover
 from ingest.doc_meta import DocMeta
 from ingest.indexing import ann_policy, publish
-from ingest.vectors import plan_for
 from ingest.parse_pool import ParseConfig, ParsedFile, ParsePool
 from ingest.report import JobReport, Outcome, ProgressCallback
+from ingest.vectors import plan_for
 from rag import jobs
 from rag import model_registry as registry
 from rag.db.models import Chunk, Collection, Document, IngestionJob, JobFile, utcnow

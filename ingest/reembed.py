@@ -124,9 +124,7 @@ class Promoter:
                 before.folder if before is not None and before.folder != manifest.folder else None,
                 actor,
             )
-        return PromotionResult(
-            model.id, previous.id, manifest.generation, manifest.folder, len(ids), embedded, retired
-        )
+        return PromotionResult(model.id, previous.id, manifest.generation, manifest.folder, len(ids), embedded, retired)
 
     def _progress(self, job_id: int, done: int, total: int) -> None:
         with self.factory() as session:

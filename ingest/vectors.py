@@ -62,13 +62,13 @@ def missing(session: Session, plan: ModelVectors, ids: np.ndarray) -> np.ndarray
     have: set[int] = set()
     for batch in _batches(ids):
         have.update(
-            session.scalars(
-                select(Chunk.id).where(Chunk.id.in_(batch), _ingest_model(plan.base_id) == plan.model_id)
-            )
+            session.scalars(select(Chunk.id).where(Chunk.id.in_(batch), _ingest_model(plan.base_id) == plan.model_id))
         )
         have.update(
             session.scalars(
-                select(ChunkVector.chunk_id).where(ChunkVector.chunk_id.in_(batch), ChunkVector.model_id == plan.model_id)
+                select(ChunkVector.chunk_id).where(
+                    ChunkVector.chunk_id.in_(batch), ChunkVector.model_id == plan.model_id
+                )
             )
         )
     return np.asarray([int(i) for i in ids if int(i) not in have], dtype=np.int64)
@@ -123,11 +123,15 @@ def plan_for(settings, factory: sessionmaker[Session], models, manifest) -> Mode
         base = registry.base_model(session, settings)
         model = registry.model_of_manifest(session, settings, manifest)
         if model is None:
-            raise ModelMismatchError(f"the live index names embedder {manifest.model.get('id')}, unknown to the registry")
+            raise ModelMismatchError(
+                f"the live index names embedder {manifest.model.get('id')}, unknown to the registry"
+            )
         session.expunge(model)
         base_id = base.id
     return model_plan(model, base_id, models.get(model))
 
 
 def model_plan(model, base_id: int, embedder: Embedder | None) -> ModelVectors:
-    return ModelVectors(model.id, base_id, model.dim, {"id": model.id, "sha256": model.sha256, "dim": model.dim}, embedder)
+    return ModelVectors(
+        model.id, base_id, model.dim, {"id": model.id, "sha256": model.sha256, "dim": model.dim}, embedder
+    )

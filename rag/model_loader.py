@@ -70,7 +70,9 @@ class ModelEmbedders:
         else:
             embedder = self._load(model)
         if embedder.dim != model.dim:
-            raise ModelMismatchError(f"embedder {model.id} gives {embedder.dim} dimensions, the registry says {model.dim}")
+            raise ModelMismatchError(
+                f"embedder {model.id} gives {embedder.dim} dimensions, the registry says {model.dim}"
+            )
         with self._lock:
             self._loaded[model.id] = embedder
             while len(self._loaded) > _LOADED:
@@ -118,7 +120,8 @@ class ModelEmbedders:
         if manifest.model and (manifest.model.get("sha256") != pin.sha256 or manifest.model.get("dim") != pin.dim):
             raise ModelMismatchError(
                 f"index generation {manifest.generation} names embedder {pin.id} with sha256 "
-                f"{str(manifest.model.get('sha256'))[:12]}, but the registry's has {pin.sha256[:12]}; refusing to search it"
+                f"{str(manifest.model.get('sha256'))[:12]}, but the registry's has {pin.sha256[:12]}; "
+                "refusing to search it"
             )
         embedder = self.get(model)
         if len(self._by_manifest) > 16:

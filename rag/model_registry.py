@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from indexes.generations import GenerationStore, Manifest
 from indexes.durable import sha256_file
+from indexes.generations import GenerationStore, Manifest
 from rag.db.models import ChunkVector, EmbedderModel, utcnow
 from rag.errors import ConfigError, InvalidRequestError, NotFoundError, PromotionRefusedError
 from rag.settings import Settings
@@ -254,7 +254,9 @@ def check_promotable(session: Session, settings: Settings, model: EmbedderModel,
         reasons = gate_reasons(model, active, settings.model_promote_min_gain)
         if reasons:
             raise PromotionRefusedError(
-                f"model {model.id} does not beat active model {active.id}: " + "; ".join(reasons) + " (--force overrides)"
+                f"model {model.id} does not beat active model {active.id}: "
+                + "; ".join(reasons)
+                + " (--force overrides)"
             )
     return active
 

@@ -26,7 +26,6 @@ from rag.model_loader import ModelEmbedders
 from rag.model_promotion import request_promotion, rollback
 from rag.search import Searcher
 from rag.service import build_searcher
-from rag.settings import Settings
 
 from . import fixtures
 from .helpers import HANDBOOK, copy_tree, run_job
@@ -38,23 +37,6 @@ QUERIES = [
     "what to do on the first day",
     "code of conduct harassment",
 ]
-
-
-@pytest.fixture(scope="session")
-def perturbed_model(tmp_path_factory):
-    """A second, real embedder: the packaged model's weights with seeded noise, saved as a folder."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(Settings(_env_file=None).resolved_model_path, device="cpu", local_files_only=True)
-    generator = torch.Generator().manual_seed(14)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2:
-                param.add_(torch.randn(param.shape, generator=generator) * param.std() * 0.25)
-    out = tmp_path_factory.mktemp("perturbed") / "model"
-    model.save(str(out))
-    return out
 
 
 def add_candidate(settings, factory, source, name="perturbed"):
@@ -159,9 +141,12 @@ def test_rollback_restores_the_previous_ranking_exactly_and_ingest_follows_the_a
     run_job(settings, db, real_embedder, handbook)
     with factory() as session:
         new_ids = session.scalars(select(Chunk.id).where(Chunk.embedder_id == model_id)).all()
-        assert new_ids and not session.scalars(
-            select(ChunkVector.chunk_id).where(ChunkVector.chunk_id.in_(new_ids), ChunkVector.model_id == 1)
-        ).all()
+        assert (
+            new_ids
+            and not session.scalars(
+                select(ChunkVector.chunk_id).where(ChunkVector.chunk_id.in_(new_ids), ChunkVector.model_id == 1)
+            ).all()
+        )
 
     out = rollback(settings, engine, factory, "tester")
     assert out["from_id"] == model_id and out["to_id"] == 1
@@ -217,7 +202,9 @@ def test_a_generation_naming_another_model_is_refused(settings, db, real_embedde
         build_searcher(settings, factory, real_embedder).search("vacation days")
 
 
-def test_kill_during_reembedding_resumes_to_the_same_result(settings, db, cli_env, fake_embedder, perturbed_model, tmp_path):
+def test_kill_during_reembedding_resumes_to_the_same_result(
+    settings, db, cli_env, fake_embedder, perturbed_model, tmp_path
+):
     """The ingest uses the fake embedder (fast); the re-embedding is the real candidate's, killed once."""
     _, factory = db
     corpus = tmp_path / "corpus"

@@ -39,9 +39,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "chunk_vectors",
-        sa.Column(
-            "model_id", sa.Integer(), sa.ForeignKey("embedder_models.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("model_id", sa.Integer(), sa.ForeignKey("embedder_models.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("chunk_id", BigId, sa.ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True, index=True),
         sa.Column("embedding", sa.LargeBinary(), nullable=False),
     )
