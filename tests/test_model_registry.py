@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -182,11 +183,13 @@ def test_admin_api_promotes_through_the_worker_rolls_back_and_checks_roles(
     status = client.get(f"/v1/ingest/jobs/{job['job_id']}", headers=admin).json()
     assert status["state"] == "succeeded" and status["done"] == status["total"] > 0
     assert status["result"]["model_id"] == model_id
+    time.sleep(1.1)
     after = client.post("/v1/search", headers=admin, json={"query": "vacation days", "top_k": 5}).json()
     assert after["results"] and [p["score"] for p in after["results"]] != [p["score"] for p in before["results"]]
 
     back = client.post("/v1/embedders/rollback", headers=admin)
     assert back.status_code == 200 and back.json()["from_id"] == model_id and back.json()["to_id"] == 1
+    time.sleep(1.1)
     restored = client.post("/v1/search", headers=admin, json={"query": "vacation days", "top_k": 5}).json()
     assert restored["results"] == before["results"]
     assert client.post("/v1/embedders/rollback", headers=admin).status_code == 422
@@ -196,6 +199,7 @@ def test_admin_api_promotes_through_the_worker_rolls_back_and_checks_roles(
     data = json.loads(manifest.read_text())
     data["model"] = {"id": 77, "sha256": "7" * 64, "dim": 384}
     manifest.write_text(json.dumps(data))
+    time.sleep(1.1)  # the API looks at the manifest once a second
     r = client.post("/v1/search", headers=admin, json={"query": "vacation days"})
     assert r.status_code == 503 and "refusing to search it" in r.json()["error"]["message"]
 
