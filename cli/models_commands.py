@@ -64,6 +64,20 @@ def _worker_id() -> str:
     return f"cli:{socket.gethostname()}:{os.getpid()}"
 
 
+def _abandoned(worker_id: str | None) -> bool:
+    """A job started by a `rag` process on this host that is no longer running (killed)."""
+    parts = (worker_id or "").split(":")
+    if len(parts) != 3 or parts[0] != "cli" or parts[1] != socket.gethostname() or not parts[2].isdigit():
+        return False
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _print_model(model: dict) -> None:
     click.echo(
         f"{model['id']:>4} {model['state']:<9} {model['sha256'][:12]} {model['method']:<14} "

@@ -84,6 +84,12 @@ def active_model_job(session: Session, kind: str) -> IngestionJob | None:
     ).first()
 
 
+def abandon(session: Session, job: IngestionJob, why: str) -> None:
+    """A running job whose process is known dead: failed, with the reason."""
+    job.state, job.error, job.finished_at = FAILED, why, utcnow()
+    session.commit()
+
+
 def queue_within_roots(
     session: Session, path: str, roots: list[Path], collection: str, groups: list[str] | None, label: str | None
 ) -> IngestionJob:
