@@ -164,6 +164,11 @@ def jobs(job_id: int | None, as_json: bool) -> None:
         click.echo(json.dumps(out[0] if job_id is not None else out))
         return
     for item in out:
+        if item["kind"] != "ingest":  # tuning (steps) and re-embedding (chunks) jobs count their own progress
+            click.echo(f"{item['job_id']:>6} {item['state']:<10} {item['done']}/{item['total']} {item['path']}")
+            if item["error"]:
+                click.echo(f"       failed: {item['error']}")
+            continue
         click.echo(
             f"{item['job_id']:>6} {item['state']:<10} {item['files_seen']}/{item['files_total']} files "
             f"(+{item['files_indexed']} ={item['files_unchanged']} -{item['files_deleted']} "
