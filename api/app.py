@@ -22,6 +22,7 @@ from api import (
     conversation_routes,
     feedback_routes,
     ingest_routes,
+    model_routes,
     openai_routes,
     query_routes,
     request_audit,
@@ -149,6 +150,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, generato
     app.include_router(openai_routes.build_router(settings, services, metrics), responses=GATE)
     app.include_router(ingest_routes.build_router(settings, factory), responses=GATE)
     app.include_router(admin_routes.build_router(factory), responses=GATE)
+    app.include_router(model_routes.build_router(settings, engine, factory), responses=GATE)
     app.include_router(routing_routes.build_router(settings, services, factory), responses=GATE)
     app.include_router(audit_routes.build_router(factory, audit_log, settings.audit_checkpoint_file), responses=GATE)
     app.include_router(feedback_routes.build_router(factory), responses=GATE)

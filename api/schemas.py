@@ -78,6 +78,12 @@ class JobStatus(_JobCountsOut):  # type: ignore[misc, valid-type]
     collection: str
     error: str | None = None
     errors: list[FileError] = Field(default_factory=list)
+    kind: Literal["ingest", "tune", "reembed"] = Field(
+        default="ingest", description="ingest; tune: train a candidate embedder; reembed: promote one"
+    )
+    done: int = Field(default=0, description="tune: training steps done; reembed: chunks embedded so far")
+    total: int = Field(default=0, description="tune: steps planned; reembed: chunks to embed")
+    result: dict | None = Field(default=None, description="a model job's outcome, e.g. the model id it made")
 
 
 class ErrorBody(BaseModel):

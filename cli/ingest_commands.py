@@ -112,18 +112,32 @@ def check() -> None:
 def reindex() -> None:
     """Rebuild the indexes from the database (stored embeddings: nothing is re-embedded)."""
     from ingest.indexing import ann_policy, publish, stored_dim
+    from ingest.vectors import plan_for
+    from rag import model_registry as registry
+    from rag.model_loader import ModelEmbedders
 
     rt = Runtime()
     dim = stored_dim(rt.factory) or rt.embedder.dim
-    result = publish(
-        rt.engine,
-        rt.factory,
-        rt.settings.index_dir,
-        dim,
-        keep=rt.settings.keep_generations,
-        rebuild=True,
-        ann=ann_policy(rt.settings),
-    )
+    models = ModelEmbedders(rt.settings, rt.factory)  # the serving model's vectors, pinned as before
+
+    def protect() -> frozenset[str]:
+        with rt.factory() as session:
+            return registry.protected_generations(session)
+
+    try:
+        result = publish(
+            rt.engine,
+            rt.factory,
+            rt.settings.index_dir,
+            dim,
+            keep=rt.settings.keep_generations,
+            rebuild=True,
+            ann=ann_policy(rt.settings),
+            vectors=lambda manifest: plan_for(rt.settings, rt.factory, models, manifest),
+            protect=protect,
+        )
+    except RagError as exc:
+        fail(str(exc))
     gen = result.manifest.generation if result.manifest else 0
     click.echo(f"ok: generation {gen} with {result.added} chunks")
 
@@ -150,6 +164,11 @@ def jobs(job_id: int | None, as_json: bool) -> None:
         click.echo(json.dumps(out[0] if job_id is not None else out))
         return
     for item in out:
+        if item["kind"] != "ingest":  # tuning (steps) and re-embedding (chunks) jobs count their own progress
+            click.echo(f"{item['job_id']:>6} {item['state']:<10} {item['done']}/{item['total']} {item['path']}")
+            if item["error"]:
+                click.echo(f"       failed: {item['error']}")
+            continue
         click.echo(
             f"{item['job_id']:>6} {item['state']:<10} {item['files_seen']}/{item['files_total']} files "
             f"(+{item['files_indexed']} ={item['files_unchanged']} -{item['files_deleted']} "

@@ -10,6 +10,7 @@ from cli.audit_commands import audit
 from cli.eval_commands import eval_group
 from cli.ingest_commands import check, ingest, jobs, reindex, worker
 from cli.model_commands import llm
+from cli.models_commands import models, tune
 from cli.query_commands import ask, route, search, serve
 from cli.user_commands import users
 
@@ -23,7 +24,23 @@ def main(verbose: bool) -> None:
     )
 
 
-for command in (ingest, worker, check, reindex, jobs, serve, ask, search, route, users, audit, llm, eval_group):
+for command in (
+    ingest,
+    worker,
+    check,
+    reindex,
+    jobs,
+    serve,
+    ask,
+    search,
+    route,
+    users,
+    audit,
+    llm,
+    eval_group,
+    models,
+    tune,
+):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """On-disk index generations: each is a complete folder; a manifest written last names the live one.
 
 A crash at any moment leaves the previous manifest pointing at a complete, checksummed generation.
+Each manifest pins the embedder that built its vectors (registry id, weights' SHA-256, dimension);
+a copy of every generation's manifest is kept in its folder once it went live, so switching back to a kept
+generation (a model rollback) is one atomic manifest write.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from indexes.durable import fsync_dir, fsync_tree, sha256_file, write_bytes_atom
 from rag.errors import IndexUnavailableError, IndexWriteError
 
 MANIFEST = "manifest.json"
+PUBLISHED = ".published.json"  # in each generation folder once it went live: its manifest (not checksummed)
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class Manifest:
     files: dict[str, str]  # relative path -> sha256
     watermark: dict = field(default_factory=dict)
     created_at: str = ""
+    # the embedder of the vectors: {"id", "sha256", "dim"}; empty (manifests before issue 14): version 1
+    model: dict = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return json.dumps(self.__dict__, indent=2, sort_keys=True).encode()
@@ -59,11 +65,38 @@ class GenerationStore:
                 problems.append(f"checksum mismatch in {manifest.folder}/{rel}")
         return problems
 
-    def publish(self, write: Callable[[Path], None], watermark: dict) -> Manifest:
+    def kept(self, folder: str) -> Manifest | None:
+        """The manifest a kept generation was published with; None when it is gone or was never copied."""
+        path = self.root / folder / PUBLISHED
+        if not path.is_file():
+            return None
+        try:
+            return Manifest(**json.loads(path.read_bytes()))
+        except (ValueError, TypeError):
+            return None
+
+    def switch(self, manifest: Manifest) -> None:
+        """Make a kept, intact generation live again (atomically); the caller holds the writer lock."""
+        problems = self.verify(manifest)
+        if problems:
+            raise IndexUnavailableError(f"generation {manifest.folder} cannot go live: {problems[0]}")
+        write_bytes_atomic(self.root / MANIFEST, manifest.to_json())
+
+    def _next_number(self, previous: Manifest | None) -> int:
+        """Above every generation ever made live (after a switch back the live one is not the newest);
+        a complete folder never made live (a crash before its switch) is written over."""
+        numbers = [previous.generation if previous else 0]
+        for path in self.root.glob(f"gen-*/{PUBLISHED}"):
+            suffix = path.parent.name[4:]
+            if suffix.isdigit():
+                numbers.append(int(suffix))
+        return max(numbers) + 1
+
+    def publish(self, write: Callable[[Path], None], watermark: dict, model: dict | None = None) -> Manifest:
         """Write a new generation with `write(folder)`, then switch the manifest to it atomically."""
         self.root.mkdir(parents=True, exist_ok=True)
         previous = self.current()
-        number = (previous.generation if previous else 0) + 1
+        number = self._next_number(previous)
         name = f"gen-{number:06d}"
         tmp = self.root / f".{name}.tmp-{os.getpid()}"
         final = self.root / name
@@ -84,8 +117,10 @@ class GenerationStore:
                 files=files,
                 watermark=watermark,
                 created_at=dt.datetime.now(dt.UTC).isoformat(),
+                model=dict(model or {}),
             )
             write_bytes_atomic(self.root / MANIFEST, manifest.to_json())
+            write_bytes_atomic(final / PUBLISHED, manifest.to_json())
         except OSError as exc:
             # the manifest was not switched: the previous generation stays live; the half-written
             # one is removed so a full disk is not left fuller (the next publish redoes the work)
@@ -110,17 +145,19 @@ class GenerationStore:
             return None
         return current.folder if current else None
 
-    def collect_garbage(self, keep: int) -> None:
-        """Drop old generations and leftovers of crashed writes; readers may still hold the newest `keep`."""
+    def collect_garbage(self, keep: int, protect: frozenset[str] = frozenset()) -> None:
+        """Drop old generations and leftovers of crashed writes; readers may still hold the newest `keep`,
+        and `protect` names generations kept for a rollback (those of previously active embedders)."""
         current = self.current()
         if current is None:
             return
         gens = sorted(p for p in self.root.glob("gen-*") if p.is_dir())
-        live = {current.folder}
+        live = {current.folder} | set(protect)
         older = [p for p in gens if p.name < current.folder]
         live.update(p.name for p in older[-(keep - 1) :] if keep > 1)
         for path in gens:
             if path.name not in live:
                 shutil.rmtree(path, ignore_errors=True)
+
         for path in self.root.glob(".gen-*.tmp-*"):
             shutil.rmtree(path, ignore_errors=True)

@@ -9,7 +9,7 @@ is recomputed from both sides each time, a crash anywhere is repaired by the nex
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from indexes.generations import GenerationStore, Manifest
 from indexes.keyword import BM25KeywordIndex
 from indexes.vector import FaissVectorIndex, nlist_for
+from ingest import vectors as model_vectors
 from ingest.locks import index_writer_lock
+from ingest.vectors import ModelVectors
 from rag.db.models import Chunk
-from rag.errors import IndexUnavailableError
+from rag.errors import IndexUnavailableError, ModelMismatchError
 
 _FETCH = 2000
 _TOKENIZE_BATCH = 250_000
@@ -71,7 +73,30 @@ def _texts(session: Session, ids: np.ndarray) -> list[str]:
     return [text_of[int(i)] for i in ids]
 
 
-def _embeddings(session: Session, ids: np.ndarray, dim: int) -> np.ndarray:
+def _pinned_id(manifest: Manifest, plan: ModelVectors) -> int:
+    """The model a live generation's vectors are of (unpinned, older manifests: version 1)."""
+    model_id = manifest.model.get("id") if manifest.model else plan.base_id
+    return model_id if isinstance(model_id, int) else -1
+
+
+def _embeddings(
+    session: Session, ids: np.ndarray, dim: int, plan: ModelVectors | None = None, factory=None
+) -> np.ndarray:
+    """The vectors of `ids` by the plan's model, embedding those it lacks first (without a plan:
+    whatever embedded each chunk). Vectors are read outside the snapshot: a chunk's vector by one
+    model never changes, and those stored after the snapshot began must be seen."""
+    if plan is not None:
+        with factory() as fresh:
+            lacking = model_vectors.missing(fresh, plan, ids)
+        if len(lacking) and plan.embedder is not None:
+            model_vectors.fill(factory, plan, lacking)
+        with factory() as fresh:
+            out, lacking = model_vectors.read(fresh, plan, ids)
+        if len(lacking):
+            raise ModelMismatchError(
+                f"{len(lacking)} chunks have no vector of embedder {plan.model_id} (first id {lacking[0]})"
+            )
+        return out
     out = np.empty((len(ids), dim), dtype=np.float32)
     row_of = {int(i): n for n, i in enumerate(ids)}
     for chunk_id, blob in _column_of(session, Chunk.embedding, ids):
@@ -153,19 +178,30 @@ def publish(
     keep: int = 2,
     rebuild: bool = False,
     ann: AnnPolicy | None = None,
+    vectors: Callable[[Manifest | None], ModelVectors] | None = None,
+    protect: Callable[[], frozenset[str]] | None = None,
 ) -> PublishResult:
-    """Bring the index up to the database, under the writer lock. No-op when nothing changed."""
+    """Bring the index up to the database, under the writer lock. No-op when nothing changed.
+
+    `vectors(live manifest)` names the model whose vectors the new generation holds (pinned in its
+    manifest); its vectors missing in the database are embedded first. A model other than the live
+    generation's rebuilds the vector index whole: that is a model switch. `protect()` names the
+    generations kept for a rollback. Without `vectors`, each chunk's ingest vector is used, unpinned."""
     ann = ann or AnnPolicy()
     store = GenerationStore(index_dir)
     with index_writer_lock(engine, index_dir):
         current = store.current()
+        plan = vectors(current) if vectors is not None else None
         if current is not None and store.verify(current):
             rebuild = True  # a damaged generation is never built upon
-        vector = FaissVectorIndex(dim) if rebuild else load_vector(store, current, dim)
+        switching = plan is not None and current is not None and _pinned_id(current, plan) != plan.model_id
+        dim = plan.dim if plan is not None else dim
+        vector = FaissVectorIndex(dim) if rebuild or switching else load_vector(store, current, dim)
         keyword = BM25KeywordIndex() if rebuild else load_keyword(store, current)
         with _snapshot_session(factory) as session:
             db_ids = _db_ids(session)
             kind, restructure = _wanted_kind(vector, len(db_ids), ann)
+            restructure = restructure or switching
             have = vector.ids()
             to_remove, to_add = _diff(have, db_ids)
             keyword_remove, keyword_add = _diff(keyword.ids(), db_ids)
@@ -185,22 +221,26 @@ def publish(
                 to_add, to_remove = db_ids, have
                 if kind == "ivf":
                     vector = FaissVectorIndex.build_ivf(
-                        dim, db_ids, _embeddings(session, db_ids, dim), nlist=ann.nlist, nprobe=ann.nprobe
+                        dim,
+                        db_ids,
+                        _embeddings(session, db_ids, dim, plan, factory),
+                        nlist=ann.nlist,
+                        nprobe=ann.nprobe,
                     )
                 else:
                     vector = FaissVectorIndex(dim)
-                    vector.add(db_ids, _embeddings(session, db_ids, dim))
+                    vector.add(db_ids, _embeddings(session, db_ids, dim, plan, factory))
             else:
                 vector.remove(to_remove)
-                vector.add(to_add, _embeddings(session, to_add, dim))
+                vector.add(to_add, _embeddings(session, to_add, dim, plan, factory))
             keyword = _update_keyword(session, keyword, keyword_add, keyword_remove)
 
         def write(folder: Path) -> None:
             vector.save(folder)
             keyword.save(folder)
 
-        manifest = store.publish(write, watermark)
-        store.collect_garbage(keep)
+        manifest = store.publish(write, watermark, plan.pin if plan is not None else None)
+        store.collect_garbage(keep, protect() if protect is not None else frozenset())
         return PublishResult(manifest, int(len(to_add)), int(len(to_remove)), changed=True)
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,7 +22,9 @@ from ingest.doc_meta import DocMeta
 from ingest.indexing import ann_policy, publish
 from ingest.parse_pool import ParseConfig, ParsedFile, ParsePool
 from ingest.report import JobReport, Outcome, ProgressCallback
+from ingest.vectors import plan_for
 from rag import jobs
+from rag import model_registry as registry
 from rag.db.models import Chunk, Collection, Document, IngestionJob, JobFile, utcnow
 from rag.errors import NotFoundError, PathNotAllowedError, RagError
 from rag.paths import is_unlinked
@@ -54,6 +56,11 @@ class Ingestor:
         self.engine = engine
         self.factory = factory
         self.embedder = embedder
+        # the registry's models: `embedder` is version 1's; new chunks get the serving model's vectors
+        from rag.model_loader import ModelEmbedders
+
+        self.models = ModelEmbedders(settings, factory, base=embedder)
+        self._serving: tuple[int, Embedder] | None = None
         self.parse_workers = parse_workers
         self.timings = {"hash": 0.0, "parse_wait": 0.0, "embed": 0.0, "write": 0.0, "publish": 0.0}
 
@@ -87,6 +94,8 @@ class Ingestor:
     ) -> None:
         if not is_unlinked(target):
             raise PathNotAllowedError("the job's path was replaced by a link since it was queued; nothing was read")
+        pin, serving = self.models.serving()
+        self._serving = (pin.id, serving)
         found = discover(target)
         root = target
         report.files_total = len(found.files) + len(found.skipped)
@@ -141,9 +150,21 @@ class Ingestor:
             self.embedder.dim,
             keep=self.settings.keep_generations,
             ann=ann_policy(self.settings),
+            vectors=lambda manifest: plan_for(self.settings, self.factory, self.models, manifest),
+            protect=self._protected,
         )
         self.timings["publish"] += time.perf_counter() - started
         self._last_publish = time.monotonic()
+
+    def _protected(self) -> frozenset[str]:
+        with self.factory() as session:
+            return registry.protected_generations(session)
+
+    def _embedding_model(self) -> tuple[int, Embedder]:
+        if self._serving is None:
+            pin, serving = self.models.serving()
+            self._serving = (pin.id, serving)
+        return self._serving
 
     def _parse_embed_commit(
         self,
@@ -201,13 +222,14 @@ class Ingestor:
         if not parsed:
             return
         texts = [c.text for p in parsed for c in p.chunks]
-        stored = self._stored_embeddings(collection_id, [p.path for p in parsed])
+        model_id, embedder = self._embedding_model()
+        stored = self._stored_embeddings(collection_id, [p.path for p in parsed], model_id)
         todo = list(dict.fromkeys(t for t in texts if t not in stored))
         started = time.perf_counter()
         fresh: dict[str, np.ndarray] = {}
         for start in range(0, len(todo), _EMBED_SLICE):
             batch = todo[start : start + _EMBED_SLICE]
-            fresh.update(zip(batch, self.embedder.embed(batch), strict=True))
+            fresh.update(zip(batch, embedder.embed(batch), strict=True))
             report.chunks_embedded += len(batch)
             on_progress(report)
             self._heartbeat(report.job_id)
@@ -223,21 +245,29 @@ class Ingestor:
                 doc_vectors = vectors[offset : offset + len(p.chunks)]
                 offset += len(p.chunks)
                 digest, size = hashes[p.path]
-                outcomes.append(self._commit_document(session, collection_id, p, digest, size, doc_vectors, meta))
+                outcomes.append(
+                    self._commit_document(session, collection_id, p, digest, size, doc_vectors, meta, model_id)
+                )
             self._record_in(session, report, outcomes)
             session.commit()
         self.timings["write"] += time.perf_counter() - started
         on_progress(report)
 
-    def _stored_embeddings(self, collection_id: int, paths: list[str]) -> dict[str, np.ndarray]:
-        """Embeddings these documents' current chunks already have, by text: a re-chunked or edited
-        document embeds only the chunks whose text is new (the embedding depends on the text alone)."""
+    def _stored_embeddings(self, collection_id: int, paths: list[str], model_id: int) -> dict[str, np.ndarray]:
+        """Embeddings these documents' current chunks already have by this model, by text: a re-chunked
+        or edited document embeds only the chunks whose text is new (the embedding depends on the text
+        alone)."""
         dim = self.embedder.dim
+        base_id = self.models.base_id()
         with self.factory() as session:
             rows = session.execute(
                 select(Chunk.text, Chunk.embedding)
                 .join(Document, Chunk.document_id == Document.id)
-                .where(Document.collection_id == collection_id, Document.path.in_(paths))
+                .where(
+                    Document.collection_id == collection_id,
+                    Document.path.in_(paths),
+                    func.coalesce(Chunk.embedder_id, base_id) == model_id,
+                )
             )
             return {text: np.frombuffer(blob, dtype="<f4") for text, blob in rows if blob and len(blob) == dim * 4}
 
@@ -250,11 +280,12 @@ class Ingestor:
         size: int,
         vectors: np.ndarray,
         meta: DocMeta,
+        model_id: int | None = None,
     ) -> Outcome:
         for attempt in range(2):
             try:
                 with session.begin_nested():
-                    return self._replace_chunks(session, collection_id, parsed, digest, size, vectors, meta)
+                    return self._replace_chunks(session, collection_id, parsed, digest, size, vectors, meta, model_id)
             except IntegrityError:
                 # Another worker created this document at the same moment: its row exists now, retry once.
                 if attempt:
@@ -278,6 +309,7 @@ class Ingestor:
         size: int,
         vectors: np.ndarray,
         meta: DocMeta,
+        model_id: int | None = None,
     ) -> Outcome:
         doc = session.scalars(
             select(Document)
@@ -288,7 +320,7 @@ class Ingestor:
             if doc.chunker_version == CHUNKER_VERSION:
                 return Outcome(parsed.path, "unchanged", seconds=parsed.seconds)  # a concurrent worker was first
             meta.apply(session, doc)
-            return self._rechunk(session, doc, parsed, vectors)
+            return self._rechunk(session, doc, parsed, vectors, model_id)
         removed = 0
         if doc is None:
             policy = meta.for_path(parsed.path)
@@ -311,10 +343,12 @@ class Ingestor:
             doc.sha256, doc.version, doc.size_bytes, doc.title = digest, doc.version + 1, size, parsed.title
             doc.chunker_version = CHUNKER_VERSION
             meta.apply(session, doc)
-        added = self._insert_chunks(session, doc, parsed, vectors)
+        added = self._insert_chunks(session, doc, parsed, vectors, model_id)
         return Outcome(parsed.path, "indexed", added=added, removed=removed, seconds=parsed.seconds)
 
-    def _rechunk(self, session: Session, doc: Document, parsed: ParsedFile, vectors: np.ndarray) -> Outcome:
+    def _rechunk(
+        self, session: Session, doc: Document, parsed: ParsedFile, vectors: np.ndarray, model_id: int | None = None
+    ) -> Outcome:
         """The same file cut by a newer chunker: its rows are replaced only if the chunks differ, in
         this document's transaction with its new chunker version (a crash leaves the old version,
         and the next ingest redoes it)."""
@@ -328,11 +362,13 @@ class Ingestor:
         if [(o, t, s, list(p or []), a, b) for o, t, s, p, a, b in old] == new:
             return Outcome(parsed.path, "unchanged", seconds=parsed.seconds)
         removed = session.execute(delete(Chunk).where(Chunk.document_id == doc.id)).rowcount
-        added = self._insert_chunks(session, doc, parsed, vectors)
+        added = self._insert_chunks(session, doc, parsed, vectors, model_id)
         return Outcome(parsed.path, "indexed", added=added, removed=removed, seconds=parsed.seconds)
 
     @staticmethod
-    def _insert_chunks(session: Session, doc: Document, parsed: ParsedFile, vectors: np.ndarray) -> int:
+    def _insert_chunks(
+        session: Session, doc: Document, parsed: ParsedFile, vectors: np.ndarray, model_id: int | None = None
+    ) -> int:
         rows = [
             {
                 "document_id": doc.id,
@@ -346,6 +382,7 @@ class Ingestor:
                 "document_sha256": doc.sha256,
                 "document_version": doc.version,
                 "embedding": vectors[i].astype("<f4").tobytes(),
+                "embedder_id": model_id,
             }
             for i, c in enumerate(parsed.chunks)
         ]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ingest import queue
 from ingest.pipeline import Ingestor
+from rag import jobs
 from rag.errors import DatabaseUnavailableError, RagError
 from rag.settings import Settings
 
@@ -50,12 +51,24 @@ class Worker:
                     break
                 time.sleep(self.settings.worker_poll_s)
                 continue
-            log.info("worker %s runs job %s", self.worker_id, job.id)
+            log.info("worker %s runs job %s (%s)", self.worker_id, job.id, job.kind)
             try:
-                self.ingestor.run(job.id)
+                self._runner(job.kind)(job.id)
             except RagError as exc:
                 log.warning("job %s failed: %s", job.id, exc)
             except Exception as exc:  # noqa: BLE001 - the job is marked failed; the worker lives on
                 log.error("job %s failed unexpectedly: %s", job.id, type(exc).__name__)
             done += 1
         return done
+
+    def _runner(self, kind: str):
+        """Each job kind's runner: ingestion, tuning a candidate embedder, or promoting one."""
+        if kind == jobs.REEMBED:
+            from ingest.reembed import Promoter
+
+            return Promoter(self.settings, self.ingestor.engine, self.factory, self.ingestor.models).run
+        if kind == jobs.TUNE:
+            from ingest.tune_job import Tuner
+
+            return Tuner(self.settings, self.ingestor.engine, self.factory, self.ingestor.models).run
+        return self.ingestor.run

@@ -55,6 +55,10 @@ class InvalidTokenError(AuthenticationError):
     """The bearer token is not a valid token of the configured identity provider."""
 
 
+class PromotionRefusedError(InvalidRequestError):
+    """A candidate embedder did not pass the evaluation gate (or cannot be promoted or rolled back now)."""
+
+
 class PermissionDeniedError(RequestError):
     """Authenticated, but this role may not do this (403)."""
 
@@ -76,6 +80,11 @@ class ConfigError(UnavailableError):
 
 class IndexUnavailableError(UnavailableError):
     """No loadable index generation, or one that disagrees with the database."""
+
+
+class ModelMismatchError(IndexUnavailableError):
+    """The live index generation was built by an embedder this process cannot load as it was pinned
+    (another model, changed weights, another dimension): refused, never searched with a mixed model."""
 
 
 class DatabaseUnavailableError(UnavailableError):

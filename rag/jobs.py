@@ -22,6 +22,10 @@ RUNNING: JobState = "running"
 SUCCEEDED: JobState = "succeeded"
 FAILED: JobState = "failed"
 
+# what a job does (ingestion_jobs.kind): the worker runs each kind with its own runner
+INGEST, TUNE, REEMBED = "ingest", "tune", "reembed"
+JOB_KINDS = (INGEST, TUNE, REEMBED)
+
 
 def create_job(
     session: Session,
@@ -51,6 +55,41 @@ def create_job(
     return job
 
 
+def create_model_job(
+    session: Session,
+    kind: str,
+    params: dict,
+    *,
+    collection: str = "",
+    state: JobState = QUEUED,
+    worker_id: str | None = None,
+) -> IngestionJob:
+    """A tuning or re-embedding job (the model registry's work), queued like an ingestion."""
+    if kind not in (TUNE, REEMBED):
+        raise ValueError(f"not a model job kind: {kind}")
+    label = f"model {params['model_id']}" if kind == REEMBED else f"collection {collection or '*'}"
+    job = create_job(session, f"{kind}: {label}", collection, None, None, state=state, worker_id=worker_id)
+    job.kind, job.params = kind, params
+    session.commit()
+    return job
+
+
+def active_model_job(session: Session, kind: str) -> IngestionJob | None:
+    """A queued or running job of this kind (one promotion at a time)."""
+    return session.scalars(
+        select(IngestionJob)
+        .where(IngestionJob.kind == kind, IngestionJob.state.in_((QUEUED, RUNNING)))
+        .order_by(IngestionJob.id)
+        .limit(1)
+    ).first()
+
+
+def abandon(session: Session, job: IngestionJob, why: str) -> None:
+    """A running job whose process is known dead: failed, with the reason."""
+    job.state, job.error, job.finished_at = FAILED, why, utcnow()
+    session.commit()
+
+
 def queue_within_roots(
     session: Session, path: str, roots: list[Path], collection: str, groups: list[str] | None, label: str | None
 ) -> IngestionJob:
@@ -72,6 +111,10 @@ class JobView:
     counts: JobCounts
     error: str | None = None
     errors: list[FailedFile] = field(default_factory=list)
+    kind: str = INGEST
+    done: int = 0
+    total: int = 0
+    result: dict | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -82,6 +125,10 @@ class JobView:
             **self.counts.as_dict(),
             "error": self.error,
             "errors": [{"path": e.path, "error": e.error} for e in self.errors],
+            "kind": self.kind,
+            "done": self.done,
+            "total": self.total,
+            "result": self.result,
         }
 
 
@@ -106,6 +153,10 @@ def describe(session: Session, job: IngestionJob, *, failed_limit: int | None = 
         counts=JobCounts.of(job),
         error=job.error,
         errors=[FailedFile(f.path, f.error or "") for f in failed],
+        kind=job.kind or INGEST,
+        done=job.done or 0,
+        total=job.total or 0,
+        result=job.result,
     )
 
 

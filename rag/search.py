@@ -11,12 +11,13 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from indexes.generations import MANIFEST
+from indexes.generations import MANIFEST, Manifest
 from indexes.snapshot import IndexSnapshot, load_snapshot
 from rag.access import AccessScope
 from rag.db.models import Chunk, Collection, Document
@@ -66,6 +67,12 @@ class LiveSnapshot:
             return self._snapshot
 
 
+class GenerationEmbedders(Protocol):
+    """Which embedder a generation's vectors need (rag.model_loader.ModelEmbedders)."""
+
+    def for_manifest(self, manifest: Manifest) -> Embedder: ...
+
+
 class Searcher:
     def __init__(
         self,
@@ -74,8 +81,11 @@ class Searcher:
         index_dir: Path,
         fusion: FusionParams | None = None,
         nprobe: int = 64,
+        models: GenerationEmbedders | None = None,
     ) -> None:
+        """With `models`, each query is embedded by the model its generation was built with."""
         self.embedder = embedder
+        self.models = models
         self.factory = factory
         self.live = LiveSnapshot(index_dir, nprobe=nprobe)
         self.fusion = fusion or FusionParams()
@@ -145,11 +155,12 @@ class Searcher:
     ) -> SearchResult:
         """`access` (see rag.access) and `allowed_document_ids` restrict both searches before ranking."""
         snapshot = self.live.get()
-        retriever = HybridRetriever(self.embedder, snapshot.vector, snapshot.keyword, self.fusion)
+        embedder = self.models.for_manifest(snapshot.manifest) if self.models is not None else self.embedder
+        retriever = HybridRetriever(embedder, snapshot.vector, snapshot.keyword, self.fusion)
         with self.factory() as session:
             allowed = self.allowed_chunk_ids(session, filters or SearchFilters(), allowed_document_ids, access)
             t0 = time.perf_counter()
-            vector = self.embedder.embed([query])[0] if mode != "bm25" else None
+            vector = embedder.embed([query])[0] if mode != "bm25" else None
             t1 = time.perf_counter()
             # ask for a few more than top_k: chunks deleted since this generation was published are skipped
             hits = retriever.search(query, top_k + 8, allowed, mode=mode, query_vector=vector)

@@ -29,8 +29,16 @@ def fusion_params(settings: Settings) -> FusionParams:
 
 
 def build_searcher(settings: Settings, factory: sessionmaker[Session], embedder: Embedder) -> Searcher:
-    """The one way a process gets a Searcher: the API, `rag ask`, `rag search` and the evaluators."""
-    return Searcher(embedder, factory, settings.index_dir, fusion_params(settings), nprobe=settings.ann_nprobe)
+    """The one way a process gets a Searcher: the API, `rag ask`, `rag search` and the evaluators.
+
+    `embedder` is version 1's (the configured model); a generation built by another registry model
+    is searched with that model, loaded on first use and verified against its SHA-256."""
+    from rag.model_loader import ModelEmbedders
+
+    models = embedder if isinstance(embedder, ModelEmbedders) else ModelEmbedders(settings, factory, base=embedder)
+    return Searcher(
+        models, factory, settings.index_dir, fusion_params(settings), nprobe=settings.ann_nprobe, models=models
+    )
 
 
 def check_question(text: str, settings: Settings) -> str:

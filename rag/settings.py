@@ -253,6 +253,23 @@ class Settings(BaseSettings):
     fusion_keyword_weight: float = Field(default=1.0, ge=0)
     fusion_depth: int = Field(default=300, ge=1, le=10000, description="candidates each ranking contributes")
 
+    # the embedder model registry (rag/model_registry.py)
+    model_promote_min_gain: float = Field(
+        default=0.005,
+        ge=0.0,
+        le=1.0,
+        description="nDCG@10 a candidate embedder must gain over the active one on every evaluation to be "
+        "promoted without --force",
+    )
+    model_keep_previous: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="previously active embedders whose index generation is kept for an instant rollback; "
+        "older ones are retired at the next promotion",
+    )
+    tune_max_minutes: float = Field(default=30.0, gt=0, le=24 * 60, description="default bound of `rag tune embedder`")
+
     # escalation to a proprietary model (off by default; see rag/routing.py)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
 

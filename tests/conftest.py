@@ -142,3 +142,20 @@ def local_llm_dir(tmp_path_factory):
     from rag.generators.embedded import ensure_local_model
 
     return ensure_local_model(None, tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def perturbed_model(tmp_path_factory):
+    """A second, real embedder: the packaged model's weights with seeded noise, saved as a folder."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(Settings(_env_file=None).resolved_model_path, device="cpu", local_files_only=True)
+    generator = torch.Generator().manual_seed(14)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() >= 2:
+                param.add_(torch.randn(param.shape, generator=generator) * param.std() * 0.25)
+    out = tmp_path_factory.mktemp("perturbed") / "model"
+    model.save(str(out))
+    return out

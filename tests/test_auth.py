@@ -63,6 +63,11 @@ ROUTES = {
     ("DELETE", "/v1/conversations/{conversation_id}"): None,
     ("POST", "/v1/conversations/{conversation_id}/messages"): {"question": "How many vacation days?"},
     ("GET", "/ask/{conversation_id}"): None,
+    ("GET", "/v1/embedders"): None,
+    ("GET", "/v1/embedders/{model_id}"): None,
+    ("POST", "/v1/embedders/{model_id}/promote"): {},
+    ("POST", "/v1/embedders/rollback"): None,
+    ("POST", "/v1/embedders/{model_id}/retire"): None,
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/signin"), ("POST", "/signin")}  # the sign-in page is audited, though
 PUBLIC |= {("GET", "/signin/oidc"), ("GET", "/signin/oidc/callback")}  # the way to the identity provider and back
@@ -156,7 +161,9 @@ def _code(r) -> str | None:
 
 
 def _call(client, method, path, body, headers):
-    path = path.format(job_id=1, name="employee1", key_id=999, document_id=1, seq=1, chunk_id=1, conversation_id=1)
+    path = path.format(
+        job_id=1, name="employee1", key_id=999, document_id=1, seq=1, chunk_id=1, conversation_id=1, model_id=999
+    )
     return client.request(method, path, json=body, headers=headers)
 
 

@@ -103,6 +103,44 @@ class Chunk(Base):
     document_version: Mapped[int] = mapped_column(Integer)
     # float32 little-endian bytes, so indexes can be rebuilt without re-embedding
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    # the registry model (EmbedderModel) that computed `embedding`; None: version 1 (chunks before 0006)
+    embedder_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class EmbedderModel(Base):
+    """One version of the embedder in the registry (rag/model_registry.py): where its weights are, what
+    they hash to, what it was trained on and how it scored; state candidate | active | retired."""
+
+    __tablename__ = "embedder_models"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("embedder_models.id"))
+    sha256: Mapped[str] = mapped_column(String(64))  # of the weight files (model_registry.weights_sha256)
+    path: Mapped[str] = mapped_column(String(4096))
+    dim: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    method: Mapped[str] = mapped_column(String(100))  # packaged | the tuner's method name
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    trained_on: Mapped[dict] = mapped_column(JSON, default=dict)  # generation, watermark, collection, chunks
+    evaluation: Mapped[dict] = mapped_column(JSON, default=dict)  # name -> {candidate, active, active_id, gain}
+    generation: Mapped[str | None] = mapped_column(String(100))  # index folder it serves(d) from, kept for rollback
+    previous_id: Mapped[int | None] = mapped_column(Integer)  # the model active before this one was promoted
+    created_by: Mapped[str] = mapped_column(String(200))
+    promoted_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    promoted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ChunkVector(Base):
+    """A chunk's vector by a model other than the one that embedded it at ingest (re-embedding for a
+    promotion, or catching up after a rollback): each model's vectors stay, so switching is exact."""
+
+    __tablename__ = "chunk_vectors"
+    model_id: Mapped[int] = mapped_column(ForeignKey("embedder_models.id", ondelete="CASCADE"), primary_key=True)
+    chunk_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class IngestionJob(Base):
@@ -124,6 +162,12 @@ class IngestionJob(Base):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
+    # ingest | tune | reembed (rag/jobs.py); model jobs keep their arguments, progress and outcome here
+    kind: Mapped[str] = mapped_column(String(20), default="ingest", server_default="ingest")
+    params: Mapped[dict | None] = mapped_column(JSON)
+    done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    result: Mapped[dict | None] = mapped_column(JSON)
 
 
 for _counter in JOB_COUNTERS:  # one column per counter of rag.types.JobCounts
