@@ -109,7 +109,10 @@ def write_cache(file: Path | None, key: str, choice: Choice) -> None:
         return
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        entries = json.loads(file.read_text()) if file.is_file() else {}
+        try:
+            entries = json.loads(file.read_text()) if file.is_file() else {}
+        except ValueError:
+            entries = {}  # damaged: replaced
         if not isinstance(entries, dict):
             entries = {}
         entries[key] = {k: v for k, v in asdict(choice).items() if k != "cached"}
@@ -152,26 +155,36 @@ def calibrate(
             bulk_s[name] = min(bulk_s[name], _timed(lambda e=embed: e(texts)))
             times = sorted(_timed(lambda e=embed, q=q: e([q])) for q in QUERIES)
             query_s[name] = min(query_s[name], times[len(times) // 2])
-    measured = {
-        name: {
+    measured: dict[str, dict] = {}
+    for name in paths:
+        agrees = {
+            other: round(
+                min(
+                    float(np.min(np.sum(vectors[name] * vectors[other], axis=1))),
+                    float(np.min(np.sum(query_vectors[name] * query_vectors[other], axis=1))),
+                ),
+                5,
+            )
+            for other in paths
+        }
+        measured[name] = {
             "texts_per_s": round(len(texts) / bulk_s[name], 2),
             "query_ms": round(query_s[name] * 1000, 3),
-            "min_cosine": round(float(np.min(np.sum(vectors[name] * reference, axis=1))), 5),
+            "min_cosine": agrees["float32"],
+            "agrees_with": agrees,
         }
-        for name in paths
-    }
-    allowed = list(bulk or paths)
-    eligible = [n for n in allowed if measured[n]["min_cosine"] >= BULK_MIN_COSINE] or ["float32"]
+    return choose(measured, bulk=bulk, query=query)
+
+
+def choose(
+    measured: Mapping[str, Mapping], *, bulk: Sequence[str] | None = None, query: Sequence[str] | None = None
+) -> Choice:
+    """From measured figures: the fastest accurate bulk path (fp32 when none is), then the fastest
+    single-query path whose vectors agree with that bulk path's to QUERY_MIN_COSINE."""
+    eligible = [n for n in (bulk or measured) if measured[n]["min_cosine"] >= BULK_MIN_COSINE] or ["float32"]
     bulk_name = max(eligible, key=lambda n: measured[n]["texts_per_s"])
-    # the query path must agree with the indexed (bulk) vectors, measured on the texts and queries both
-    for name in paths:
-        agree = min(
-            float(np.min(np.sum(vectors[name] * vectors[bulk_name], axis=1))),
-            float(np.min(np.sum(query_vectors[name] * query_vectors[bulk_name], axis=1))),
-        )
-        measured[name]["cosine_to_bulk"] = round(agree, 5)
-    query_ok = [n for n in (query or paths) if n == bulk_name or measured[n]["cosine_to_bulk"] >= QUERY_MIN_COSINE] or [
-        bulk_name
-    ]
+    query_ok = [
+        n for n in (query or measured) if n == bulk_name or measured[n]["agrees_with"][bulk_name] >= QUERY_MIN_COSINE
+    ] or [bulk_name]
     query_name = min(query_ok, key=lambda n: measured[n]["query_ms"])
-    return Choice(bulk_name, query_name, measured)
+    return Choice(bulk_name, query_name, {k: dict(v) for k, v in measured.items()})
