@@ -8,8 +8,10 @@ interleaved, so the machine's drift hits all alike; chunks/s and the ratio to st
 over the rounds (per-round ratios printed too). Also: minimum and mean cosine to the stock vectors,
 the RSS each backend adds when loaded, and with --ndcg SciFact test nDCG@10 (dense search over the
 5,183 abstracts) of stock fp32 against the fastest backend. Backends:
-  rag             the project's embedder as shipped (rag/embedder.py with default settings: on CPUs
-                  with native bf16, weights cast to bfloat16 once, batch 16)
+  rag             the project's embedder as shipped (rag/embedder.py with default settings: the bulk
+                  path chosen by its calibration on this CPU, printed with the calibration figures)
+  rag-<dtype>     the project's embedder forced onto one path: rag-int8 (ONNX Runtime int8, VNNI),
+                  rag-onnx (ONNX Runtime fp32), rag-bfloat16, rag-float32
   st-fp32-64      sentence-transformers fp32, batch 64
   st-bf16-16/64   the weights cast to bfloat16 once, batch 16 and 64
   ort-fp32        ONNX Runtime, the model exported once from the packaged folder (torch.onnx, no
@@ -135,7 +137,20 @@ def make_backend(name: str, path: str, workdir: Path):
         from rag.embedder import load_embedder
         from rag.settings import Settings
 
-        return load_embedder(Settings(_env_file=None)).embed
+        embedder = load_embedder(Settings(_env_file=None))
+        keys = ("texts_per_s", "query_ms", "min_cosine")
+        figures = {k: {m: v[m] for m in keys} for k, v in embedder.calibration.items()}
+        print(
+            f"rag embedder: bulk path {embedder.path}, query path {embedder.query_path} "
+            f"({'cached calibration' if embedder.calibrated_from_cache else 'calibrated now'}: {json.dumps(figures)})",
+            file=sys.stderr,
+        )
+        return embedder.embed
+    if name.startswith("rag-"):  # one path of the project's embedder, forced: rag-int8, rag-onnx, ...
+        from rag.embedder import SentenceTransformerEmbedder
+
+        dtype = name.removeprefix("rag-")
+        return SentenceTransformerEmbedder(path, dtype=dtype, query_dtype=dtype, cache_dir=workdir).embed
     kind, *rest = name.split("-")
     if kind == "st":
         return sentence_transformer(path, rest[0], int(rest[1]))
