@@ -132,12 +132,51 @@ def onnx_runtime(path: str, int8: bool, workdir: Path, batch: int = 64):
     return embed
 
 
+SHIPPED: dict = {}
+
+
+def queries_of(n: int) -> list[str]:
+    return [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text().splitlines()[:n]]
+
+
+def single_queries(stock, queries: list[str], rounds: int = 3) -> dict:
+    """Single-query encode latency: stock fp32 (one text through sentence-transformers) vs the shipped
+    embedder's query path, interleaved per query; p50 of each and the p50 of the per-query ratio."""
+    embedder = SHIPPED["rag"]
+    stock_ms, rag_ms, agree, to_stock = [], [], [], []
+    for _ in range(rounds):
+        for q in queries:
+            t = time.perf_counter()
+            reference = stock([q])[0]
+            stock_ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            vector = embedder.embed_query(q)
+            rag_ms.append((time.perf_counter() - t) * 1000)
+            agree.append(float(vector @ embedder.embed([q])[0]))
+            to_stock.append(float(vector @ reference))
+    out = {
+        "query_path": embedder.query_path,
+        "stock_fp32_p50_ms": round(float(np.median(stock_ms)), 2),
+        "rag_query_p50_ms": round(float(np.median(rag_ms)), 2),
+        "speedup": round(float(np.median(stock_ms)) / float(np.median(rag_ms)), 2),
+        "min_cosine_to_bulk_path": round(min(agree), 5),
+        "min_cosine_to_stock": round(min(to_stock), 5),
+    }
+    print(
+        f"single query ({len(queries)} SciFact claims x {rounds}, interleaved): stock fp32 p50 "
+        f"{out['stock_fp32_p50_ms']} ms, rag query path {embedder.query_path} p50 {out['rag_query_p50_ms']} ms "
+        f"({out['speedup']}x); min cosine to the bulk path {out['min_cosine_to_bulk_path']}",
+        file=sys.stderr,
+    )
+    return out
+
+
 def make_backend(name: str, path: str, workdir: Path):
     if name == "rag":
         from rag.embedder import load_embedder
         from rag.settings import Settings
 
-        embedder = load_embedder(Settings(_env_file=None))
+        embedder = SHIPPED["rag"] = load_embedder(Settings(_env_file=None))
         keys = ("texts_per_s", "query_ms", "min_cosine")
         figures = {k: {m: v[m] for m in keys} for k, v in embedder.calibration.items()}
         print(
@@ -175,6 +214,7 @@ def main() -> None:
     parser.add_argument("--backends", default=ALL)
     parser.add_argument("--rounds", type=int, default=3, help="stock and every backend measured once per round")
     parser.add_argument("--ndcg", action="store_true", help="also SciFact test nDCG@10: stock fp32 vs the best")
+    parser.add_argument("--queries", type=int, default=40, help="single-query latency on this many claims")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
@@ -247,6 +287,8 @@ def main() -> None:
             "rounds": args.rounds,
             "backends": rows,
         }
+        if "rag" in names:
+            result["query"] = single_queries(embedders["stock"], queries_of(args.queries))
         if best:
             say(f"fastest with cosine >= 0.99: {best['backend']} at {best['ratio']:.2f}x stock fp32")
         if best and args.ndcg:

@@ -52,11 +52,8 @@ QUERIES = [
 
 
 def calibration_texts() -> list[str]:
-    """Short, medium and window-filling passages, as ingestion produces them."""
-    texts = _SENTENCES[:4]
-    for i in range(4, 12):
-        texts.append(" ".join(_SENTENCES[(i + j) % len(_SENTENCES)] for j in range(4 if i < 8 else 10)))
-    return texts
+    """Medium and window-filling passages, as ingestion produces them (most chunks fill the window)."""
+    return [" ".join(_SENTENCES[(i + j) % len(_SENTENCES)] for j in range(4 if i < 3 else 12)) for i in range(12)]
 
 
 @dataclass
