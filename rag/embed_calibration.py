@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 BULK_MIN_COSINE = 0.993  # calibration margin over the 0.99 goal measured on real corpora
 QUERY_MIN_COSINE = 0.999
-FORMAT = 1
+FORMAT = 2
 
 _SENTENCES = [
     "Aspirin reduces the risk of myocardial infarction in patients with stable angina.",
