@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 BULK_MIN_COSINE = 0.993  # calibration margin over the 0.99 goal measured on real corpora
 QUERY_MIN_COSINE = 0.999
-FORMAT = 2
+# another bulk path replaces the default one (bf16 on native-bf16 CPUs, else fp32) only when measured
+# this much faster: a short calibration on a busy machine is noisy, and a wrong switch costs more
+SWITCH_MARGIN = 1.2
+FORMAT = 3
 
 _SENTENCES = [
     "Aspirin reduces the risk of myocardial infarction in patients with stable angina.",
@@ -132,6 +135,7 @@ def calibrate(
     bulk: Sequence[str] | None = None,
     query: Sequence[str] | None = None,
     rounds: int = 2,
+    default: str = "float32",
 ) -> Choice:
     """`paths` maps name -> embed function; 'float32' must be among them (the reference). `bulk` and
     `query` restrict the names each choice may take (default: all). When no bulk candidate is accurate
@@ -170,16 +174,23 @@ def calibrate(
             "min_cosine": agrees["float32"],
             "agrees_with": agrees,
         }
-    return choose(measured, bulk=bulk, query=query)
+    return choose(measured, bulk=bulk, query=query, default=default)
 
 
 def choose(
-    measured: Mapping[str, Mapping], *, bulk: Sequence[str] | None = None, query: Sequence[str] | None = None
+    measured: Mapping[str, Mapping],
+    *,
+    bulk: Sequence[str] | None = None,
+    query: Sequence[str] | None = None,
+    default: str = "float32",
 ) -> Choice:
-    """From measured figures: the fastest accurate bulk path (fp32 when none is), then the fastest
-    single-query path whose vectors agree with that bulk path's to QUERY_MIN_COSINE."""
+    """From measured figures: the fastest accurate bulk path (fp32 when none is; `default` unless another
+    is SWITCH_MARGIN faster), then the fastest single-query path whose vectors agree with that bulk
+    path's to QUERY_MIN_COSINE."""
     eligible = [n for n in (bulk or measured) if measured[n]["min_cosine"] >= BULK_MIN_COSINE] or ["float32"]
     bulk_name = max(eligible, key=lambda n: measured[n]["texts_per_s"])
+    if default in eligible and measured[bulk_name]["texts_per_s"] < SWITCH_MARGIN * measured[default]["texts_per_s"]:
+        bulk_name = default
     query_ok = [
         n for n in (query or measured) if n == bulk_name or measured[n]["agrees_with"][bulk_name] >= QUERY_MIN_COSINE
     ] or [bulk_name]

@@ -148,7 +148,8 @@ class SentenceTransformerEmbedder:
         if choice is None or choice.bulk not in bulk or choice.query not in query:
             for name in names:
                 self._build(name)
-            choice = calibrate({n: self._paths[n] for n in names}, bulk=bulk, query=query)
+            default = "bfloat16" if "bfloat16" in bulk else "float32"
+            choice = calibrate({n: self._paths[n] for n in names}, bulk=bulk, query=query, default=default)
             write_cache(file, key, choice)
         self.path, self.query_path = choice.bulk, choice.query
         self.calibration = choice.measured

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rag.embed_calibration import (
     BULK_MIN_COSINE,
     QUERY_MIN_COSINE,
+    SWITCH_MARGIN,
     Choice,
     calibrate,
     choose,
@@ -52,6 +53,15 @@ def test_an_accurate_int8_path_wins_and_then_the_query_path_must_agree_with_it()
     # onnx-float32 is not within QUERY_MIN_COSINE of int8 vectors: the int8 path serves queries too
     assert measured["onnx-float32"]["agrees_with"]["onnx-int8"] < QUERY_MIN_COSINE
     assert choice.query == "onnx-int8"
+
+
+def test_the_default_bulk_path_stays_unless_another_is_clearly_faster():
+    measured = {k: dict(v) for k, v in MEASURED.items()}
+    measured["onnx-float32"]["texts_per_s"] = 27  # within the noise of a short calibration
+    assert choose(measured, default="bfloat16").bulk == "bfloat16"
+    assert choose(measured, default="float32").bulk == "onnx-float32"  # 2.7x fp32
+    measured["onnx-float32"]["texts_per_s"] = 25 * SWITCH_MARGIN + 1
+    assert choose(measured, default="bfloat16").bulk == "onnx-float32"
 
 
 def test_choice_respects_the_allowed_paths_and_falls_back_to_fp32():
