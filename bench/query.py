@@ -31,6 +31,9 @@ from pathlib import Path
 
 from _common import SCIFACT, pct
 
+# bench/ingest.py would shadow the `ingest` package: this folder leaves the import path once _common is in
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 
 def build_corpus(source_db: str, target: Path, copies: int) -> int:
     """Copies every document and chunk (text + stored embedding) `copies` times into a new database."""
