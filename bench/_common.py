@@ -6,7 +6,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SCIFACT = REPO.parent / "shared" / "eval" / "scifact"
+# the shared data sits beside the checkout (../shared) or, from a git worktree, further up
+SCIFACT = next(
+    (p / "shared" / "eval" / "scifact" for p in REPO.parents if (p / "shared" / "eval" / "scifact").is_dir()),
+    REPO.parent / "shared" / "eval" / "scifact",
+)
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 

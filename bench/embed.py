@@ -8,8 +8,10 @@ interleaved, so the machine's drift hits all alike; chunks/s and the ratio to st
 over the rounds (per-round ratios printed too). Also: minimum and mean cosine to the stock vectors,
 the RSS each backend adds when loaded, and with --ndcg SciFact test nDCG@10 (dense search over the
 5,183 abstracts) of stock fp32 against the fastest backend. Backends:
-  rag             the project's embedder as shipped (rag/embedder.py with default settings: on CPUs
-                  with native bf16, weights cast to bfloat16 once, batch 16)
+  rag             the project's embedder as shipped (rag/embedder.py with default settings: the bulk
+                  path chosen by its calibration on this CPU, printed with the calibration figures)
+  rag-<dtype>     the project's embedder forced onto one path: rag-int8 (ONNX Runtime int8, VNNI),
+                  rag-onnx (ONNX Runtime fp32), rag-bfloat16, rag-float32
   st-fp32-64      sentence-transformers fp32, batch 64
   st-bf16-16/64   the weights cast to bfloat16 once, batch 16 and 64
   ort-fp32        ONNX Runtime, the model exported once from the packaged folder (torch.onnx, no
@@ -130,12 +132,64 @@ def onnx_runtime(path: str, int8: bool, workdir: Path, batch: int = 64):
     return embed
 
 
+SHIPPED: dict = {}
+
+
+def queries_of(n: int) -> list[str]:
+    return [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text().splitlines()[:n]]
+
+
+def single_queries(stock, queries: list[str], rounds: int = 3) -> dict:
+    """Single-query encode latency: stock fp32 (one text through sentence-transformers) vs the shipped
+    embedder's query path, interleaved per query; p50 of each and the p50 of the per-query ratio."""
+    embedder = SHIPPED["rag"]
+    stock_ms, rag_ms, agree, to_stock = [], [], [], []
+    for _ in range(rounds):
+        for q in queries:
+            t = time.perf_counter()
+            reference = stock([q])[0]
+            stock_ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            vector = embedder.embed_query(q)
+            rag_ms.append((time.perf_counter() - t) * 1000)
+            agree.append(float(vector @ embedder.embed([q])[0]))
+            to_stock.append(float(vector @ reference))
+    out = {
+        "query_path": embedder.query_path,
+        "stock_fp32_p50_ms": round(float(np.median(stock_ms)), 2),
+        "rag_query_p50_ms": round(float(np.median(rag_ms)), 2),
+        "speedup": round(float(np.median(stock_ms)) / float(np.median(rag_ms)), 2),
+        "min_cosine_to_bulk_path": round(min(agree), 5),
+        "min_cosine_to_stock": round(min(to_stock), 5),
+    }
+    print(
+        f"single query ({len(queries)} SciFact claims x {rounds}, interleaved): stock fp32 p50 "
+        f"{out['stock_fp32_p50_ms']} ms, rag query path {embedder.query_path} p50 {out['rag_query_p50_ms']} ms "
+        f"({out['speedup']}x); min cosine to the bulk path {out['min_cosine_to_bulk_path']}",
+        file=sys.stderr,
+    )
+    return out
+
+
 def make_backend(name: str, path: str, workdir: Path):
     if name == "rag":
         from rag.embedder import load_embedder
         from rag.settings import Settings
 
-        return load_embedder(Settings(_env_file=None)).embed
+        embedder = SHIPPED["rag"] = load_embedder(Settings(_env_file=None))
+        keys = ("texts_per_s", "query_ms", "min_cosine")
+        figures = {k: {m: v[m] for m in keys} for k, v in embedder.calibration.items()}
+        print(
+            f"rag embedder: bulk path {embedder.path}, query path {embedder.query_path} "
+            f"({'cached calibration' if embedder.calibrated_from_cache else 'calibrated now'}: {json.dumps(figures)})",
+            file=sys.stderr,
+        )
+        return embedder.embed
+    if name.startswith("rag-"):  # one path of the project's embedder, forced: rag-int8, rag-onnx, ...
+        from rag.embedder import SentenceTransformerEmbedder
+
+        dtype = name.removeprefix("rag-")
+        return SentenceTransformerEmbedder(path, dtype=dtype, query_dtype=dtype, cache_dir=workdir).embed
     kind, *rest = name.split("-")
     if kind == "st":
         return sentence_transformer(path, rest[0], int(rest[1]))
@@ -160,6 +214,7 @@ def main() -> None:
     parser.add_argument("--backends", default=ALL)
     parser.add_argument("--rounds", type=int, default=3, help="stock and every backend measured once per round")
     parser.add_argument("--ndcg", action="store_true", help="also SciFact test nDCG@10: stock fp32 vs the best")
+    parser.add_argument("--queries", type=int, default=40, help="single-query latency on this many claims")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
@@ -232,6 +287,8 @@ def main() -> None:
             "rounds": args.rounds,
             "backends": rows,
         }
+        if "rag" in names:
+            result["query"] = single_queries(embedders["stock"], queries_of(args.queries))
         if best:
             say(f"fastest with cosine >= 0.99: {best['backend']} at {best['ratio']:.2f}x stock fp32")
         if best and args.ndcg:

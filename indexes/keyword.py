@@ -110,13 +110,13 @@ class Segment:
     def live_ids(self) -> np.ndarray:
         return self.ids if self.alive is None else self.ids[self.alive]
 
-    def postings(self, term_hash: np.uint64) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, tf) of one term, tombstoned rows dropped."""
+    def postings(self, term_hash: np.uint64, *, drop_deleted: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, tf) of one term, tombstoned rows dropped unless the caller's own mask drops them."""
         at = int(np.searchsorted(self.terms, term_hash))
         if at >= len(self.terms) or self.terms[at] != term_hash:
             return _EMPTY_ROWS, _EMPTY_TF
         rows, tf = self.rows[self.indptr[at] : self.indptr[at + 1]], self.tf[self.indptr[at] : self.indptr[at + 1]]
-        if self.alive is not None:
+        if drop_deleted and self.alive is not None:
             keep = self.alive[rows]
             rows, tf = rows[keep], tf[keep]
         return rows, tf
@@ -307,18 +307,19 @@ class BM25KeywordIndex:
                 allowed_ids = np.sort(allowed_ids)
         hashes = _hash_terms(tokens[0])
         unique, counts = np.unique(hashes, return_counts=True)  # a repeated query word counts again
-        postings = [[s.postings(h) for h in unique] for s in self._segments]
         if allowed_ids is None:
             docs, avg_len = self._docs, self._avg_len
+            postings = [[s.postings(h) for h in unique] for s in self._segments]
         else:
             masks, docs, total_len = self._masks_for(allowed_ids)
             if not docs:
                 return _NO_HITS
             avg_len = total_len / docs
-            # only allowed postings compete, and only they count in the statistics
+            # only allowed postings compete, and only they count in the statistics; the masks already
+            # exclude tombstoned rows, so the postings are filtered once, not twice
             postings = [
-                [_kept(rows, tf, mask) for rows, tf in seg_postings]
-                for mask, seg_postings in zip(masks, postings, strict=True)
+                [_kept(*s.postings(h, drop_deleted=False), mask) for h in unique]
+                for s, mask in zip(self._segments, masks, strict=True)
             ]
         df = np.array([sum(len(p[t][0]) for p in postings) for t in range(len(unique))], dtype=np.float64)
         idf = np.log(1 + (docs - df + 0.5) / (df + 0.5)) * counts

@@ -80,7 +80,7 @@ class ModelEmbedders:
         return embedder
 
     def _load(self, model: EmbedderModel) -> Embedder:
-        from rag.embedder import SentenceTransformerEmbedder
+        from rag.embedder import load_embedder
 
         folder = Path(model.path)
         try:
@@ -92,12 +92,7 @@ class ModelEmbedders:
                 f"embedder {model.id}'s weights changed on disk (sha256 {digest[:12]}, registered "
                 f"{model.sha256[:12]}); refusing to embed with them"
             )
-        return SentenceTransformerEmbedder(
-            str(folder),
-            dtype=self.settings.embed_dtype,
-            batch_size=self.settings.embed_batch_size,
-            threads=self.settings.embed_threads,
-        )
+        return load_embedder(self.settings, model_path=str(folder))
 
     # -- by generation -------------------------------------------------------------------------
 
@@ -153,3 +148,9 @@ class ModelEmbedders:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.serving()[1].embed(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One query on the serving model's single-query path (rag.embedder), when it has one."""
+        embedder = self.serving()[1]
+        single = getattr(embedder, "embed_query", None)
+        return single(text) if single is not None else embedder.embed([text])[0]

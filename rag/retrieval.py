@@ -164,6 +164,13 @@ def fuse_rrf(dense_ids: list[int], keyword_ids: list[int], params: FusionParams,
     return [Hit(chunk_id, score) for chunk_id, score in best]
 
 
+def embed_query(embedder: Embedder, query: str) -> np.ndarray:
+    """One query's vector on the embedder's single-query path when it has one (rag.embedder picks the
+    fastest path for one text, which may differ from the bulk path), else through `embed`."""
+    single = getattr(embedder, "embed_query", None)
+    return single(query) if single is not None else embedder.embed([query])[0]
+
+
 class HybridRetriever:
     def __init__(
         self, embedder: Embedder, vector: VectorIndex, keyword: KeywordIndex, params: FusionParams | None = None
@@ -200,7 +207,7 @@ class HybridRetriever:
             scores, ids = self.keyword.search(query, top_k, allowed_ids)
             return [Hit(int(i), float(s)) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)]
         if query_vector is None:
-            query_vector = self.embedder.embed([query])[0]
+            query_vector = embed_query(self.embedder, query)
         if mode == "dense":
             scores, ids = self.vector.search(query_vector.reshape(1, -1), top_k, allowed_ids)
             return [Hit(int(i), float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True) if i >= 0]

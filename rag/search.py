@@ -22,7 +22,7 @@ from indexes.snapshot import IndexSnapshot, load_snapshot
 from rag.access import AccessScope
 from rag.db.models import Chunk, Collection, Document
 from rag.protocols import Embedder
-from rag.retrieval import FusionParams, HybridRetriever, Mode
+from rag.retrieval import FusionParams, HybridRetriever, Mode, embed_query
 from rag.types import Passage, SearchFilters, SearchResult
 
 
@@ -160,7 +160,7 @@ class Searcher:
         with self.factory() as session:
             allowed = self.allowed_chunk_ids(session, filters or SearchFilters(), allowed_document_ids, access)
             t0 = time.perf_counter()
-            vector = embedder.embed([query])[0] if mode != "bm25" else None
+            vector = embed_query(embedder, query) if mode != "bm25" else None
             t1 = time.perf_counter()
             # ask for a few more than top_k: chunks deleted since this generation was published are skipped
             hits = retriever.search(query, top_k + 8, allowed, mode=mode, query_vector=vector)
