@@ -144,16 +144,23 @@ def _quantised(source: Path) -> Path:
     # a MatMul between two activations (attention scores, context) has no constant weight input
     skip = [n.name for n in graph.node if n.op_type == "MatMul" and not any(i in weights for i in n.input)]
     partial = source.with_name(f"model.int8.onnx.{os.getpid()}.tmp")
+    root = logging.getLogger()
+    level = root.level
+    # the quantiser logs advice ("consider pre-processing") on the root logger: not for an operator
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        quantize_dynamic(
-            str(source),
-            str(partial),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["MatMul"],
-            nodes_to_exclude=skip,
-        )
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(
+                str(source),
+                str(partial),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul"],
+                nodes_to_exclude=skip,
+            )
+        finally:
+            root.setLevel(level)
     os.replace(partial, target)
     return target
 

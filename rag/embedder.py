@@ -180,6 +180,6 @@ def load_embedder(settings: Settings, model_path: str | None = None) -> Sentence
         dtype=settings.embed_dtype,
         batch_size=settings.embed_batch_size,
         threads=settings.embed_threads,
-        cache_dir=settings.models_dir,
+        cache_dir=settings.resolved_embed_cache_dir,
         query_dtype=settings.embed_query_dtype,
     )

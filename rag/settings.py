@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -115,12 +116,18 @@ class Settings(BaseSettings):
     embed_dtype: Literal["auto", "float32", "bfloat16", "int8", "onnx"] = Field(
         default="auto",
         description="bulk embedding path; auto: the fastest of torch fp32/bf16 and ONNX Runtime fp32/int8 "
-        "measured on this CPU (min cosine to fp32 >= 0.993), cached per CPU and model in the models folder",
+        "measured on this CPU (min cosine to fp32 >= 0.993), cached per CPU and model in RAG_EMBED_CACHE_DIR",
     )
     embed_query_dtype: Literal["auto", "float32", "bfloat16", "int8", "onnx"] = Field(
         default="auto",
         description="single-query path; auto: the fastest measured one whose vectors agree with the bulk "
         "path's to cosine >= 0.999",
+    )
+    embed_cache_dir: Path | None = Field(
+        default=None,
+        description="where the embedder's measured path choice and ONNX exports are kept, keyed by CPU and "
+        "model (a fact of the machine, not of one data folder); default $XDG_CACHE_HOME/private-rag/embedder, "
+        "i.e. ~/.cache/private-rag/embedder",
     )
     embed_batch_size: int = Field(default=16, ge=1, le=1024)
     embed_threads: int = Field(default=0, ge=0, description="torch threads; 0 = all cores")
@@ -322,6 +329,13 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def resolved_embed_cache_dir(self) -> Path:
+        if self.embed_cache_dir is not None:
+            return self.embed_cache_dir
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "private-rag" / "embedder"
 
     @property
     def resolved_model_path(self) -> str:
