@@ -73,23 +73,30 @@ def test_pseudo_query_is_cut_out_of_its_passage():
     assert make_pair("k", 1, text, seed=15) == pair  # the same pair on every run
 
 
-def test_short_real_tune_writes_a_loadable_model_with_the_base_window(tmp_path):
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory):
+    """One uninterrupted tiny tune, shared: the reference the interrupted runs must reach."""
+    seen: list[tuple[int, int]] = []
+    work = tmp_path_factory.mktemp("whole")
+    result = tune_embedder(_base(), _chunks(), work, TuneConfig(**TINY), progress=lambda s, t: seen.append((s, t)))
+    return result, seen
+
+
+def test_short_real_tune_writes_a_loadable_model_with_the_base_window(whole_run):
     from rag.embedder import SentenceTransformerEmbedder
     from rag.tuning.heldout import heldout_eval
 
-    chunks = _chunks()
-    seen = []
-    result = tune_embedder(_base(), chunks, tmp_path, TuneConfig(**TINY), progress=lambda s, t: seen.append((s, t)))
-    assert result.completed and result.steps == seen[-1][1] >= 2
-    assert result.examples > 0 and result.settings["training_chunks"] < len(chunks) + 1
+    result, seen = whole_run
+    assert result.completed and result.steps == seen[-1][1] >= 4 and seen[0] == (0, result.steps)
+    assert result.examples > 0 and 0 < result.settings["training_chunks"] < len(_chunks())
     base, tuned = _weights(_base()), _weights(result.model_dir)
     assert any(not base[k].equal(tuned[k]) for k in tuned if k in base)  # it trained
-    for dtype, ok in (("float32", True), ("bfloat16", True)):
+    for dtype in ("float32", "bfloat16"):  # the bf16 fast path loads it too
         embedder = SentenceTransformerEmbedder(str(result.model_dir), dtype=dtype)
-        assert ok and embedder.dim == 384 and embedder.max_tokens == 254 and embedder.dtype == dtype
+        assert embedder.dim == 384 and embedder.max_tokens == 254 and embedder.dtype == dtype
         vectors = embedder.embed(["How many vacation days do I get?"])
         assert vectors.shape == (1, 384)
-    scores = heldout_eval(result.model_dir, chunks, fraction=0.3)
+    scores = heldout_eval(result.model_dir, _chunks(), fraction=0.3)
     assert scores["queries"] > 0 and 0.0 <= scores["ndcg@10"] <= 1.0
 
 
@@ -110,34 +117,29 @@ _CHILD = textwrap.dedent(
 )
 
 
-def test_a_killed_tune_resumes_to_the_same_weights(tmp_path):
-    chunks = _chunks()
-    config = TuneConfig(**TINY, checkpoint_every=2)
-    whole = tune_embedder(_base(), chunks, tmp_path / "whole", config)
-    assert whole.steps >= 4
+def test_a_killed_tune_resumes_to_the_same_weights(whole_run, tmp_path):
+    whole, _ = whole_run
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     child = subprocess.run(
-        [sys.executable, "-c", _CHILD.format(repo=str(REPO)), str(tmp_path / "killed")],
+        [sys.executable, "-c", _CHILD.format(repo=str(REPO)), str(tmp_path)],
         env=env,
         capture_output=True,
         timeout=600,
     )
     assert child.returncode == -9, child.stderr.decode()[-2000:]
-    assert (tmp_path / "killed" / "checkpoint.pt").is_file() and not (tmp_path / "killed" / "model").exists()
-    resumed = tune_embedder(_base(), chunks, tmp_path / "killed", config)
+    assert (tmp_path / "checkpoint.pt").is_file() and not (tmp_path / "model").exists()
+    resumed = tune_embedder(_base(), _chunks(), tmp_path, TuneConfig(**TINY))
     assert resumed.completed and resumed.steps == whole.steps
     a, b = _weights(whole.model_dir), _weights(resumed.model_dir)
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
 
 
-def test_max_minutes_bounds_the_run_and_a_resume_finishes_it(tmp_path):
+def test_max_minutes_bounds_the_run(tmp_path):
     import time
 
-    chunks = _chunks()
-    config = TuneConfig(**{**TINY, "batch_size": 2, "max_examples": 64}, max_minutes=0.1)
+    config = TuneConfig(**{**TINY, "max_examples": 10_000, "epochs": 50}, max_minutes=0.2)
     started = time.monotonic()
-    cut = tune_embedder(_base(), chunks, tmp_path, config)
-    assert time.monotonic() - started < 6 + 30  # the budget, plus loading the model and the plan
-    assert not cut.completed and (cut.model_dir / "modules.json").is_file()
-    done = tune_embedder(_base(), chunks, tmp_path, TuneConfig(**{**TINY, "batch_size": 2, "max_examples": 64}))
-    assert done.completed and done.steps > cut.steps
+    cut = tune_embedder(_base(), _chunks(), tmp_path, config)
+    assert time.monotonic() - started < 12 + 20  # the budget, plus writing the model and the checkpoint
+    assert not cut.completed and cut.wall_s <= 12 + 20
+    assert (cut.model_dir / "modules.json").is_file() and (tmp_path / "checkpoint.pt").is_file()

@@ -33,6 +33,7 @@ METHOD = "ict-mnrl-bm25neg"
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model"
 _FORMAT = 1
+_NOT_IN_RESULT = ("max_minutes", "threads", "checkpoint_every")
 
 
 @dataclass(frozen=True)
@@ -146,9 +147,9 @@ def _batches(plan: list[list[_Example]], size: int) -> list[list[_Example]]:
 
 def _fingerprint(base_model_dir: Path, chunks: Sequence[TrainingChunk], config: TuneConfig) -> str:
     """What a checkpoint must match to be resumed: the base weights, the data and every knob that
-    changes the result (not the time budget or the thread count)."""
+    changes the result (not the time budget, the checkpoint interval or the thread count)."""
     h = hashlib.sha256()
-    knobs = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("max_minutes", "threads")}
+    knobs = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_RESULT}
     h.update(json.dumps({"format": _FORMAT, "method": METHOD, **knobs}, sort_keys=True).encode())
     for f in sorted(base_model_dir.rglob("*")):
         if f.is_file() and f.suffix in (".safetensors", ".bin", ".json"):
