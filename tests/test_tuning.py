@@ -73,6 +73,18 @@ def test_pseudo_query_is_cut_out_of_its_passage():
     assert make_pair("k", 1, text, seed=15) == pair  # the same pair on every run
 
 
+def test_hard_wrapped_lower_case_text_is_cut_at_sentences_not_lines():
+    text = (
+        "effect of dosage on endotoxin-induced changes in the reticuloendothelial\nsystem of rabbits\n"
+        "tissues were removed from rabbits 4\nand 24 hr. following an i.v. injection of endotoxin.  explants of\n"
+        "tissues were grown in a plasma medium . the migration of cells\nwas observed during two weeks ."
+    )
+    pair = make_pair("k", 1, text, seed=15)
+    assert pair is not None and "\n" not in pair.query
+    assert pair.query.endswith(".") and not pair.query.startswith(("system", "and 24"))
+    assert pair.query not in pair.positive
+
+
 @pytest.fixture(scope="module")
 def whole_run(tmp_path_factory):
     """One uninterrupted tiny tune, shared: the reference the interrupted runs must reach."""

@@ -16,7 +16,9 @@ MIN_QUERY_WORDS = 4
 MAX_QUERY_WORDS = 64
 MIN_REST_WORDS = 12
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+# A sentence ends at . ! ? before a capital; in lower-cased text (MED), at a detached " . " or after a
+# word of three letters or more (so "i.v." and "hr." do not end one).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|(?<=\s[.!?])\s+|(?<=[a-z]{3}[.!?])\s+(?=[a-z])")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 
 
@@ -29,10 +31,16 @@ class Pair:
 def _normalise(text: str) -> tuple[str | None, str]:
     """(title line or None, body as one line): hard-wrapped text is joined, paragraphs kept apart."""
     text = text.strip()
-    head, sep, rest = text.partition("\n")
+    head, sep, rest = text.partition("\n\n")  # a heading stands alone; a hard-wrapped first line does not
     title = None
     head_words = head.split()
-    if sep and rest.strip() and 2 <= len(head_words) <= 30 and not head.rstrip().endswith((".", ":", ";", ",")):
+    if (
+        sep
+        and rest.strip()
+        and "\n" not in head.strip()
+        and 2 <= len(head_words) <= 30
+        and not head.rstrip().endswith((".", ":", ";", ","))
+    ):
         title, text = " ".join(head_words), rest
     body = " ".join(_SPACES.sub(" ", line).strip() for line in text.splitlines() if line.strip())
     return title, body
