@@ -102,7 +102,7 @@ def pdf_heading_lines(path: Path) -> frozenset[str] | None:
     )
 
 
-def _split_headings(element: Element, headings: frozenset[str]) -> list[Element]:
+def _split_headings(element: Element, headings: frozenset[str], longest_first: Sequence[str]) -> list[Element]:
     """An element the parser merged from a body line and a heading line ("Short line Methods") cut
     back into the two, the heading a `Title`; every other element a `Title` only if it is a heading."""
     key = _key(element.text)
@@ -111,7 +111,9 @@ def _split_headings(element: Element, headings: frozenset[str]) -> list[Element]
     category = "NarrativeText" if element.category == "Title" else element.category
     if category not in _TEXTUAL:
         return [Element(text=element.text, category=category, page=element.page)]
-    for heading in sorted(headings, key=len, reverse=True):
+    # a plain substring test first: a long PDF has thousands of headings and elements, and a regular
+    # expression per pair (each compiled anew past re's cache) made that quadratic in compilations
+    for heading in (h for h in longest_first if h in key):
         match = re.search(rf"(?:^|\s){re.escape(heading)}(?:\s|$)", key)
         if match is None or match.group().strip() == key:
             continue
@@ -119,7 +121,7 @@ def _split_headings(element: Element, headings: frozenset[str]) -> list[Element]
         parts = [Element(text=before, category=category, page=element.page)] if before else []
         parts.append(Element(text=heading, category="Title", page=element.page))
         if after:
-            parts += _split_headings(Element(text=after, category=category, page=element.page), headings)
+            parts += _split_headings(Element(text=after, category=category, page=element.page), headings, longest_first)
         return parts
     return [Element(text=element.text, category=category, page=element.page)]
 
@@ -129,7 +131,8 @@ def normalise(elements: Sequence[Element], suffix: str, pdf_headings: frozenset[
     (a PDF's `pdf_heading_lines`) makes its layout the only judge of what is a heading."""
     trust_titles = suffix in MARKUP_HEADINGS
     if pdf_headings is not None:
-        elements = [part for element in elements for part in _split_headings(element, pdf_headings)]
+        longest_first = sorted(pdf_headings, key=len, reverse=True)
+        elements = [part for element in elements for part in _split_headings(element, pdf_headings, longest_first)]
     out: list[Element] = []
     for element in elements:
         category = element.category
