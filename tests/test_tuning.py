@@ -140,7 +140,14 @@ def test_a_killed_tune_resumes_to_the_same_weights(whole_run, tmp_path):
     )
     assert child.returncode == -9, child.stderr.decode()[-2000:]
     assert (tmp_path / "checkpoint.pt").is_file() and not (tmp_path / "model").exists()
-    resumed = tune_embedder(_base(), _chunks(), tmp_path, TuneConfig(**TINY))
+    import torch
+
+    caller = torch.get_num_threads()
+    torch.set_num_threads(1)  # the resuming process's own thread count is not the tuner's
+    try:
+        resumed = tune_embedder(_base(), _chunks(), tmp_path, TuneConfig(**TINY))
+    finally:
+        torch.set_num_threads(caller)
     assert resumed.completed and resumed.steps == whole.steps
     a, b = _weights(whole.model_dir), _weights(resumed.model_dir)
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)

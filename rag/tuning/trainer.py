@@ -63,7 +63,7 @@ class TuneConfig:
     held_out_fraction: float = 0.1
     checkpoint_every: int = 25  # steps
     bf16: bool = True  # autocast where the CPU has native bf16
-    threads: int = 0  # torch threads; 0 = leave as is
+    threads: int = 0  # torch threads; 0 = this machine's usable cores (fixed, so a resumed run adds the same way)
 
     def __post_init__(self) -> None:
         if not self.max_minutes > 0:
@@ -252,15 +252,34 @@ def tune_embedder(
     """Train a candidate from `base_model_dir` on the chunks not held out; resumes from the
     checkpoint in `work_dir` when it belongs to the same base, data and settings."""
     import torch
+
+    started = time.monotonic()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    # Sums split across threads round differently with another thread count: a run resumed in a
+    # process whose thread count was changed (by a loaded model's setting, say) would drift from the
+    # uninterrupted run. The count is fixed here and the caller's restored afterwards.
+    caller_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads or len(os.sched_getaffinity(0)))
+    try:
+        return _tune(base_model_dir, chunks, work_dir, config, progress, started)
+    finally:
+        torch.set_num_threads(caller_threads)
+
+
+def _tune(
+    base_model_dir: Path,
+    chunks: Sequence[TrainingChunk],
+    work_dir: Path,
+    config: TuneConfig,
+    progress: Callable[[int, int], None] | None,
+    started: float,
+) -> TuneResult:
+    import torch
     from sentence_transformers import SentenceTransformer
 
     import rag.embedder as embedder_module  # offline switches for the hub, before any model loads
 
-    started = time.monotonic()
     budget_s = config.max_minutes * 60.0
-    work_dir.mkdir(parents=True, exist_ok=True)
-    if config.threads:
-        torch.set_num_threads(config.threads)
     fingerprint = _fingerprint(base_model_dir, chunks, config)
     batches = _batches(_plan(chunks, config), config.batch_size)
     total = len(batches)
