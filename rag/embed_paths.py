@@ -97,7 +97,9 @@ def _export(model: Any, folder: Path) -> tuple[Path, list[str]]:
     import torch
 
     tokenizer = model.tokenizer
-    sample = tokenizer(["a sample sentence"], return_tensors="pt")
+    # a padded pair: the traced graph must keep the attention mask (with an all-ones sample some
+    # attention implementations skip it, and padded rows would attend to padding)
+    sample = tokenizer(["a sample sentence", "a longer sample sentence, padded less"], padding=True, return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     target = folder / "model.onnx"
     if target.exists():
@@ -165,8 +167,51 @@ def _quantised(source: Path) -> Path:
     return target
 
 
+EXPORT_FORMAT = 2  # bump when _export or _quantised changes what they write
+# rows of a padded batch: an export whose graph lost the attention mask agrees on the longest only
+_PROBE = [
+    "Leave requests go to your manager two weeks ahead.",
+    "Travel expense claims are due within thirty days of the trip, with every receipt attached and the "
+    "project code written on the form, or the finance team returns them unpaid.",
+    "Badge",
+]
+_PROBE_MIN_COSINE = {"onnx-float32": 0.999, "onnx-int8": 0.98}
+
+
+def export_folder(cache_dir: Path, model_sha: str) -> Path:
+    """Where one model's exports live: keyed by the weights and by everything that shapes the export
+    (this module's format, torch, transformers, ONNX Runtime), so a file from another version is never
+    picked up."""
+    import onnxruntime
+    import torch
+    import transformers
+
+    versions = f"{EXPORT_FORMAT}|{torch.__version__}|{transformers.__version__}|{onnxruntime.__version__}"
+    return cache_dir / "onnx" / f"{model_sha}-{hashlib.sha256(versions.encode()).hexdigest()[:8]}"
+
+
 def onnx_path(model: Any, kind: str, batch_size: int, threads: int, cache_dir: Path) -> EmbedFn:
-    """ONNX Runtime on the CPU: 'onnx-float32' or 'onnx-int8'. Batches are sorted by length to cut padding."""
+    """ONNX Runtime on the CPU: 'onnx-float32' or 'onnx-int8'. Batches are sorted by length to cut padding.
+    `cache_dir` is export_folder(...). The path is checked against the model itself on a padded batch
+    before it is returned: a damaged or foreign export is rebuilt once, then refused (ValueError)."""
+    embed = _onnx_path(model, kind, batch_size, threads, cache_dir)
+    if _agrees(model, embed, kind):
+        return embed
+    log.warning("embedder path %s: the cached export disagrees with the model; exporting again", kind)
+    for name in ("model.onnx", "model.int8.onnx"):
+        (cache_dir / name).unlink(missing_ok=True)
+    embed = _onnx_path(model, kind, batch_size, threads, cache_dir)
+    if not _agrees(model, embed, kind):
+        raise ValueError(f"the ONNX export ({kind}) does not reproduce the model's vectors")
+    return embed
+
+
+def _agrees(model: Any, embed: EmbedFn, kind: str) -> bool:
+    reference = torch_path(model, "float32", len(_PROBE))(_PROBE)
+    return float(np.min(np.sum(reference * embed(_PROBE), axis=1))) >= _PROBE_MIN_COSINE[kind]
+
+
+def _onnx_path(model: Any, kind: str, batch_size: int, threads: int, cache_dir: Path) -> EmbedFn:
     import onnxruntime as ort
 
     pooling = _pooling(model)

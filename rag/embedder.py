@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +19,7 @@ from rag.embed_paths import (
     ONNX_PATHS,
     TORCH_PATHS,
     EmbedFn,
+    export_folder,
     model_sha,
     onnx_path,
     onnx_supported,
@@ -95,6 +98,7 @@ class SentenceTransformerEmbedder:
         self._threads = threads or torch.get_num_threads()
         self._sha = model_sha(model_path)
         self._cache_dir = cache_dir
+        self._scratch: Path | None = None
         self._paths: dict[str, EmbedFn] = {}
         bulk = self._candidates(DTYPE_PATHS[dtype])
         query = self._candidates(DTYPE_PATHS[query_dtype])
@@ -136,9 +140,17 @@ class SentenceTransformerEmbedder:
                     self._model, name, self.batch_size if name == "float32" else max(self.batch_size, 64)
                 )
             else:
-                folder = (self._cache_dir or Path(tempfile.gettempdir()) / "rag-embedder") / "onnx" / self._sha
+                folder = export_folder(self._cache_dir or self._private_dir(), self._sha)
                 self._paths[name] = onnx_path(self._model, name, max(self.batch_size, 64), self._threads, folder)
         return self._paths[name]
+
+    def _private_dir(self) -> Path:
+        """Without a cache folder the exports are this object's own (removed with it): a shared
+        temporary folder would hand one user's or version's files to another."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="rag-embedder-"))
+            weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
+        return self._scratch
 
     def _choose(self, bulk: list[str], query: list[str]) -> None:
         names = sorted(set(bulk) | set(query) | {"float32"}, key=ALL_PATHS.index)

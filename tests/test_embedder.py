@@ -194,3 +194,21 @@ def test_auto_calibrates_once_then_reads_the_cache(tmp_path):
     assert first.calibration[first.path]["min_cosine"] >= BULK_MIN_COSINE
     second = SentenceTransformerEmbedder(path, cache_dir=tmp_path)
     assert second.calibrated_from_cache and (second.path, second.query_path) == (first.path, first.query_path)
+
+
+def test_a_foreign_export_in_the_cache_is_rebuilt_not_used(tmp_path, perturbed_model):
+    """An export left by another model (or another version) under the folder's name must not embed:
+    the path checks itself against the loaded model on a padded batch and exports again."""
+    import shutil
+
+    from sentence_transformers import SentenceTransformer
+
+    from rag.embed_paths import onnx_path, torch_path
+
+    base = SentenceTransformer(Settings(_env_file=None).resolved_model_path, device="cpu", local_files_only=True)
+    other = SentenceTransformer(str(perturbed_model), device="cpu", local_files_only=True)
+    onnx_path(other, "onnx-float32", 64, 0, tmp_path / "other")
+    shutil.copytree(tmp_path / "other", tmp_path / "base")  # the wrong model's file under base's folder
+    embed = onnx_path(base, "onnx-float32", 64, 0, tmp_path / "base")
+    texts = ["Short.", "A much longer sentence about the vacation policy of the company and its rules."]
+    assert float(np.min(np.sum(embed(texts) * torch_path(base, "float32", 16)(texts), axis=1))) >= 0.999
