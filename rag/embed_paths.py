@@ -99,7 +99,8 @@ def _export(model: Any, folder: Path) -> tuple[Path, list[str]]:
     tokenizer = model.tokenizer
     # a padded pair: the traced graph must keep the attention mask (with an all-ones sample some
     # attention implementations skip it, and padded rows would attend to padding)
-    sample = tokenizer(["a sample sentence", "a longer sample sentence, padded less"], padding=True, return_tensors="pt")
+    pair = ["a sample sentence", "a longer sample sentence, padded less"]
+    sample = tokenizer(pair, padding=True, return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     target = folder / "model.onnx"
     if target.exists():
