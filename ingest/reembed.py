@@ -6,24 +6,18 @@ the previous generation with the previous model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
 
 from indexes.generations import Manifest
 from ingest import vectors as model_vectors
 from ingest.indexing import ann_policy, publish
+from ingest.model_jobs import ModelJobRunner, Progress
 from rag import jobs
 from rag import model_registry as registry
-from rag.db.models import Chunk, IngestionJob, utcnow
-from rag.errors import NotFoundError, RagError
-from rag.model_loader import ModelEmbedders
-from rag.settings import Settings
-
-Progress = Callable[[int, int], None]
+from rag.db.models import Chunk
 
 
 @dataclass
@@ -40,30 +34,10 @@ class PromotionResult:
         return dict(self.__dict__)
 
 
-class Promoter:
-    def __init__(
-        self, settings: Settings, engine: Engine, factory: sessionmaker[Session], models: ModelEmbedders
-    ) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.factory = factory
-        self.models = models
+class Promoter(ModelJobRunner):
+    kind = jobs.REEMBED
 
-    def run(self, job_id: int, on_progress: Progress | None = None) -> PromotionResult:
-        with self.factory() as session:
-            job = session.get(IngestionJob, job_id)
-            if job is None or job.kind != jobs.REEMBED:
-                raise NotFoundError(f"no re-embedding job {job_id}")
-            params = dict(job.params or {})
-        try:
-            result = self._promote(job_id, params, on_progress or (lambda done, total: None))
-        except BaseException as exc:
-            self._finish(job_id, jobs.FAILED, error=str(exc) if isinstance(exc, RagError) else type(exc).__name__)
-            raise
-        self._finish(job_id, jobs.SUCCEEDED, result=result.as_dict())
-        return result
-
-    def _promote(self, job_id: int, params: dict, on_progress: Progress) -> PromotionResult:
+    def _work(self, job_id: int, params: dict, on_progress: Progress) -> PromotionResult:
         actor = str(params.get("actor") or "unknown")
         with self.factory() as session:
             model = registry.get_model(session, int(params["model_id"]))
@@ -125,18 +99,3 @@ class Promoter:
                 actor,
             )
         return PromotionResult(model.id, previous.id, manifest.generation, manifest.folder, len(ids), embedded, retired)
-
-    def _progress(self, job_id: int, done: int, total: int) -> None:
-        with self.factory() as session:
-            session.execute(
-                update(IngestionJob)
-                .where(IngestionJob.id == job_id)
-                .values(done=done, total=total, heartbeat_at=utcnow())
-            )
-            session.commit()
-
-    def _finish(self, job_id: int, state: str, error: str | None = None, result: dict | None = None) -> None:
-        with self.factory() as session:
-            job = session.get(IngestionJob, job_id)
-            job.state, job.error, job.finished_at, job.result = state, error, utcnow(), result
-            session.commit()

@@ -7,23 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from indexes.generations import GenerationStore
 from ingest.indexing import watermark_of
+from ingest.model_jobs import ModelJobRunner, Progress
 from rag import jobs
 from rag import model_registry as registry
-from rag.db.models import Chunk, Collection, Document, IngestionJob, utcnow
-from rag.errors import InvalidRequestError, NotFoundError, RagError
-from rag.model_loader import ModelEmbedders
+from rag.db.models import Chunk, Collection, Document
+from rag.errors import InvalidRequestError
 from rag.settings import Settings
-
-Progress = Callable[[int, int], None]
 
 
 def training_chunks(session: Session, collection: str | None) -> list:
@@ -47,30 +44,10 @@ def heldout_gate(session: Session, settings: Settings, model, chunks: list) -> d
     return registry.record_evaluation(session, model, "heldout", candidate, active, baseline)
 
 
-class Tuner:
-    def __init__(
-        self, settings: Settings, engine: Engine, factory: sessionmaker[Session], models: ModelEmbedders
-    ) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.factory = factory
-        self.models = models
+class Tuner(ModelJobRunner):
+    kind = jobs.TUNE
 
-    def run(self, job_id: int, on_progress: Progress | None = None) -> dict:
-        with self.factory() as session:
-            job = session.get(IngestionJob, job_id)
-            if job is None or job.kind != jobs.TUNE:
-                raise NotFoundError(f"no tuning job {job_id}")
-            params = dict(job.params or {})
-        try:
-            result = self._tune(job_id, params, on_progress or (lambda done, total: None))
-        except BaseException as exc:
-            self._finish(job_id, jobs.FAILED, error=str(exc) if isinstance(exc, RagError) else type(exc).__name__)
-            raise
-        self._finish(job_id, jobs.SUCCEEDED, result=result)
-        return result
-
-    def _tune(self, job_id: int, params: dict, on_progress: Progress) -> dict:
+    def _work(self, job_id: int, params: dict, on_progress: Progress) -> dict:
         from rag.tuning.trainer import TuneConfig, tune_embedder
 
         collection = params.get("collection") or None
@@ -131,18 +108,3 @@ class Tuner:
             shutil.copytree(trained, tmp)
             tmp.rename(folder)
         return folder
-
-    def _progress(self, job_id: int, done: int, total: int) -> None:
-        with self.factory() as session:
-            session.execute(
-                update(IngestionJob)
-                .where(IngestionJob.id == job_id)
-                .values(done=done, total=total, heartbeat_at=utcnow())
-            )
-            session.commit()
-
-    def _finish(self, job_id: int, state: str, error: str | None = None, result: dict | None = None) -> None:
-        with self.factory() as session:
-            job = session.get(IngestionJob, job_id)
-            job.state, job.error, job.finished_at, job.result = state, error, utcnow(), result
-            session.commit()
