@@ -121,35 +121,39 @@ _CHILD = textwrap.dedent(
     from rag.tuning.trainer import TuneConfig, tune_embedder
 
     def progress(step, total):
-        if step == 3:  # after the checkpoint at step 2, before the next one
+        if sys.argv[2] == "kill" and step == 3:  # after the checkpoint at step 2, before the next one
             os.kill(os.getpid(), signal.SIGKILL)
 
-    tune_embedder(_base(), _chunks(), Path(sys.argv[1]), TuneConfig(**TINY, checkpoint_every=2), progress)
+    result = tune_embedder(_base(), _chunks(), Path(sys.argv[1]), TuneConfig(**TINY, checkpoint_every=2), progress)
+    print(result.steps, result.completed)
     """
 )
 
 
-def test_a_killed_tune_resumes_to_the_same_weights(whole_run, tmp_path):
-    whole, _ = whole_run
+def _tune_in_a_new_process(work: Path, mode: str, **env_extra: str) -> subprocess.CompletedProcess:
+    """A tune as `rag tune embedder` runs it: a process of its own (a test process carries other
+    tests' state, such as thread counts, that a real run does not)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    child = subprocess.run(
-        [sys.executable, "-c", _CHILD.format(repo=str(REPO)), str(tmp_path)],
+    env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "-c", _CHILD.format(repo=str(REPO)), str(work), mode],
         env=env,
         capture_output=True,
         timeout=600,
     )
-    assert child.returncode == -9, child.stderr.decode()[-2000:]
-    assert (tmp_path / "checkpoint.pt").is_file() and not (tmp_path / "model").exists()
-    import torch
 
-    caller = torch.get_num_threads()
-    torch.set_num_threads(1)  # the resuming process's own thread count is not the tuner's
-    try:
-        resumed = tune_embedder(_base(), _chunks(), tmp_path, TuneConfig(**TINY))
-    finally:
-        torch.set_num_threads(caller)
-    assert resumed.completed and resumed.steps == whole.steps
-    a, b = _weights(whole.model_dir), _weights(resumed.model_dir)
+
+def test_a_killed_tune_resumes_to_the_same_weights(tmp_path):
+    whole = _tune_in_a_new_process(tmp_path / "whole", "whole")
+    assert whole.returncode == 0, whole.stderr.decode()[-2000:]
+    killed = _tune_in_a_new_process(tmp_path / "cut", "kill")
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    assert (tmp_path / "cut" / "checkpoint.pt").is_file() and not (tmp_path / "cut" / "model").exists()
+    # the rerun starts with one thread: the tuner trains at its own fixed count whatever the process has
+    resumed = _tune_in_a_new_process(tmp_path / "cut", "resume", OMP_NUM_THREADS="1")
+    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
+    assert resumed.stdout.split() == whole.stdout.split() and resumed.stdout.split()[1] == b"True"
+    a, b = _weights(tmp_path / "whole" / "model"), _weights(tmp_path / "cut" / "model")
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
 
 
