@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.cpu_threads import set_torch_threads
 from rag.embed_calibration import cache_key, calibrate, read_cache, write_cache
 from rag.embed_paths import (
     ALL_PATHS,
@@ -80,11 +81,9 @@ class SentenceTransformerEmbedder:
             raise ConfigError(f"embedder model folder not found: {model_path}")
         if dtype not in DTYPE_PATHS or query_dtype not in DTYPE_PATHS:
             raise ConfigError(f"embedder dtype must be one of {', '.join(DTYPE_PATHS)}")
-        import torch
         from sentence_transformers import SentenceTransformer
 
-        if threads:
-            torch.set_num_threads(threads)
+        threads = set_torch_threads(threads)
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
@@ -95,7 +94,7 @@ class SentenceTransformerEmbedder:
         self.max_tokens = int(self._model.max_seq_length) - 2
         self.calls = 0
         self.texts_embedded = 0
-        self._threads = threads or torch.get_num_threads()
+        self._threads = threads
         self._sha = model_sha(model_path)
         self._cache_dir = cache_dir
         self._scratch: Path | None = None

@@ -212,3 +212,30 @@ def test_a_foreign_export_in_the_cache_is_rebuilt_not_used(tmp_path, perturbed_m
     embed = onnx_path(base, "onnx-float32", 64, 0, tmp_path / "base")
     texts = ["Short.", "A much longer sentence about the vacation policy of the company and its rules."]
     assert float(np.min(np.sum(embed(texts) * torch_path(base, "float32", 16)(texts), axis=1))) >= 0.999
+
+
+def test_an_inherited_openmp_thread_limit_does_not_corrupt_bf16_rows():
+    """unstructured sets OMP_THREAD_LIMIT=1 when its OCR module loads, and processes started afterwards
+    inherit it. torch at 2 threads under that limit returned wrong rows for padded bf16 batches
+    (minimum cosine 0.06 to fp32); the embedder caps its threads at the limit."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from rag.embedder import SentenceTransformerEmbedder\n"
+        "from rag.settings import Settings\n"
+        "path = Settings(_env_file=None).resolved_model_path\n"
+        "texts = ['Short.', 'A long sentence about the vacation policy, the carry-over rule and the manager ' * 6,"
+        " 'Mid-length text about payroll dates.'] * 8\n"
+        "bf16 = SentenceTransformerEmbedder(path, dtype='bfloat16', query_dtype='bfloat16').embed(texts)\n"
+        "fp32 = SentenceTransformerEmbedder(path, dtype='float32', query_dtype='float32').embed(texts)\n"
+        "print(float(np.min(np.sum(bf16 * fp32, axis=1))))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env["OMP_THREAD_LIMIT"] = "1"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip().splitlines()[-1]) >= 0.99

@@ -3,6 +3,7 @@ packaged one with perturbed weights, saved by sentence-transformers), on SQLite 
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,6 +204,24 @@ def test_a_generation_naming_another_model_is_refused(settings, db, real_embedde
         build_searcher(settings, factory, real_embedder).search("vacation days")
 
 
+def candidate_folder(settings):
+    return settings.models_dir / "embedders" / "perturbed"
+
+
+def _embed_in_a_new_process(folder, texts):
+    script = (
+        "import json, sys, numpy as np\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from rag.embedder import SentenceTransformerEmbedder\n"
+        "texts = json.load(sys.stdin)\n"
+        "np.save(sys.stdout.buffer, SentenceTransformerEmbedder(sys.argv[1], dtype='float32').embed(texts))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(folder)], input=json.dumps(texts).encode(), capture_output=True, check=True
+    )
+    return np.load(io.BytesIO(out.stdout))
+
+
 def test_kill_during_reembedding_resumes_to_the_same_result(
     settings, db, cli_env, fake_embedder, perturbed_model, tmp_path
 ):
@@ -261,4 +281,13 @@ def test_kill_during_reembedding_resumes_to_the_same_result(
         batch = ids[start : start + FILL_BATCH]
         expected = candidate.embed([text_of[i] for i in batch])
         got = np.stack([np.frombuffer(stored[i], dtype="<f4") for i in batch])
-        assert np.min(np.sum(expected * got, axis=1)) > 0.9999
+        agree = np.sum(expected * got, axis=1)
+        # on a failure: is a stored vector another chunk's (a mix-up) or no chunk's (a wrong model)?
+        if np.min(agree) <= 0.9999:
+            best = np.max(got @ expected.T, axis=1)
+            fresh = _embed_in_a_new_process(candidate_folder(settings), [text_of[i] for i in batch])
+            new_process = np.sum(fresh * got, axis=1)
+            raise AssertionError(
+                f"path {candidate.path}; stored vs expected {np.round(agree, 3).tolist()}; stored vs best other "
+                f"{np.round(best, 3).tolist()}; stored vs a new process {np.round(new_process, 3).tolist()}"
+            )

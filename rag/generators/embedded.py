@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from rag.cpu_threads import set_torch_threads
 from rag.errors import ConfigError, GeneratorUnavailableError
 from rag.prompting import Prompt
 from rag.types import Usage
@@ -86,8 +87,7 @@ class EmbeddedGenerator:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        if threads:
-            torch.set_num_threads(threads)
+        set_torch_threads(threads)
         self.model = model_dir.name
         self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self._model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
