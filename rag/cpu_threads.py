@@ -11,6 +11,11 @@ from __future__ import annotations
 import os
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), not the machine's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def omp_thread_limit() -> int | None:
     value = os.environ.get("OMP_THREAD_LIMIT", "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else None

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.cpu_threads import set_torch_threads
+from rag.cpu_threads import set_torch_threads, usable_cores
 from rag.tuning.negatives import mine
 from rag.tuning.pairs import make_pair
 from rag.tuning.split import is_held_out
@@ -260,7 +260,7 @@ def tune_embedder(
     # process whose thread count was changed (by a loaded model's setting, say) would drift from the
     # uninterrupted run. The count is fixed here and the caller's restored afterwards.
     caller_threads = torch.get_num_threads()
-    set_torch_threads(config.threads or len(os.sched_getaffinity(0)))
+    set_torch_threads(config.threads or usable_cores())
     try:
         return _tune(base_model_dir, chunks, work_dir, config, progress, started)
     finally:
