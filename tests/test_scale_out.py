@@ -108,29 +108,34 @@ def test_two_apis_and_two_workers_share_one_index(tmp_path, writer):
         )
         key = make_user(settings, "load-user", "employee", ["everyone"])
         ports = [_free_port(), _free_port()]
+        # stderr to files: an undrained pipe can block a process, and a failure must show what it said
+        api_logs = [tmp_path / f"api-{n}.log" for n in range(2)]
+        log_files = [log.open("w") for log in api_logs]
         apis = [
             subprocess.Popen(
                 [sys.executable, "-m", "cli", "serve", "--port", str(p)],
                 env=env,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
+                stderr=file,
             )
-            for p in ports
+            for p, file in zip(ports, log_files, strict=True)
         ]
         workers: list[subprocess.Popen] = []
         try:
             clients = [httpx.Client(base_url=f"http://127.0.0.1:{p}", headers=bearer(key), timeout=60) for p in ports]
-            deadline = time.monotonic() + 180
-            for c in clients:
+            started = time.monotonic()
+            for c, api, log in zip(clients, apis, api_logs, strict=True):
                 while True:
                     try:
                         if c.get("/healthz").status_code == 200:
                             break
                     except httpx.TransportError:
                         pass
-                    assert time.monotonic() < deadline, "API did not start"
+                    said = log.read_text()[-3000:]
+                    assert api.poll() is None, f"API exited with {api.returncode}: {said}"
+                    assert time.monotonic() - started < 300, f"API did not start in 300 s: {said}"
                     time.sleep(0.5)
+            print(f"\nscale-out: both APIs answered /healthz {time.monotonic() - started:.1f} s after starting")
 
             results: list[tuple[int, int, int, list[int]]] = []  # (api, status, generation, chunk ids)
             stop = threading.Event()
@@ -193,6 +198,8 @@ def test_two_apis_and_two_workers_share_one_index(tmp_path, writer):
                 process.terminate()
             for process in [*apis, *workers]:
                 process.wait(timeout=30)
+            for file in log_files:
+                file.close()
             engine.dispose()
 
         failed = [r for r in results if r[1] != 200]
