@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.embed_paths import EXPORT_FORMAT
+
 log = logging.getLogger(__name__)
 
 BULK_MIN_COSINE = 0.993  # calibration margin over the 0.99 goal measured on real corpora
@@ -88,7 +90,8 @@ def cache_key(model_sha: str, threads: int, batch_size: int, candidates: Sequenc
     import onnxruntime
     import torch
 
-    versions = f"{torch.__version__}|{getattr(onnxruntime, '__version__', '-')}"
+    # the export format too: a new export (another graph, another quantisation) must be measured again
+    versions = f"{torch.__version__}|{getattr(onnxruntime, '__version__', '-')}|x{EXPORT_FORMAT}"
     return f"{cpu_key()}|{model_sha}|t{threads}|b{batch_size}|{','.join(candidates)}|{versions}|v{FORMAT}"
 
 

@@ -116,26 +116,61 @@ def _export(model: Any, folder: Path) -> tuple[Path, list[str]]:
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
             return self.model(**dict(zip(names, inputs, strict=True))).last_hidden_state
 
+    traced = folder / f"model.traced.onnx.{os.getpid()}.tmp"
     partial = folder / f"model.onnx.{os.getpid()}.tmp"
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            Encoder().eval(),
-            tuple(sample[n] for n in names),
-            str(partial),
-            input_names=names,
-            output_names=["hidden"],
-            opset_version=17,
-            dynamo=False,
-            dynamic_axes={n: {0: "batch", 1: "seq"} for n in [*names, "hidden"]},
-        )
+    # eager attention traces to the MatMul/Softmax pattern ONNX Runtime's fusion recognises
+    # (scaled_dot_product_attention does not), so the graph below gets fused Attention nodes
+    previous = auto_model.config._attn_implementation
+    try:
+        auto_model.set_attn_implementation("eager")
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Encoder().eval(),
+                tuple(sample[n] for n in names),
+                str(traced),
+                input_names=names,
+                output_names=["hidden"],
+                opset_version=17,
+                dynamo=False,
+                dynamic_axes={n: {0: "batch", 1: "seq"} for n in [*names, "hidden"]},
+            )
+    finally:
+        auto_model.set_attn_implementation(previous)
+    try:
+        _fuse(traced, partial, auto_model.config)
+    finally:
+        traced.unlink(missing_ok=True)
     os.replace(partial, target)  # atomic: a concurrent loader sees the whole file or none
     return target, names
 
 
+def _fuse(source: Path, target: Path, config: Any) -> None:
+    """ONNX Runtime's transformer fusions (attention, embedding + layer norm, bias + GELU, skip +
+    layer norm): fewer, larger kernels, about 1.15x on fp32 and what lets int8 quantise attention.
+    A model whose pattern is not recognised keeps its plain graph (the fusion is an optimisation)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    heads, hidden = getattr(config, "num_attention_heads", 0), getattr(config, "hidden_size", 0)
+    if getattr(config, "model_type", "") not in ("bert", "roberta", "xlm-roberta", "mpnet") or not heads:
+        os.replace(source, target)
+        return
+    root = logging.getLogger()
+    level = root.level
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root.setLevel(logging.ERROR)  # the optimiser reports each fusion on the root logger
+        try:
+            optimised = optimize_model(str(source), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1)
+        finally:
+            root.setLevel(level)
+    optimised.save_model_to_file(str(target))
+
+
 def _quantised(source: Path) -> Path:
-    """Weights of the linear layers in int8 (per channel), activations quantised per batch (VNNI on
-    x86). Attention's activation-by-activation products stay in float: quantising them costs accuracy."""
+    """Weights of the linear layers (the fused attention's input projection included) in int8, per
+    channel, activations quantised per batch (VNNI on x86). Attention's activation-by-activation
+    products and the feed-forward output projection stay in float: quantising them costs accuracy."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -144,8 +179,15 @@ def _quantised(source: Path) -> Path:
         return target
     graph = onnx.load(str(source)).graph
     weights = {i.name for i in graph.initializer}
-    # a MatMul between two activations (attention scores, context) has no constant weight input
-    skip = [n.name for n in graph.node if n.op_type == "MatMul" and not any(i in weights for i in n.input)]
+    # a MatMul between two activations (attention scores, context) has no constant weight input;
+    # the feed-forward output projection reads GELU's long-tailed activations, which one dynamic
+    # int8 scale per tensor cannot hold (measured on AVX2: minimum cosine 0.988 with it, 0.994 without)
+    skip = [
+        n.name
+        for n in graph.node
+        if n.op_type == "MatMul"
+        and (not any(i in weights for i in n.input) or ("/output/dense/" in n.name and "/attention/" not in n.name))
+    ]
     partial = source.with_name(f"model.int8.onnx.{os.getpid()}.tmp")
     root = logging.getLogger()
     level = root.level
@@ -159,8 +201,10 @@ def _quantised(source: Path) -> Path:
                 str(partial),
                 weight_type=QuantType.QInt8,
                 per_channel=True,
-                op_types_to_quantize=["MatMul"],
+                op_types_to_quantize=["MatMul", "Attention"],
                 nodes_to_exclude=skip,
+                # the fused graph's contrib operators defeat shape inference for a few tensors
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
         finally:
             root.setLevel(level)
@@ -168,7 +212,7 @@ def _quantised(source: Path) -> Path:
     return target
 
 
-EXPORT_FORMAT = 2  # bump when _export or _quantised changes what they write
+EXPORT_FORMAT = 3  # bump when _export or _quantised changes what they write
 # rows of a padded batch: an export whose graph lost the attention mask agrees on the longest only
 _PROBE = [
     "Leave requests go to your manager two weeks ahead.",
