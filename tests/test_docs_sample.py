@@ -1,5 +1,5 @@
-"""A corpus of every format on both databases, twice: our own generated documents (always) and the
-97 real third-party documents of ../shared/docs-sample (slow: the real embedder)."""
+"""A corpus of every format: our own generated documents (always, on both databases) and the 97 real
+third-party documents of ../shared/docs-sample (slow: the real embedder; on PostgreSQL)."""
 
 from collections import Counter
 from pathlib import Path
@@ -51,6 +51,9 @@ def test_every_own_file_is_indexed_or_fails_with_its_reason_and_reruns_are_incre
     _check_reruns(settings, db, embedder, corpus, first, made["edit"], made["delete"])
 
 
+# once, on PostgreSQL (the production database): parsing and embedding 97 real documents costs minutes
+# per run on two cores, and the SQLite side of every format is covered by the test above
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_every_file_is_indexed_or_fails_with_a_reason_and_reruns_are_incremental(settings, db, embedder, tmp_path):
     _, factory = db
     corpus = copy_tree(shared_path("docs-sample"), tmp_path / "docs")
