@@ -8,11 +8,12 @@ float32 vectors from the same tokenizer, window and pooling as the sentence-tran
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,16 +156,23 @@ def _fuse(source: Path, target: Path, config: Any) -> None:
     if getattr(config, "model_type", "") not in ("bert", "roberta", "xlm-roberta", "mpnet") or not heads:
         os.replace(source, target)
         return
+    with _quiet():  # the optimiser reports each fusion on the root logger
+        optimised = optimize_model(str(source), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1)
+    optimised.save_model_to_file(str(target))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """ONNX Runtime's tools log advice on the root logger and warn: not for an operator."""
     root = logging.getLogger()
     level = root.level
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        root.setLevel(logging.ERROR)  # the optimiser reports each fusion on the root logger
+        root.setLevel(logging.ERROR)
         try:
-            optimised = optimize_model(str(source), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1)
+            yield
         finally:
             root.setLevel(level)
-    optimised.save_model_to_file(str(target))
 
 
 def _quantised(source: Path) -> Path:
@@ -189,25 +197,18 @@ def _quantised(source: Path) -> Path:
         and (not any(i in weights for i in n.input) or ("/output/dense/" in n.name and "/attention/" not in n.name))
     ]
     partial = source.with_name(f"model.int8.onnx.{os.getpid()}.tmp")
-    root = logging.getLogger()
-    level = root.level
-    # the quantiser logs advice ("consider pre-processing") on the root logger: not for an operator
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        root.setLevel(logging.ERROR)
-        try:
-            quantize_dynamic(
-                str(source),
-                str(partial),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                op_types_to_quantize=["MatMul", "Attention"],
-                nodes_to_exclude=skip,
-                # the fused graph's contrib operators defeat shape inference for a few tensors
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
-        finally:
-            root.setLevel(level)
+    # the quantiser logs advice ("consider pre-processing") on the root logger
+    with _quiet():
+        quantize_dynamic(
+            str(source),
+            str(partial),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul", "Attention"],
+            nodes_to_exclude=skip,
+            # the fused graph's contrib operators defeat shape inference for a few tensors
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     os.replace(partial, target)
     return target
 
