@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, false, select
+from sqlalchemy import ColumnElement, exists, false, select
 
 from rag.auth.principal import Principal
 from rag.db.models import Document, Group, document_groups
@@ -23,15 +23,17 @@ class AccessScope:
 
     @property
     def condition(self) -> ColumnElement[bool]:
-        """A WHERE condition on Document."""
+        """A WHERE condition on Document: a correlated EXISTS, so a check of the few documents of a
+        search's hits reads their memberships by primary key. (`Document.id IN (every readable id)`
+        made SQLite list every readable document first: 15 ms per search at 51k documents, against
+        0.02 ms.)"""
         if not self.groups:
             return false()
-        allowed = (
+        return exists(
             select(document_groups.c.document_id)
             .join(Group, Group.id == document_groups.c.group_id)
-            .where(Group.name.in_(self.groups))
+            .where(document_groups.c.document_id == Document.id, Group.name.in_(self.groups))
         )
-        return Document.id.in_(allowed)
 
 
 def access_scope(principal: Principal) -> AccessScope | None:

@@ -108,7 +108,16 @@ class Searcher:
             return None
         key = None
         if allowed_document_ids is None:
-            stamp = tuple(session.execute(select(func.count(Document.id), func.max(Document.updated_at))).one())
+            # two scalar subqueries: together in one SELECT, SQLite scanned the table for both (10.9 ms
+            # at 51k documents); apart, count(*) reads the smallest index and max() one index entry
+            stamp = tuple(
+                session.execute(
+                    select(
+                        select(func.count()).select_from(Document).scalar_subquery(),
+                        select(func.max(Document.updated_at)).scalar_subquery(),
+                    )
+                ).one()
+            )
             key = (access, filters, stamp)
             with self._allowed_lock:
                 if key in self._allowed:

@@ -25,6 +25,24 @@ def test_vector_add_remove_filter_and_reload(tmp_path):
     assert sorted(again.ids().tolist()) == [10, 30]
 
 
+def test_an_allowed_set_returns_exactly_the_best_allowed_chunks_single_or_batched():
+    """The allowed-id bitmap: ids far above the largest allowed one, sparse ids, one query (searched on
+    the calling thread) and a batch (FAISS's thread team) all give numpy's exact answer."""
+    rng = np.random.default_rng(3)
+    ids = np.sort(rng.choice(2_000_000, 3000, replace=False)).astype(np.int64)
+    vectors = rng.standard_normal((3000, 16)).astype(np.float32)
+    index = FaissVectorIndex(16)
+    index.add(ids, vectors)
+    allowed = np.sort(rng.choice(ids[:1500], 400, replace=False))  # every id above these is disallowed
+    rows = np.searchsorted(ids, allowed)
+    for queries in (vectors[:1] + 0.1, rng.standard_normal((64, 16)).astype(np.float32)):
+        _, found = index.search(queries, 5, allowed_ids=allowed)
+        truth = allowed[np.argsort(-(queries @ vectors[rows].T), axis=1)[:, :5]]
+        assert np.array_equal(found, truth)
+    _, none = index.search(vectors[:1], 5, allowed_ids=np.zeros(0, dtype=np.int64))
+    assert (none == -1).all()
+
+
 def test_keyword_search_with_mask_and_reload(tmp_path):
     index = BM25KeywordIndex.build(
         [5, 6, 7], ["vacation days per year", "expense reports and receipts", "vacation requests need approval"]

@@ -80,7 +80,10 @@ class Document(Base):
     # ingest.chunking.CHUNKER_VERSION that cut its chunks; an older one is re-chunked on the next ingest
     chunker_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # indexed: every restricted search reads max(updated_at) to tell whether its cached allowed set holds
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True
+    )
 
     collection: Mapped[Collection] = relationship()
     groups: Mapped[list[Group]] = relationship(secondary=document_groups, lazy="selectin")
