@@ -10,7 +10,9 @@ SciFact's test queries:
     interleaved with raw_fp32: stock sentence-transformers fp32 + the same search (the goal's floor);
   - /v1/search: p50/p95 latency sequentially (as an admin, and as an employee whose group reads every
     document: the access filter is then computed per request), and throughput with N concurrent clients;
-  - /v1/query (extractive generator): time split into retrieval, generation and HTTP/API overhead.
+  - /v1/query (extractive generator): time split into retrieval, generation and HTTP/API overhead;
+  - memory: the API process's RSS after the run against a bare process that loads the same embedder
+    paths and maps the same index generation, then runs the same searches in process.
 Not a test: compare numbers only within one run.
 """
 
@@ -110,6 +112,37 @@ def build_corpus(source_db: str, target: Path, copies: int) -> int:
         s.commit()
     publish(engine, factory, settings.index_dir, 384, keep=1, rebuild=True)
     return total
+
+
+_BARE = """
+import json, sys
+from pathlib import Path
+from indexes.snapshot import load_snapshot
+from rag.embedder import load_embedder
+from rag.settings import Settings
+settings = Settings(data_dir=Path(sys.argv[1]), _env_file=None)
+embedder, snapshot = load_embedder(settings), load_snapshot(settings.index_dir)
+for q in json.loads(sys.argv[2]):
+    snapshot.vector.search(embedder.embed_query(q).reshape(1, -1), 18)
+    snapshot.keyword.search(q, 18)
+print(open("/proc/self/status").read())
+"""
+
+
+def rss_mib(status: str) -> float:
+    return next(int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+
+
+def bare_rss_mib(data_dir: Path, queries: list[str]) -> float:
+    """RSS of a process holding only the embedder and the index generation, after the same searches."""
+    out = subprocess.run(
+        [sys.executable, "-c", _BARE, str(data_dir), json.dumps(queries)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    return rss_mib(out)
 
 
 def make_key(data_dir: Path, role: str) -> str:
@@ -242,6 +275,9 @@ def main() -> None:
                     split["generation"].append(body["timings_ms"]["generation"])
                     split["overhead"].append(total - body["timings_ms"]["retrieval"] - body["timings_ms"]["generation"])
                     split["total"].append(total)
+            with open(f"/proc/{server.pid}/status") as f:
+                api_rss = rss_mib(f.read())
+            bare_rss = bare_rss_mib(tmp / "data", queries)
         finally:
             server.terminate()
             server.wait(30)
@@ -268,6 +304,9 @@ def main() -> None:
         "sequential_qps": round(1000 / statistics.mean(api), 1),
         f"concurrent{args.concurrency}_qps": round(concurrent_qps, 1),
         "query_ms_p50": {k: round(statistics.median(v), 2) for k, v in split.items()},
+        "api_rss_mib": round(api_rss),
+        "bare_rss_mib": round(bare_rss),
+        "api_vs_bare_rss": round(api_rss / bare_rss, 3),
     }
     if args.json:
         print(json.dumps(result))
