@@ -51,12 +51,21 @@ def nlist_for(n: int) -> int:
     return int(max(1, min(65_536, 4 * math.sqrt(max(n, 1)), n // 39)))
 
 
-def _bitmap(ids: np.ndarray) -> np.ndarray:
-    """One bit per chunk id up to the largest allowed one: FAISS tests membership with one bit read.
-    (An `IDSelectorBatch` hash set of 100k ids cost about 2 ms to build on every search.)"""
-    bits = np.zeros(int(ids.max()) + 1 if len(ids) else 1, dtype=bool)
-    bits[ids[ids >= 0]] = True
-    return np.packbits(bits, bitorder="little")
+def _selector(ids: np.ndarray) -> tuple[faiss.IDSelector, np.ndarray | None]:
+    """FAISS's membership test for an allowed set: a bitmap of one bit per id up to the largest (one
+    bit read per candidate; an `IDSelectorBatch` hash set of 100k ids cost about 2 ms to build on every
+    search), or that hash set where ids are so sparse that the bitmap would be large. Returns the
+    selector and the array it reads, which must stay referenced until the search returns."""
+    ids = ids[ids >= 0]
+    if not len(ids) or int(ids.max()) // 8 > 4 * ids.nbytes + (1 << 20):
+        return faiss.IDSelectorBatch(ids), None
+    if np.any(ids[1:] < ids[:-1]):
+        ids = np.sort(ids)
+    byte = ids >> 3
+    starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
+    bits = np.zeros(int(byte[-1]) + 1, dtype=np.uint8)
+    bits[byte[starts]] = np.bitwise_or.reduceat(np.left_shift(1, ids & 7).astype(np.uint8), starts)
+    return faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits)), bits  # n counts bytes
 
 
 class FaissVectorIndex:
@@ -153,8 +162,7 @@ class FaissVectorIndex:
             params = faiss.SearchParametersIVF(nprobe=min(self.nlist, math.ceil(self.nprobe / share)))
             scanned = math.ceil(len(self) * params.nprobe / max(self.nlist, 1))
         if allowed is not None:
-            bits = _bitmap(allowed)  # bits and selector stay referenced until the search returns
-            selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # n: the bitmap's bytes
+            selector, _bits = _selector(allowed)  # both stay referenced until the search returns
             params.sel = selector
         with _threads(1 if len(queries) * scanned <= SINGLE_THREAD_WORK else faiss.omp_get_max_threads()):
             return self._index.search(queries, k, params=params)

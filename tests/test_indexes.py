@@ -41,6 +41,15 @@ def test_an_allowed_set_returns_exactly_the_best_allowed_chunks_single_or_batche
         assert np.array_equal(found, truth)
     _, none = index.search(vectors[:1], 5, allowed_ids=np.zeros(0, dtype=np.int64))
     assert (none == -1).all()
+    # ids so sparse that a bitmap would be large: the hash-set selector, same answer; unsorted input too
+    sparse = FaissVectorIndex(16)
+    sparse.add(ids * 1_000_000_007, vectors)
+    shuffled = rng.permutation(allowed)
+    _, found = sparse.search(vectors[:1] + 0.1, 5, allowed_ids=shuffled * 1_000_000_007)
+    truth = allowed[np.argsort(-((vectors[:1] + 0.1) @ vectors[rows].T), axis=1)[:, :5]]
+    assert np.array_equal(found, truth * 1_000_000_007)
+    _, found = index.search(vectors[:1] + 0.1, 5, allowed_ids=shuffled)
+    assert np.array_equal(found, truth)
 
 
 def test_keyword_search_with_mask_and_reload(tmp_path):
