@@ -19,8 +19,7 @@ import json
 import logging
 import os
 import shutil
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import bm25s
 import numpy as np
 import Stemmer
 
+from indexes.shared_sets import PerAllowedSet
 from rag.errors import IndexUnavailableError
 
 _STEMMER = Stemmer.Stemmer("english")
@@ -237,8 +237,7 @@ class BM25KeywordIndex:
         self._next = next_segment
         self._docs = sum(s.live for s in self._segments)
         self._avg_len = (sum(s.live_length for s in self._segments) / self._docs) if self._docs else 0.0
-        self._mask_cache: OrderedDict[int, tuple[np.ndarray, tuple[list[np.ndarray], int, int]]] = OrderedDict()
-        self._mask_lock = threading.Lock()
+        self._masks = PerAllowedSet(self._masks_for, _MASK_CACHE)
         self.linkable: set[str] = set()  # segments whose files already exist in the source generation
         self._source: Path | None = None
 
@@ -301,17 +300,13 @@ class BM25KeywordIndex:
         tokens = tokenize([query])
         if not tokens or not tokens[0]:
             return _NO_HITS
-        if allowed_ids is not None:
-            allowed_ids = np.asarray(allowed_ids, dtype=np.int64)
-            if len(allowed_ids) > 1 and np.any(allowed_ids[1:] < allowed_ids[:-1]):
-                allowed_ids = np.sort(allowed_ids)
         hashes = _hash_terms(tokens[0])
         unique, counts = np.unique(hashes, return_counts=True)  # a repeated query word counts again
         if allowed_ids is None:
             docs, avg_len = self._docs, self._avg_len
             postings = [[s.postings(h) for h in unique] for s in self._segments]
         else:
-            masks, docs, total_len = self._masks_for(allowed_ids)
+            masks, docs, total_len = self._masks.get(np.asarray(allowed_ids, dtype=np.int64))
             if not docs:
                 return _NO_HITS
             avg_len = total_len / docs
@@ -343,27 +338,14 @@ class BM25KeywordIndex:
         return scores[order].astype(np.float32), ids[order]
 
     def _masks_for(self, allowed_ids: np.ndarray) -> tuple[list[np.ndarray], int, int]:
-        """Row masks per segment for an allowed set, with the set's live chunk count and total
-        length. Shared sets (read-only arrays: the searcher's cached ones, reused across requests)
-        are computed once; others for this search only."""
-        shared = not allowed_ids.flags.writeable
-        key = id(allowed_ids)
-        if shared:
-            with self._mask_lock:
-                cached = self._mask_cache.get(key)
-                if cached is not None and cached[0] is allowed_ids:
-                    self._mask_cache.move_to_end(key)
-                    return cached[1]
+        """Row masks per segment for an allowed set, with the set's live chunk count and total length
+        (computed once per shared set: indexes/shared_sets.py)."""
+        if len(allowed_ids) > 1 and np.any(allowed_ids[1:] < allowed_ids[:-1]):
+            allowed_ids = np.sort(allowed_ids)
         masks = [segment.allowed_rows(allowed_ids) for segment in self._segments]
         docs = sum(int(np.count_nonzero(m)) for m in masks)
         total_len = sum(int(s.lengths[m].sum(dtype=np.int64)) for s, m in zip(self._segments, masks, strict=True))
-        found = (masks, docs, total_len)
-        if shared:
-            with self._mask_lock:
-                self._mask_cache[key] = (allowed_ids, found)  # holding the array keeps its id unique
-                while len(self._mask_cache) > _MASK_CACHE:
-                    self._mask_cache.popitem(last=False)
-        return found
+        return masks, docs, total_len
 
     # -- files ----------------------------------------------------------------------------------
 

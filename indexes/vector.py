@@ -25,6 +25,8 @@ from typing import Literal
 import faiss
 import numpy as np
 
+from indexes.shared_sets import PerAllowedSet
+
 Kind = Literal["exact", "ivf"]
 EXACT_FILTER_LIMIT = 20_000  # allowed sets up to this size are searched exactly over their own vectors
 # queries x vectors scanned up to which a search stays on the calling thread (measured on 2 cores, one
@@ -33,13 +35,10 @@ SINGLE_THREAD_WORK = 250_000
 
 
 @contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """OpenMP's thread count is per calling thread: set for this search, then put back."""
+def _one_thread() -> Iterator[None]:
+    """OpenMP's thread count is per calling thread: one for this search, then put back."""
     before = faiss.omp_get_max_threads()
-    if n >= before:
-        yield
-        return
-    faiss.omp_set_num_threads(n)
+    faiss.omp_set_num_threads(1)
     try:
         yield
     finally:
@@ -55,7 +54,8 @@ def _selector(ids: np.ndarray) -> tuple[faiss.IDSelector, np.ndarray | None]:
     """FAISS's membership test for an allowed set: a bitmap of one bit per id up to the largest (one
     bit read per candidate; an `IDSelectorBatch` hash set of 100k ids cost about 2 ms to build on every
     search), or that hash set where ids are so sparse that the bitmap would be large. Returns the
-    selector and the array it reads, which must stay referenced until the search returns."""
+    selector and the array it reads, which must stay referenced while it is used. Computed once per
+    shared allowed set (indexes/shared_sets.py)."""
     ids = ids[ids >= 0]
     if not len(ids) or int(ids.max()) // 8 > 4 * ids.nbytes + (1 << 20):
         return faiss.IDSelectorBatch(ids), None
@@ -76,6 +76,7 @@ class FaissVectorIndex:
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.nprobe = nprobe
         self._ids: np.ndarray | None = None  # sorted ids of an IVF index, computed when first needed
+        self._selectors = PerAllowedSet(_selector, 16)
 
     @property
     def kind(self) -> Kind:
@@ -162,9 +163,9 @@ class FaissVectorIndex:
             params = faiss.SearchParametersIVF(nprobe=min(self.nlist, math.ceil(self.nprobe / share)))
             scanned = math.ceil(len(self) * params.nprobe / max(self.nlist, 1))
         if allowed is not None:
-            selector, _bits = _selector(allowed)  # both stay referenced until the search returns
+            selector, _bits = self._selectors.get(allowed)  # both stay referenced until the search returns
             params.sel = selector
-        with _threads(1 if len(queries) * scanned <= SINGLE_THREAD_WORK else faiss.omp_get_max_threads()):
+        with _one_thread() if len(queries) * scanned <= SINGLE_THREAD_WORK else contextlib.nullcontext():
             return self._index.search(queries, k, params=params)
 
     def _search_subset(self, queries: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
