@@ -231,10 +231,18 @@ def resolve_key(settings: Settings) -> bytes:
         )
     path = Path(settings.data_dir) / "audit.key"
     if not path.exists():
+        # written whole under a private name, then linked into place: two processes starting together
+        # (two APIs on one data folder) both get the one key, never a half-written or a second one
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "x", encoding="ascii") as f:
+        partial = path.with_name(f"audit.key.{os.getpid()}.tmp")
+        with open(partial, "w", encoding="ascii", opener=lambda p, flags: os.open(p, flags, 0o600)) as f:
             f.write(secrets.token_hex(32))
-        path.chmod(0o600)
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass  # another process linked its key first: that one is the key
+        finally:
+            partial.unlink(missing_ok=True)
     return path.read_text(encoding="ascii").strip().encode()
 
 

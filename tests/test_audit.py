@@ -359,3 +359,19 @@ def test_archiving_moves_old_records_out_and_is_itself_recorded(db, tmp_path):
     with pytest.raises(Exception, match="append-only"):
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM audit_records"))
+
+
+def test_processes_starting_together_in_development_share_one_generated_key(tmp_path):
+    """Two APIs on one data folder start at once: both must get the one key (a FileExistsError here
+    once stopped one of them)."""
+    import multiprocessing
+
+    from rag.audit import resolve_key as resolve
+    from rag.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, mode="development", audit_signing_key=None, _env_file=None)
+    with multiprocessing.get_context("fork").Pool(6) as pool:
+        keys = pool.map(resolve, [settings] * 12)
+    assert len(set(keys)) == 1 and len(keys[0]) == 64
+    assert (tmp_path / "audit.key").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["audit.key"]
