@@ -237,7 +237,7 @@ class BM25KeywordIndex:
         self._next = next_segment
         self._docs = sum(s.live for s in self._segments)
         self._avg_len = (sum(s.live_length for s in self._segments) / self._docs) if self._docs else 0.0
-        self._masks = PerAllowedSet(self._masks_for, _MASK_CACHE)
+        self._masks: PerAllowedSet[tuple[list[np.ndarray], int, int]] = PerAllowedSet(_MASK_CACHE)
         self.linkable: set[str] = set()  # segments whose files already exist in the source generation
         self._source: Path | None = None
 
@@ -306,7 +306,7 @@ class BM25KeywordIndex:
             docs, avg_len = self._docs, self._avg_len
             postings = [[s.postings(h) for h in unique] for s in self._segments]
         else:
-            masks, docs, total_len = self._masks.get(np.asarray(allowed_ids, dtype=np.int64))
+            masks, docs, total_len = self._masks.get(np.asarray(allowed_ids, dtype=np.int64), self._masks_for)
             if not docs:
                 return _NO_HITS
             avg_len = total_len / docs

@@ -20,22 +20,25 @@ T = TypeVar("T")
 
 
 class PerAllowedSet(Generic[T]):
-    def __init__(self, compute: Callable[[np.ndarray], T], size: int) -> None:
-        self._compute = compute
+    """`compute` is passed to each `get`, not kept: an index's bound method held here would make a
+    reference cycle, and a replaced generation's memory-mapped files would stay mapped until the
+    cycle collector ran."""
+
+    def __init__(self, size: int) -> None:
         self._size = size
         self._entries: OrderedDict[int, tuple[np.ndarray, T]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, allowed_ids: np.ndarray) -> T:
+    def get(self, allowed_ids: np.ndarray, compute: Callable[[np.ndarray], T]) -> T:
         if allowed_ids.flags.writeable:
-            return self._compute(allowed_ids)
+            return compute(allowed_ids)
         key = id(allowed_ids)
         with self._lock:
             cached = self._entries.get(key)
             if cached is not None and cached[0] is allowed_ids:
                 self._entries.move_to_end(key)
                 return cached[1]
-        value = self._compute(allowed_ids)
+        value = compute(allowed_ids)
         with self._lock:
             self._entries[key] = (allowed_ids, value)
             while len(self._entries) > self._size:

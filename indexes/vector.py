@@ -76,7 +76,7 @@ class FaissVectorIndex:
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.nprobe = nprobe
         self._ids: np.ndarray | None = None  # sorted ids of an IVF index, computed when first needed
-        self._selectors = PerAllowedSet(_selector, 16)
+        self._selectors: PerAllowedSet[tuple[faiss.IDSelector, np.ndarray | None]] = PerAllowedSet(16)
 
     @property
     def kind(self) -> Kind:
@@ -163,7 +163,7 @@ class FaissVectorIndex:
             params = faiss.SearchParametersIVF(nprobe=min(self.nlist, math.ceil(self.nprobe / share)))
             scanned = math.ceil(len(self) * params.nprobe / max(self.nlist, 1))
         if allowed is not None:
-            selector, _bits = self._selectors.get(allowed)  # both stay referenced until the search returns
+            selector, _bits = self._selectors.get(allowed, _selector)  # both stay referenced until the search returns
             params.sel = selector
         with _one_thread() if len(queries) * scanned <= SINGLE_THREAD_WORK else contextlib.nullcontext():
             return self._index.search(queries, k, params=params)
