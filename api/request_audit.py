@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import classify
 from api.metrics import Metrics
@@ -36,6 +37,9 @@ from rag.errors import (
     RequestTimeoutError,
 )
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from api.auth import Authenticator
 
 log = logging.getLogger(__name__)
 
@@ -101,53 +105,47 @@ def _client_id(given: str) -> str | None:
 def install(
     app: FastAPI, settings: Settings, audit_log: HashChainAuditLog, metrics: Metrics, limiter: FailureLimiter
 ) -> None:
-    authenticator = app.state.authenticator
     app.state.failure_limiter = limiter  # the web app's sign-in counts its failures here too
+    app.add_middleware(
+        RequestGate,
+        settings=settings,
+        audit_log=audit_log,
+        metrics=metrics,
+        limiter=limiter,
+        authenticator=app.state.authenticator,
+    )
 
-    async def admit(request: Request, entry: AuditEntry | None) -> Response | None:
-        """Authenticates and reads the body; returns the refusal, or None to go on."""
-        client = request.client.host if request.client else "unknown"
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-            return error_response(
-                request, 413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
-            )
-        try:
-            wait = limiter.retry_after(client)
-            if wait:
-                raise RateLimitedError("too many failed authentications from this address; retry later", wait)
-            principal = None
-            if not guard.is_public(request):  # the sign-in page: audited, but no credentials yet
-                authorization = request.headers.get("authorization")
-                session_id = request.cookies.get(guard.SESSION_COOKIE)
-                try:
-                    principal = await run_in_threadpool(authenticator.authenticate_request, authorization, session_id)
-                except AuthenticationError:
-                    if authorization is not None or session_id:  # a guess; a bare browser visit is none
-                        limiter.failed(client)
-                    raise
-        except RagError as exc:
-            if entry is not None:
-                prefix = await read_body(request, ANONYMOUS_BODY_BYTES, 1.0, truncate=True)
-                entry.question = question_from_prefix(prefix, ANONYMOUS_QUESTION_CHARS)
-            return for_error(request, exc)
-        request.state.principal = principal
-        try:
-            body = await read_body(request, MAX_BODY_BYTES, settings.request_read_timeout_s)
-            guard.check_origin_and_token(request, body, principal)  # CSRF: cookie-borne requests only
-        except RagError as exc:
-            return for_error(request, exc)
-        request._body = body  # replayed to the route by Starlette's middleware (see _CachedRequest)
-        if entry is not None:
-            entry.question = question_from_body(body)
-        return None
 
-    @app.middleware("http")
-    async def gate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+class RequestGate:
+    """Pure ASGI (no task and no memory stream per request, as Starlette's BaseHTTPMiddleware has):
+    the record is written when the response starts, before its first byte goes out."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        audit_log: HashChainAuditLog,
+        metrics: Metrics,
+        limiter: FailureLimiter,
+        authenticator: Authenticator,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.audit_log = audit_log
+        self.metrics = metrics
+        self.limiter = limiter
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         rid = uuid.uuid4().hex
+        request = Request(scope, receive)
         request.state.request_id = rid
         started = time.perf_counter()
-        path = request.url.path
+        path = scope["path"]
         entry = None
         if path not in UNAUDITED and not guard.is_static(path):
             entry = AuditEntry(request_id=rid, route=path[:200])
@@ -158,17 +156,81 @@ def install(
             if request.client:
                 entry.detail["client"] = request.client.host
             request.state.audit = entry
-            response = await admit(request, entry)
-        else:
-            response = None
-        if response is None:
-            try:
-                response = await call_next(request)
-            except Exception as exc:  # noqa: BLE001 - an unhandled error still gets its record and one format
-                log.error("unhandled %s on %s (request %s)", type(exc).__name__, path, rid)
-                response = error_response(request, 500, "internal_error", "internal error")
-        route = request.scope.get("route")
-        template = getattr(route, "path", None)
+            body = await self._admit(request, entry)
+            if isinstance(body, Response):
+                await self._respond(request, body, entry, started, send)
+                return
+            receive = _replay(body, receive)
+        sent = False
+        withheld = False
+
+        async def send_audited(message: Message) -> None:
+            nonlocal sent, withheld
+            if message["type"] == "http.response.start":
+                sent = True
+                failure = await self._finish(request, entry, message["status"], started)
+                if failure is not None:  # the record could not be written: the answer is withheld
+                    withheld = True
+                    await self._send(request, failure, send)
+                    return
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode())]
+            elif withheld:
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_audited)
+        except Exception as exc:  # noqa: BLE001 - an unhandled error still gets its record and one format
+            log.error("unhandled %s on %s (request %s)", type(exc).__name__, path, rid)
+            if sent:
+                return  # the record is written and the response begun: the connection is cut short
+            await self._respond(
+                request, error_response(request, 500, "internal_error", "internal error"), entry, started, send
+            )
+
+    async def _admit(self, request: Request, entry: AuditEntry) -> bytes | Response:
+        """Authenticates and reads the body; returns the body, or the refusal."""
+        client = request.client.host if request.client else "unknown"
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            return error_response(
+                request, 413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+            )
+        try:
+            wait = self.limiter.retry_after(client)
+            if wait:
+                raise RateLimitedError("too many failed authentications from this address; retry later", wait)
+            principal = None
+            if not guard.is_public(request):  # the sign-in page: audited, but no credentials yet
+                authorization = request.headers.get("authorization")
+                session_id = request.cookies.get(guard.SESSION_COOKIE)
+                try:
+                    principal = await run_in_threadpool(
+                        self.authenticator.authenticate_request, authorization, session_id
+                    )
+                except AuthenticationError:
+                    if authorization is not None or session_id:  # a guess; a bare browser visit is none
+                        self.limiter.failed(client)
+                    raise
+        except RagError as exc:
+            prefix = await read_body(request, ANONYMOUS_BODY_BYTES, 1.0, truncate=True)
+            entry.question = question_from_prefix(prefix, ANONYMOUS_QUESTION_CHARS)
+            return for_error(request, exc)
+        request.state.principal = principal
+        try:
+            body = await read_body(request, MAX_BODY_BYTES, self.settings.request_read_timeout_s)
+            guard.check_origin_and_token(request, body, principal)  # CSRF: cookie-borne requests only
+        except RagError as exc:
+            return for_error(request, exc)
+        entry.question = question_from_body(body)
+        return body
+
+    async def _finish(
+        self, request: Request, entry: AuditEntry | None, status: int, started: float
+    ) -> JSONResponse | None:
+        """Completes and writes the record; returns the 503 to send instead when it could not be written."""
+        failure = None
+        template = getattr(request.scope.get("route"), "path", None)
         if entry is not None:
             principal = getattr(request.state, "principal", None)
             if principal is not None:
@@ -176,17 +238,46 @@ def install(
                 entry.detail["via"] = principal.via
                 if principal.key_id is not None:
                     entry.detail["key_id"] = principal.key_id
-            if template is not None and template != path:
+            if template is not None and template != request.url.path:
                 entry.route = template  # /v1/users/{name}: filterable; the concrete path is kept beside it
-                entry.detail["path"] = path[:1000]
-            entry.status = response.status_code
+                entry.detail["path"] = request.url.path[:1000]
+            entry.status = status
             entry.latency_ms = (time.perf_counter() - started) * 1000
             try:
-                await run_in_threadpool(audit_log.append, entry)
+                await run_in_threadpool(self.audit_log.append, entry)
             except AuditUnavailableError as exc:
-                log.error("audit write failed for request %s: %s", rid, type(exc.__cause__).__name__)
-                response = error_response(request, 503, "audit_unavailable", str(exc))
-        metrics.requests.labels(template or "unmatched", request.method, str(response.status_code)).inc()
-        metrics.latency.labels(template or "unmatched").observe(time.perf_counter() - started)
-        response.headers["x-request-id"] = rid
-        return response
+                log.error(
+                    "audit write failed for request %s: %s", request.state.request_id, type(exc.__cause__).__name__
+                )
+                failure = error_response(request, 503, "audit_unavailable", str(exc))
+        sent_status = status if failure is None else failure.status_code
+        self.metrics.requests.labels(template or "unmatched", request.method, str(sent_status)).inc()
+        self.metrics.latency.labels(template or "unmatched").observe(time.perf_counter() - started)
+        return failure
+
+    async def _respond(
+        self, request: Request, response: Response, entry: AuditEntry | None, started: float, send: Send
+    ) -> None:
+        """The gate's own response (a refusal or a 500): recorded, then sent."""
+        failure = await self._finish(request, entry, response.status_code, started)
+        await self._send(request, failure or response, send)
+
+    @staticmethod
+    async def _send(request: Request, response: Response, send: Send) -> None:
+        response.headers["x-request-id"] = request.state.request_id
+        await response(request.scope, request.receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body the gate read, handed to the route as one message; then the connection's own
+    messages (a disconnect), which streaming responses listen for."""
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

@@ -104,6 +104,29 @@ def test_no_answer_leaves_when_its_record_cannot_be_written(app_and_keys, db, se
     assert r.status_code == 503 and "45 EUR" not in r.text
 
 
+def test_an_unhandled_error_is_one_500_with_its_record_and_no_internals(app_and_keys, db, monkeypatch):
+    app, keys = app_and_keys
+    secret = "connection string postgresql://svc:hunter2@db"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(secret)
+
+    monkeypatch.setattr(app.state.services.answerer, "stream", broken)
+    client = TestClient(app, raise_server_exceptions=False)
+    for body in ({"question": "meal allowance?"}, {"question": "meal allowance?", "stream": True}):
+        before = len(_records(db))
+        r = client.post("/v1/query", json=body, headers=bearer(keys["employee"]))
+        assert r.status_code == 500 and r.json() == {
+            "error": {"code": "internal_error", "message": "internal error"},
+            "request_id": r.headers["x-request-id"],
+        }
+        assert secret not in r.text
+        records = _records(db)
+        assert len(records) == before + 1
+        assert (records[-1].status, records[-1].request_id) == (500, r.headers["x-request-id"])
+        assert records[-1].detail["error"] == "internal_error" and records[-1].principal == "employee1"
+
+
 def test_the_database_refuses_to_change_or_delete_audit_rows(app_and_keys, db):
     app, keys = app_and_keys
     TestClient(app).post("/v1/search", json={"query": "x"}, headers=bearer(keys["employee"]))

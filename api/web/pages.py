@@ -8,11 +8,12 @@ real status) when a refusal reaches here; a browser asking for a page then gets 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.web.guard import SESSION_COOKIE, SIGNIN, is_static
 from rag.auth.principal import Principal
@@ -65,27 +66,59 @@ def wants_page(request: Request) -> bool:
 
 
 def install(app: FastAPI, templates: Jinja2Templates) -> None:
-    @app.middleware("http")
-    async def pages(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        is_json = response.headers.get("content-type", "").startswith("application/json")
-        if response.status_code >= 400 and is_json and wants_page(request):
-            response = await _as_page(request, response, templates)
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
-        if not is_static(request.url.path):  # no page or passage survives sign-out in a cache
-            response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(PageGuard, templates=templates)
 
 
-async def _as_page(request: Request, response: Response, templates: Jinja2Templates) -> Response:
-    body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+class PageGuard:
+    """Pure ASGI: sets the headers on the response's start message, and holds back only a JSON
+    error that a browser's page navigation is about to receive, to send a page in its place."""
+
+    def __init__(self, app: ASGIApp, *, templates: Jinja2Templates) -> None:
+        self.app = app
+        self.templates = templates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        static = is_static(scope["path"])
+        held: Message | None = None  # the start of a JSON error to be shown as a page
+        body: list[bytes] = []
+
+        async def guarded(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                is_json = headers.get("content-type", "").startswith("application/json")
+                if message["status"] >= 400 and is_json and wants_page(request):
+                    held = message
+                    return
+                for name, value in HEADERS.items():
+                    headers.setdefault(name, value)
+                if not static:  # no page or passage survives sign-out in a cache
+                    headers["Cache-Control"] = "no-store"
+            elif held is not None and message["type"] == "http.response.body":
+                body.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                start, held = held, None
+                page = _as_page(request, start, b"".join(body), self.templates)
+                await page(scope, receive, guarded)
+                return
+            await send(message)
+
+        await self.app(scope, receive, guarded)
+
+
+def _as_page(request: Request, start: Message, body: bytes, templates: Jinja2Templates) -> Response:
+    headers = Headers(raw=start["headers"])
     try:
         error = json.loads(body)
         message, request_id = error["error"]["message"], error["request_id"]
     except (ValueError, KeyError, TypeError):
-        message, request_id = "the request failed", response.headers.get("x-request-id", "")
-    status = response.status_code
+        message, request_id = "the request failed", headers.get("x-request-id", "")
+    status = start["status"]
     if status == 401:
         page: Response = RedirectResponse(SIGNIN, status_code=303)
     else:
@@ -101,6 +134,6 @@ async def _as_page(request: Request, response: Response, templates: Jinja2Templa
             },
             status_code=status,
         )
-    if "x-request-id" in response.headers:
-        page.headers["x-request-id"] = response.headers["x-request-id"]
+    if "x-request-id" in headers:
+        page.headers["x-request-id"] = headers["x-request-id"]
     return page
