@@ -7,13 +7,14 @@ import hmac
 from collections.abc import Callable
 
 from fastapi import Depends, Request
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from rag.auth import sessions
 from rag.auth.keys import PREFIX, find_key
 from rag.auth.oidc import OidcVerifier
 from rag.auth.principal import Principal
-from rag.db.models import utcnow
+from rag.db.models import ApiKey, utcnow
 from rag.errors import AuthenticationError, PermissionDeniedError
 from rag.settings import Settings
 
@@ -23,6 +24,7 @@ _LAST_USED_EVERY = dt.timedelta(seconds=60)
 class Authenticator:
     def __init__(self, settings: Settings, factory: sessionmaker[Session]) -> None:
         self.factory = factory
+        self.engine = factory.kw["bind"]
         self.oidc = OidcVerifier.from_settings(settings)
         self.bootstrap = settings.admin_api_key.get_secret_value().encode() if settings.admin_api_key else None
         self.session_idle_s = settings.session_idle_timeout_s
@@ -56,27 +58,26 @@ class Authenticator:
         raise AuthenticationError("invalid credentials")
 
     def _api_key(self, token: str) -> Principal:
-        with self.factory() as session:
-            key = find_key(session, token)
-            if key is None or key.user.disabled:
+        with self.engine.connect() as conn:
+            key = find_key(conn, token)
+            if key is None or key.disabled:
                 raise AuthenticationError("invalid or revoked API key")
-            user = key.user
             now = utcnow()
             last = key.last_used_at
             if last is not None and last.tzinfo is None:
                 last = last.replace(tzinfo=dt.UTC)
             if last is None or now - last > _LAST_USED_EVERY:
-                key.last_used_at = now
-                session.commit()
-            # groups come from the database on every request: a removed membership counts at once
-            return Principal(
-                name=user.name,
-                role=user.role,
-                groups=tuple(sorted(g.name for g in user.groups)),
-                via="api_key",
-                user_id=user.id,
-                key_id=key.id,
-            )
+                conn.execute(update(ApiKey).where(ApiKey.id == key.key_id).values(last_used_at=now))
+                conn.commit()
+        # groups come from the database on every request: a removed membership counts at once
+        return Principal(
+            name=key.name,
+            role=key.role,
+            groups=key.groups,
+            via="api_key",
+            user_id=key.user_id,
+            key_id=key.key_id,
+        )
 
 
 def require(capability: str) -> Callable[[Request], Principal]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -52,6 +52,7 @@ HASHED_FIELDS = (
     "prev_hash",
 )
 _PG_LOCK = 0x5241_4741  # advisory lock id serialising appends across processes
+_HEAD = select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
 SQLITE_NO_DELETE = (
     "CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records "
     "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only (DELETE refused)'); END"
@@ -251,22 +252,22 @@ class HashChainAuditLog:
 
     def __init__(self, factory: sessionmaker[Session], key: bytes) -> None:
         self.factory = factory
+        self.engine = factory.kw["bind"]
         self.key = key
         self._lock = threading.Lock()
 
     def mac(self, digest: str) -> str:
         return hmac.new(self.key, digest.encode(), hashlib.sha256).hexdigest()
 
-    def append(self, entry: AuditEntry) -> AuditRecord:
-        """Writes one chained record; raises AuditUnavailableError when it cannot."""
+    def append(self, entry: AuditEntry) -> None:
+        """Writes one chained record; raises AuditUnavailableError when it cannot. Core statements on
+        a plain connection, no ORM unit of work: this runs once per request, before its response."""
         for _attempt in range(5):
             try:
-                with self._lock, self.factory() as session:
-                    if session.get_bind().dialect.name == "postgresql":
-                        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
-                    head = session.execute(
-                        select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
-                    ).first()
+                with self._lock, self.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+                    head = conn.execute(_HEAD).first()
                     values = {
                         "seq": (head.seq + 1) if head else 1,
                         "kind": entry.kind,
@@ -284,10 +285,8 @@ class HashChainAuditLog:
                         "prev_hash": head.hash if head else GENESIS,
                     }
                     digest = hashlib.sha256(canonical(values)).hexdigest()
-                    record = AuditRecord(**values, hash=digest, mac=self.mac(digest))
-                    session.add(record)
-                    session.commit()
-                    return record
+                    conn.execute(insert(AuditRecord), [{**values, "hash": digest, "mac": self.mac(digest)}])
+                return
             except IntegrityError:
                 continue  # another process appended the same seq first (SQLite across processes): retry
             except Exception as exc:
