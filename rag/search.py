@@ -73,6 +73,11 @@ class GenerationEmbedders(Protocol):
     def for_manifest(self, manifest: Manifest) -> Embedder: ...
 
 
+# what a cached allowed set is keyed by (see Searcher.allowed_chunk_ids): built once, run on the
+# session's connection (no ORM result handling on every restricted search)
+_STAMP = select(select(func.max(Chunk.id)).scalar_subquery(), select(func.max(Document.updated_at)).scalar_subquery())
+
+
 class Searcher:
     def __init__(
         self,
@@ -101,23 +106,19 @@ class Searcher:
     ) -> np.ndarray | None:
         """None when nothing restricts the search; otherwise the chunk ids both searches may return.
 
-        Cached per (scope, filters) and keyed by the documents' state (count and newest change,
-        bumped by every ingest and every access change), so a change applies on the next request
-        while unchanged corpora skip a query that returns every readable chunk id."""
+        Cached per (scope, filters) and keyed by the newest chunk id and the newest document change
+        (bumped by every ingest and every access change), so a change applies on the next request
+        while unchanged corpora skip a query that returns every readable chunk id. Both are one index
+        lookup. A deletion needs no new key: chunk ids are never reused (AUTOINCREMENT, a sequence
+        on PostgreSQL), so a deleted document leaves only dead ids in a cached set, and every passage
+        is checked against access again when it is read."""
         if filters.is_empty() and allowed_document_ids is None and access is None:
             return None
         key = None
         if allowed_document_ids is None:
-            # two scalar subqueries: together in one SELECT, SQLite scanned the table for both (10.9 ms
-            # at 51k documents); apart, count(*) reads the smallest index and max() one index entry
-            stamp = tuple(
-                session.execute(
-                    select(
-                        select(func.count()).select_from(Document).scalar_subquery(),
-                        select(func.max(Document.updated_at)).scalar_subquery(),
-                    )
-                ).one()
-            )
+            # count(*) here read the whole documents table on every restricted search (1.7 ms at 52k
+            # documents); max() of an indexed column reads one index entry
+            stamp = tuple(session.connection().execute(_STAMP).one())
             key = (access, filters, stamp)
             with self._allowed_lock:
                 if key in self._allowed:
