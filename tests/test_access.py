@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import subprocess
 import sys
+import time
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from api.app import create_app
+from rag.db.models import Document
 
 from .helpers import bearer, make_user, run_job
 
+LIVE_CHECK_S = 1.1
 GROUPS = ["hr", "finance", "legal", "engineering"]
 SYLLABLES = ["zor", "vex", "qua", "lin", "dro", "mek", "tas", "pli", "rku", "fen", "gab", "wix", "yol", "bra"]
 
@@ -119,6 +124,39 @@ def test_access_changes_apply_on_the_next_request_without_reembedding(settings, 
     top = client.post("/v1/search", json=query, headers=hr).json()["results"][0]
     assert top["path"].endswith(name) and top["label"] == "confidential"
     assert fake_embedder.calls == calls + 1, "only the query was embedded; the document was not"
+
+
+def test_an_employee_finds_new_documents_at_once_and_deleted_ones_never(settings, db, fake_embedder, corpus, tmp_path):
+    """The cached allowed set is keyed by the newest chunk id and document change: a document written
+    by a worker whose clock is behind still counts at once, and a deletion leaves nothing findable."""
+    _, factory = db
+    client = _client(settings, fake_embedder)
+    hr = bearer(make_user(settings, "hana", groups=["hr"]))
+    name, (_, phrase) = next((n, v) for n, v in corpus.items() if v[0] == "hr")
+    assert (
+        client.post("/v1/search", json={"query": phrase, "top_k": 3}, headers=hr)
+        .json()["results"][0]["path"]
+        .endswith(name)
+    )  # the allowed set is now cached
+    late = tmp_path / "drive" / "late"
+    late.mkdir()
+    (late / "late.txt").write_text("Late memo. The internal code is quorvex plindro 7311 for the hr team.\n")
+    run_job(settings, db, fake_embedder, late, collection="drive", groups=["hr"])
+    with factory() as session:  # written as if by a worker whose clock is a day behind
+        session.execute(
+            update(Document)
+            .values(updated_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+            .where(Document.path.endswith("late.txt"))
+        )
+        session.commit()
+    time.sleep(LIVE_CHECK_S)  # the API looks for a new index generation once a second
+    found = client.post("/v1/search", json={"query": "quorvex plindro 7311", "top_k": 3}, headers=hr).json()
+    assert found["results"] and found["results"][0]["path"].endswith("late.txt")
+    (late / "late.txt").unlink()
+    run_job(settings, db, fake_embedder, late, collection="drive", groups=["hr"])
+    time.sleep(LIVE_CHECK_S)
+    after = client.post("/v1/search", json={"query": "quorvex plindro 7311", "top_k": 10}, headers=hr).json()
+    assert after["results"] and not any(r["path"].endswith("late.txt") for r in after["results"])
 
 
 def test_rag_ask_as_a_user_reads_only_their_documents(settings, corpus, cli_env, db):

@@ -240,6 +240,9 @@ def test_kill_during_reembedding_resumes_to_the_same_result(
     assert len(ids) > 4 * FILL_BATCH
 
     cmd = [sys.executable, "-m", "cli", "models", "promote", str(model_id), "--force", "--json"]
+    # one fixed embedder path for both runs and the check below: which path the calibration picks
+    # varies with the CPU and with timing noise (onnx-int8 here, bfloat16 in the test process before)
+    cli_env = {**cli_env, "RAG_EMBED_DTYPE": "float32"}
     proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     killed = False
@@ -268,7 +271,7 @@ def test_kill_during_reembedding_resumes_to_the_same_result(
     # the same vectors as one uninterrupted run: the candidate over the same fixed batches
     from rag.embedder import SentenceTransformerEmbedder
 
-    candidate = SentenceTransformerEmbedder(str(settings.models_dir / "embedders" / "perturbed"))
+    candidate = SentenceTransformerEmbedder(str(settings.models_dir / "embedders" / "perturbed"), dtype="float32")
     with factory() as session:
         text_of = dict(session.execute(select(Chunk.id, Chunk.text)).all())
         stored = dict(
