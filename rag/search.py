@@ -103,15 +103,19 @@ class Searcher:
         filters: SearchFilters,
         allowed_document_ids: set[int] | None,
         access: AccessScope | None = None,
+        generation: int | None = None,
     ) -> np.ndarray | None:
         """None when nothing restricts the search; otherwise the chunk ids both searches may return.
 
-        Cached per (scope, filters) and keyed by the newest chunk id and the newest document change
-        (bumped by every ingest and every access change), so a change applies on the next request
-        while unchanged corpora skip a query that returns every readable chunk id. Both are one index
-        lookup. A deletion needs no new key: chunk ids are never reused (AUTOINCREMENT, a sequence
-        on PostgreSQL), so a deleted document leaves only dead ids in a cached set, and every passage
-        is checked against access again when it is read."""
+        Cached per (scope, filters) and keyed by the newest chunk id, the newest document change
+        (bumped by every ingest and every access change) and the index generation searched, so a
+        change applies on the next request while unchanged corpora skip a query that returns every
+        readable chunk id. The first two are one index lookup each. The generation covers chunks a
+        slower concurrent ingest committed below the newest id (PostgreSQL hands out sequence
+        numbers before commit): they become searchable only with a generation published after
+        their commit. A deletion needs no new key: chunk ids are never reused (AUTOINCREMENT, a
+        sequence on PostgreSQL), so a deleted document leaves only dead ids in a cached set, and
+        every passage is checked against access again when it is read."""
         if filters.is_empty() and allowed_document_ids is None and access is None:
             return None
         key = None
@@ -119,7 +123,7 @@ class Searcher:
             # count(*) here read the whole documents table on every restricted search (1.7 ms at 52k
             # documents); max() of an indexed column reads one index entry
             stamp = tuple(session.connection().execute(_STAMP).one())
-            key = (access, filters, stamp)
+            key = (access, filters, stamp, generation)
             with self._allowed_lock:
                 if key in self._allowed:
                     self._allowed.move_to_end(key)
@@ -168,7 +172,9 @@ class Searcher:
         embedder = self.models.for_manifest(snapshot.manifest) if self.models is not None else self.embedder
         retriever = HybridRetriever(embedder, snapshot.vector, snapshot.keyword, self.fusion)
         with self.factory() as session:
-            allowed = self.allowed_chunk_ids(session, filters or SearchFilters(), allowed_document_ids, access)
+            allowed = self.allowed_chunk_ids(
+                session, filters or SearchFilters(), allowed_document_ids, access, snapshot.manifest.generation
+            )
             t0 = time.perf_counter()
             vector = embed_query(embedder, query) if mode != "bm25" else None
             t1 = time.perf_counter()

@@ -39,19 +39,16 @@ class KeyHolder:
     groups: tuple[str, ...]
 
 
-_CANDIDATES = (
-    select(
-        ApiKey.id,
-        ApiKey.key_hash,
-        ApiKey.revoked_at,
-        ApiKey.last_used_at,
-        User.id.label("user_id"),
-        User.name,
-        User.role,
-    )
-    .add_columns(User.disabled)
-    .join(User, User.id == ApiKey.user_id)
-)
+_CANDIDATES = select(
+    ApiKey.id,
+    ApiKey.key_hash,
+    ApiKey.revoked_at,
+    ApiKey.last_used_at,
+    User.id.label("user_id"),
+    User.name,
+    User.role,
+    User.disabled,
+).join(User, User.id == ApiKey.user_id)
 
 
 def find_key(conn: Connection | Session, plaintext: str) -> KeyHolder | None:
