@@ -127,8 +127,9 @@ def test_access_changes_apply_on_the_next_request_without_reembedding(settings, 
 
 
 def test_an_employee_finds_new_documents_at_once_and_deleted_ones_never(settings, db, fake_embedder, corpus, tmp_path):
-    """The cached allowed set is keyed by the newest chunk id and document change: a document written
-    by a worker whose clock is behind still counts at once, and a deletion leaves nothing findable."""
+    """The cached allowed set is keyed by the newest chunk id, document change and index generation: a
+    document written by a worker whose clock is behind still counts at once, and a deletion leaves
+    nothing findable."""
     _, factory = db
     client = _client(settings, fake_embedder)
     hr = bearer(make_user(settings, "hana", groups=["hr"]))
