@@ -8,7 +8,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from rag.db.models import ApiKey, Group, User, user_groups
@@ -51,7 +51,14 @@ _CANDIDATES = select(
 ).join(User, User.id == ApiKey.user_id)
 
 
-def find_key(conn: Connection | Session, plaintext: str) -> KeyHolder | None:
+_GROUPS = (
+    select(Group.name)
+    .join(user_groups, user_groups.c.group_id == Group.id)
+    .where(user_groups.c.user_id == bindparam("user_id"))
+)
+
+
+def find_key(conn: Connection, plaintext: str) -> KeyHolder | None:
     """The live key matching `plaintext`, or None. Every candidate is compared in constant time.
     Two Core statements, no ORM objects: this runs on every request."""
     if not plaintext.startswith(PREFIX) or len(plaintext) > 200:
@@ -63,11 +70,7 @@ def find_key(conn: Connection | Session, plaintext: str) -> KeyHolder | None:
             match = candidate
     if match is None:
         return None
-    groups = conn.execute(
-        select(Group.name)
-        .join(user_groups, user_groups.c.group_id == Group.id)
-        .where(user_groups.c.user_id == match.user_id)
-    ).scalars()
+    groups = conn.execute(_GROUPS, {"user_id": match.user_id}).scalars()
     return KeyHolder(
         key_id=match.id,
         user_id=match.user_id,
